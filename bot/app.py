@@ -1,0 +1,57 @@
+"""Assembling kindbot from settings: database, dialogs, engine. Shared by every adapter."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import datetime
+
+from bot.config import Settings
+from bot.engine.catalog import Catalog
+from bot.engine.runner import CORE_ACTIONS, Engine
+from storage.crypto import Cipher, load_or_create_key
+from storage.db import Database
+from storage.models import utcnow
+
+
+@dataclass
+class App:
+    settings: Settings
+    db: Database
+    catalog: Catalog
+    engine: Engine
+
+
+def configure_logging(level: str) -> None:
+    """Log format and level; called by the command line only, never at import."""
+    logging.basicConfig(level=level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("httpx", "transitions", "alembic.runtime.migration"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def load_catalog(settings: Settings) -> Catalog:
+    return Catalog.load(settings.dialogs_dir, default=settings.default_locale,
+                        actions=known_actions())
+
+
+def known_actions() -> set[str]:
+    return set(CORE_ACTIONS)
+
+
+@asynccontextmanager
+async def open_app(settings: Settings, *, clock: Callable[[], datetime] = utcnow,
+                   schema: str | None = None) -> AsyncIterator[App]:
+    """Open the database (migrating it), load and validate dialogs, build the engine."""
+    catalog = load_catalog(settings)
+    key = load_or_create_key(settings.encryption_key, settings.key_file)
+    db = await Database.open(settings.resolved_database_url(), Cipher.from_string(key),
+                             schema=schema)
+    try:
+        engine = Engine(catalog, db, clock=clock, max_text_chars=settings.max_text_chars)
+        engine.actions.update(CORE_ACTIONS)
+        yield App(settings, db, catalog, engine)
+    finally:
+        await db.close()

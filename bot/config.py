@@ -1,0 +1,37 @@
+"""Typed settings, read from the environment and `.env` (see `.env.example`).
+
+Settings are built explicitly (never at import time) so tests can make their own.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    """Everything an operator can configure; each field is documented in `.env.example`."""
+
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    data_dir: Path = Path("data")
+    database_url: str | None = None
+    dialogs_dir: Path = REPO_ROOT / "dialogs"
+    default_locale: str = "en"
+    encryption_key: str | None = None
+    log_level: str = "INFO"
+    max_text_chars: int = Field(default=1000, ge=50, le=4000)
+
+    def resolved_database_url(self) -> str:
+        """The database to use: `DATABASE_URL`, else a SQLite file in the data directory."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{self.data_dir / 'kindbot.db'}"
+
+    @property
+    def key_file(self) -> Path:
+        return self.data_dir / "kindbot.key"

@@ -1,0 +1,89 @@
+"""The terminal adapter: the same engine and storage, one line of input per message.
+
+When standard input is not a terminal (a pipe, a file), it reads one input per line and
+writes plain output, so a whole conversation can be scripted; end of input exits cleanly
+(state was already saved after each step).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from typing import TextIO
+
+from bot.engine.events import (
+    ChoiceMade,
+    DialogEnded,
+    Document,
+    Event,
+    Image,
+    Message,
+    Output,
+    Pause,
+    Text,
+    UserRef,
+)
+from bot.engine.runner import Engine, _match_choice
+
+
+class Console:
+    """Renders outputs as text; numbered lists for choices; a hint for scales."""
+
+    def __init__(self, engine: Engine, user: str, out: TextIO, *, interactive: bool) -> None:
+        self.engine = engine
+        self.ref = UserRef(channel="console", external_id=user, locale=None)
+        self.out = out
+        self.interactive = interactive
+        self.pending: Message | None = None
+
+    def to_event(self, line: str) -> Event:
+        """A number or label answers the choices just shown; anything else is text."""
+        if self.pending is not None and self.pending.options and not line.startswith("/"):
+            value = _match_choice(line, self.pending.options)
+            if value is not None:
+                return ChoiceMade(value, self.pending.step)
+        return Text(line)
+
+    async def render(self, outputs: list[Output]) -> None:
+        for output in outputs:
+            if isinstance(output, Message):
+                self.out.write(f"kindbot: {output.text}\n")
+                for index, option in enumerate(output.options, start=1):
+                    self.out.write(f"  {index}. {option.label}\n")
+                if output.scale is not None:
+                    self.out.write(f"  ({output.scale.low}–{output.scale.high})\n")
+                if output.options or output.scale:
+                    self.pending = output
+                self.out.write("\n")
+            elif isinstance(output, Pause):
+                if self.interactive:
+                    await asyncio.sleep(output.seconds)
+            elif isinstance(output, Image | Document):
+                self.out.write(f"kindbot: [{output.filename}] {output.caption}\n\n")
+            elif isinstance(output, DialogEnded):
+                pass
+        self.out.flush()
+
+    async def send(self, line: str) -> None:
+        event = self.to_event(line)
+        self.pending = None
+        await self.render(await self.engine.handle(self.ref, event))
+
+    async def run(self, source: TextIO) -> None:
+        if self.interactive:
+            self.out.write("kindbot (terminal). Type /help for commands, Ctrl-D to leave.\n\n")
+            await self.send("/start")
+        loop = asyncio.get_running_loop()
+        while True:
+            if self.interactive:
+                self.out.write("you: ")
+                self.out.flush()
+            line = await loop.run_in_executor(None, source.readline)
+            if not line:
+                break
+            await self.send(line.rstrip("\r\n"))
+
+
+async def chat(engine: Engine, user: str) -> None:
+    console = Console(engine, user, sys.stdout, interactive=sys.stdin.isatty())
+    await console.run(sys.stdin)

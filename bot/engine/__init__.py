@@ -1,0 +1,1 @@
+"""The dialog engine: knows dialogs, users and storage, and nothing about Telegram."""

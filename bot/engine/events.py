@@ -1,0 +1,127 @@
+"""Input events an adapter hands to the engine, and outputs the engine hands back.
+
+Adapters (Telegram, terminal) translate their world into these and render the outputs as
+they see fit: buttons or a numbered list, an image or a file path.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, slots=True)
+class Text:
+    """Free text the person typed."""
+
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class ChoiceMade:
+    """A button pressed; `step` ties it to the prompt that offered it (None: the current one)."""
+
+    value: str
+    step: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    """A slash command, without the slash, lower-cased."""
+
+    name: str
+    args: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Reminder:
+    """A scheduled reminder fired for this person."""
+
+    kind: str
+
+
+@dataclass(frozen=True, slots=True)
+class Unsupported:
+    """Something the adapter cannot turn into text: a photo, a sticker, a voice note."""
+
+    kind: str
+
+
+Event = Text | ChoiceMade | Command | Reminder | Unsupported
+
+
+@dataclass(frozen=True, slots=True)
+class Option:
+    """One offered choice."""
+
+    value: str
+    label: str
+
+
+@dataclass(frozen=True, slots=True)
+class Scale:
+    """A numeric rating the person is asked for (inclusive bounds)."""
+
+    low: int = 0
+    high: int = 10
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """Text to show, optionally with choices or a scale bound to the dialog step `step`."""
+
+    text: str
+    options: tuple[Option, ...] = ()
+    scale: Scale | None = None
+    step: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Image:
+    """A picture, such as a progress chart (PNG bytes)."""
+
+    data: bytes
+    filename: str
+    caption: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Document:
+    """A file to hand over, such as an export."""
+
+    data: bytes
+    filename: str
+    caption: str = ""
+    mime_type: str = "application/octet-stream"
+
+
+@dataclass(frozen=True, slots=True)
+class Pause:
+    """Wait before the next output (paced exercises); adapters must not block other users."""
+
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class DialogEnded:
+    """A dialog reached its end."""
+
+    dialog: str
+    completed: bool = True
+
+
+Output = Message | Image | Document | Pause | DialogEnded
+
+
+@dataclass(frozen=True, slots=True)
+class UserRef:
+    """Who an event comes from, as the adapter knows them."""
+
+    channel: str
+    external_id: str
+    locale: str | None = None
+    language_tag: str | None = None
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        return f"{self.channel}:{self.external_id}"

@@ -1,0 +1,568 @@
+"""The runner: one input event for one person in, a list of outputs out.
+
+Per event: lock the person's conversation row, restore their frames, run the safety
+interceptors (free text only), then the command, choice or answer, save, commit. Everything
+a person could type wrong is answered gently and leaves their state unchanged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import traceback
+import unicodedata
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.engine.catalog import Catalog, Locale
+from bot.engine.events import (
+    ChoiceMade,
+    Command,
+    DialogEnded,
+    Event,
+    Message,
+    Option,
+    Output,
+    Pause,
+    Reminder,
+    Scale,
+    Text,
+    Unsupported,
+    UserRef,
+)
+from bot.engine.machine import DialogMachine, Position
+from bot.engine.schema import StateSpec
+from bot.engine.texts import fill, pick
+from storage import repo
+from storage.db import Database
+from storage.models import Conversation, User, utcnow
+
+log = logging.getLogger(__name__)
+
+STOP_WORDS = frozenset({"stop", "cancel", "quit", "exit", "/stop"})
+NUMBER_WORDS = {
+    "zero": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7,
+    "eight": 8, "nine": 9, "ten": 10,
+}
+_SCALE = re.compile(r"^\s*(\d{1,2})\s*(?:/\s*10|out of 10)?\s*[.!]?\s*$", re.IGNORECASE)
+_INVISIBLE = re.compile(r"[\u200b-\u200f\u202a-\u202e\u2060-\u2064\ufeff]")
+MAX_AUTO_STEPS = 100
+
+
+@dataclass
+class Frame:
+    """One running dialog in a person's conversation."""
+
+    dialog: str
+    state: str
+    run: int = 0
+    answers: dict[str, Any] = field(default_factory=dict)
+    params: dict[str, Any] = field(default_factory=dict)
+    entry_id: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"dialog": self.dialog, "state": self.state, "run": self.run,
+                "answers": self.answers, "params": self.params, "entry_id": self.entry_id}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Frame:
+        return cls(dialog=data["dialog"], state=data["state"], run=data.get("run", 0),
+                   answers=dict(data.get("answers", {})), params=dict(data.get("params", {})),
+                   entry_id=data.get("entry_id"))
+
+
+Action = Callable[["Turn", Frame], Awaitable[None]]
+CommandHandler = Callable[["Turn", str], Awaitable[None]]
+Interceptor = Callable[["Turn", str], Awaitable[bool]]
+ReminderHandler = Callable[["Turn", Reminder], Awaitable[None]]
+
+
+def clean_text(text: str) -> str:
+    """Normalize what a person typed: NFC, no invisible direction marks, trimmed."""
+    text = unicodedata.normalize("NFC", text)
+    text = _INVISIBLE.sub("", text)
+    text = "".join(ch for ch in text if ch in "\n\t" or unicodedata.category(ch) != "Cc")
+    return text.strip()
+
+
+def parse_scale(text: str, scale: Scale) -> int | None:
+    """A rating typed as `7`, `7/10`, `7 out of 10` or `seven`; None if it is not one."""
+    word = text.strip().strip(".!").lower()
+    if word in NUMBER_WORDS:
+        value = NUMBER_WORDS[word]
+    else:
+        match = _SCALE.match(text)
+        if not match:
+            return None
+        value = int(match.group(1))
+    return value if scale.low <= value <= scale.high else None
+
+
+class Turn:
+    """Everything one event works on; saved as a whole when the event is done."""
+
+    def __init__(self, engine: Engine, session: AsyncSession, user: User, row: Conversation,
+                 state: dict[str, Any], locale: Locale, now: datetime) -> None:
+        self.engine = engine
+        self.session = session
+        self.user = user
+        self.row = row
+        self.stack = [Frame.from_json(f) for f in state.get("stack", [])]
+        self.paused = {k: Frame.from_json(v) for k, v in state.get("paused", {}).items()}
+        self.step = row.step
+        self.locale = locale
+        self.now = now
+        self.outputs: list[Output] = []
+        self.prompts = 0
+
+    # -- reading -------------------------------------------------------------------------
+    @property
+    def top(self) -> Frame | None:
+        return self.stack[-1] if self.stack else None
+
+    @property
+    def consented(self) -> bool:
+        return self.user.consented_at is not None
+
+    @property
+    def cipher(self) -> Any:
+        return self.engine.db.cipher
+
+    def machine(self, frame: Frame) -> DialogMachine:
+        found = self.engine.catalog.dialog(frame.dialog, self.locale.code)
+        if found is None:
+            raise LookupError(f"dialog {frame.dialog!r} is not loaded")
+        return found
+
+    def spec(self, frame: Frame) -> StateSpec:
+        return self.machine(frame).spec.states[frame.state]
+
+    def values(self, frame: Frame) -> dict[str, Any]:
+        values = {**frame.params, **frame.answers}
+        for name, derived in self.machine(frame).spec.derived.items():
+            before, after = (values.get(n) for n in derived.difference)
+            if isinstance(before, int) and isinstance(after, int):
+                values[name] = after - before
+        return values
+
+    def state_json(self) -> dict[str, Any]:
+        return {"stack": [f.to_json() for f in self.stack],
+                "paused": {k: f.to_json() for k, f in self.paused.items()}}
+
+    # -- writing -------------------------------------------------------------------------
+    def emit(self, output: Output) -> None:
+        self.outputs.append(output)
+
+    def text(self, key: str, **values: Any) -> str:
+        return fill(self.locale.message(key, run=self.step), values)
+
+    def say(self, key: str, **values: Any) -> None:
+        self.emit(Message(self.text(key, **values)))
+
+    def bump_counter(self, name: str) -> int:
+        counters = dict(self.user.counters or {})
+        value = counters.get(name, 0)
+        counters[name] = value + 1
+        self.user.counters = counters
+        return value
+
+    def render(self, frame: Frame, hint: str | None = None) -> Message:
+        """The prompt of the frame's current state; `hint` replaces the text on a re-ask."""
+        state = self.spec(frame)
+        values = self.values(frame)
+        text = hint or fill(pick(state.say, run=frame.run, salt=f"{frame.dialog}.{frame.state}"),
+                            values)
+        options = tuple(Option(c.value, fill(c.label, values)) for c in state.choices)
+        scale = Scale(state.scale.low, state.scale.high) if state.expect == "scale" else None
+        waiting = state.expect in ("choice", "scale")
+        return Message(text, options, scale, self.step if waiting else None)
+
+    def reprompt(self, hint: str | None = None) -> None:
+        """Ask the current question again (state unchanged); nothing if nothing is open."""
+        frame = self.top
+        if frame is None:
+            if hint:
+                self.emit(Message(hint))
+            return
+        if self.spec(frame).expect == "none":
+            if hint:
+                self.emit(Message(hint))
+            return
+        self.emit(self.render(frame, hint))
+        self.prompts += 1
+
+    async def start_dialog(self, name: str, params: dict[str, Any] | None = None) -> None:
+        """Push a dialog and show its first prompt (onboarding first if consent is needed)."""
+        machine = self.engine.catalog.dialog(name, self.locale.code)
+        if machine is None:
+            raise LookupError(f"dialog {name!r} is not loaded")
+        spec = machine.spec
+        if spec.requires_consent and not self.consented:
+            self.say("consent_first")
+            if not (self.top and self.top.dialog == self.engine.onboarding):
+                await self.start_dialog(self.engine.onboarding, {"then": name})
+            else:
+                self.reprompt()
+            return
+        frame = Frame(dialog=name, state=spec.start, run=self.bump_counter(name),
+                      params=dict(params or {}))
+        if spec.entry:
+            entry = await repo.create_entry(self.session, user_id=self._uid, kind=spec.entry,
+                                            dialog=name, cipher=self.cipher, started_at=self.now)
+            frame.entry_id = entry.id
+        self.paused.pop(name, None)
+        self.stack.append(frame)
+        self.step += 1
+        await self.engine.enter(self)
+
+    async def resume(self, frame: Frame) -> None:
+        """Put a paused frame back on top and ask its question again."""
+        self.paused.pop(frame.dialog, None)
+        if frame.entry_id is not None:
+            await repo.record_entry(self.session, entry_id=frame.entry_id,
+                                    answers=frame.answers, status="in_progress",
+                                    cipher=self.cipher)
+        self.stack.append(frame)
+        self.step += 1
+        self.reprompt()
+
+    async def finish_top(self) -> Frame:
+        frame = self.stack.pop()
+        if frame.entry_id is not None:
+            await repo.record_entry(self.session, entry_id=frame.entry_id, answers=frame.answers,
+                                    status="finished", cipher=self.cipher, finished_at=self.now)
+        self.emit(DialogEnded(frame.dialog, completed=True))
+        return frame
+
+    async def stop_all(self) -> bool:
+        """Stop every open dialog; recorded ones are kept as unfinished and can be resumed."""
+        kept = False
+        while self.stack:
+            frame = self.stack.pop()
+            if frame.entry_id is not None:
+                await repo.record_entry(self.session, entry_id=frame.entry_id,
+                                        answers=frame.answers, status="stopped",
+                                        cipher=self.cipher)
+                self.paused[frame.dialog] = frame
+                kept = True
+            self.emit(DialogEnded(frame.dialog, completed=False))
+        self.step += 1
+        return kept
+
+    @property
+    def _uid(self) -> int:
+        assert self.user.id is not None
+        return self.user.id
+
+
+class Engine:
+    """Runs dialogs for people; adapters call `handle`."""
+
+    def __init__(self, catalog: Catalog, db: Database, *,
+                 clock: Callable[[], datetime] = utcnow, max_text_chars: int = 1000) -> None:
+        self.catalog = catalog
+        self.db = db
+        self.clock = clock
+        self.max_text_chars = max_text_chars
+        self.onboarding = "onboarding"
+        self.menu = "menu"
+        self.resume_dialog = "resume"
+        self.actions: dict[str, Action] = {}
+        self.commands: dict[str, CommandHandler] = {}
+        self.interceptors: list[Interceptor] = []
+        self.reminders: dict[str, ReminderHandler] = {}
+        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
+
+    # -- public --------------------------------------------------------------------------
+    async def handle(self, ref: UserRef, event: Event) -> list[Output]:
+        """Process one event for one person, strictly after their previous one."""
+        async with self._user_lock(ref.key):
+            for attempt in range(5):
+                try:
+                    return await self._handle_once(ref, event)
+                except DBAPIError as exc:
+                    if attempt == 4 or not _retryable(exc):
+                        _log_failure("database error", exc)
+                        break
+                    await asyncio.sleep(0.05 * (2**attempt))
+                except Exception as exc:
+                    _log_failure("error while handling an event", exc)
+                    break
+        locale = self.catalog.locale(ref.locale)
+        return [Message(locale.message("something_went_wrong"))]
+
+    # -- internals -----------------------------------------------------------------------
+    @asynccontextmanager
+    async def _user_lock(self, key: str) -> AsyncIterator[None]:
+        lock, users = self._locks.get(key, (asyncio.Lock(), 0))
+        self._locks[key] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._locks[key]
+            if users <= 1:
+                del self._locks[key]
+            else:
+                self._locks[key] = (lock, users - 1)
+
+    async def _handle_once(self, ref: UserRef, event: Event) -> list[Output]:
+        async with self.db.session() as session:
+            user, _ = await repo.get_or_create_user(session, channel=ref.channel,
+                                                    external_id=ref.external_id,
+                                                    locale=ref.locale)
+            assert user.id is not None
+            row, state = await repo.load_conversation(session, user_id=user.id,
+                                                      cipher=self.db.cipher,
+                                                      lock=self.db.is_postgres)
+            locale = self.catalog.locale(user.locale or ref.locale)
+            turn = Turn(self, session, user, row, state, locale, self.clock())
+            await self._dispatch(turn, event)
+            repo.store_conversation(row, state=turn.state_json(), step=turn.step,
+                                    cipher=self.db.cipher)
+            await session.commit()
+            return turn.outputs
+
+    async def _dispatch(self, turn: Turn, event: Event) -> None:
+        if isinstance(event, Text):
+            text = clean_text(event.text)
+            if text.startswith("/") and len(text) > 1 and " " not in text.split("\n")[0][:33]:
+                name, _, args = text[1:].partition(" ")
+                await self._command(turn, name.split("@")[0].lower(), args.strip())
+                return
+            for interceptor in self.interceptors:
+                if await interceptor(turn, text):
+                    return
+            if text.lower().strip(".! ") in STOP_WORDS:
+                await self._stop(turn)
+                return
+            await self._text(turn, text)
+        elif isinstance(event, Command):
+            await self._command(turn, event.name.lower(), event.args)
+        elif isinstance(event, ChoiceMade):
+            await self._choice(turn, event)
+        elif isinstance(event, Unsupported):
+            turn.reprompt(turn.text("unsupported_input"))
+        elif isinstance(event, Reminder):
+            handler = self.reminders.get(event.kind)
+            if handler is not None:
+                await handler(turn, event)
+            elif self.catalog.dialog(event.kind, turn.locale.code) and turn.top is None:
+                await turn.start_dialog(event.kind)
+
+    async def _command(self, turn: Turn, name: str, args: str) -> None:
+        if name in self.commands:
+            await self.commands[name](turn, args)
+            return
+        if name == "start":
+            if not turn.consented:
+                if turn.top and turn.top.dialog == self.onboarding:
+                    turn.reprompt()
+                else:
+                    await turn.start_dialog(self.onboarding)
+                return
+            turn.say("welcome_back")
+            if turn.top:
+                turn.reprompt()
+            else:
+                await turn.start_dialog(self.menu)
+            return
+        if name == "help":
+            turn.say("help")
+            turn.reprompt()
+            return
+        if name in ("cancel", "stop"):
+            await self._stop(turn)
+            return
+        dialog = self.catalog.command_dialogs().get(name)
+        if dialog is None:
+            turn.reprompt(turn.text("unknown_command", command=name[:32]))
+            return
+        await self.open_dialog(turn, dialog)
+
+    async def open_dialog(self, turn: Turn, dialog: str) -> None:
+        """Start a dialog on request: resume offer, already-here, or on top of the current."""
+        top = turn.top
+        if top and top.dialog == dialog:
+            turn.say("already_here")
+            turn.reprompt()
+            return
+        if top and top.dialog == self.onboarding and not turn.consented:
+            turn.say("consent_first")
+            turn.reprompt()
+            return
+        if top and top.dialog in (self.menu, self.resume_dialog):
+            turn.stack.pop()
+        if dialog in turn.paused and turn.consented:
+            machine = self.catalog.dialog(dialog, turn.locale.code)
+            title = machine.spec.title if machine else dialog
+            await turn.start_dialog(self.resume_dialog, {"target": dialog, "title": title})
+            return
+        await turn.start_dialog(dialog)
+
+    async def _stop(self, turn: Turn) -> None:
+        if turn.top is None:
+            turn.say("nothing_to_stop")
+            return
+        kept = await turn.stop_all()
+        turn.say("stopped_saved" if kept else "stopped")
+
+    async def _choice(self, turn: Turn, event: ChoiceMade) -> None:
+        frame = turn.top
+        if frame is None or (event.step is not None and event.step != turn.step):
+            turn.emit(Message(turn.text("step_passed")))
+            return
+        state = turn.spec(frame)
+        if state.expect != "choice" or event.value not in {c.value for c in state.choices}:
+            log.warning("ignored a choice that the current step does not offer")
+            turn.emit(Message(turn.text("step_passed")))
+            return
+        await self.answer(turn, event.value)
+
+    async def _text(self, turn: Turn, text: str) -> None:
+        frame = turn.top
+        if frame is None:
+            if not turn.consented:
+                await turn.start_dialog(self.onboarding)
+            else:
+                turn.say("idle")
+                await turn.start_dialog(self.menu)
+            return
+        state = turn.spec(frame)
+        if state.expect == "text":
+            if not text:
+                turn.say("empty_text")
+            elif len(text) > self.max_text_chars:
+                turn.say("too_long", limit=self.max_text_chars, length=len(text))
+            else:
+                await self.answer(turn, text)
+        elif state.expect == "choice":
+            value = _match_choice(text, turn.render(frame).options)
+            if value is None:
+                turn.reprompt(turn.text("pick_an_option"))
+            else:
+                await self.answer(turn, value)
+        elif state.expect == "scale":
+            scale = Scale(state.scale.low, state.scale.high)
+            value = parse_scale(text, scale)
+            if value is None:
+                turn.reprompt(turn.text("scale_hint", low=scale.low, high=scale.high))
+            else:
+                await self.answer(turn, value)
+        else:
+            turn.reprompt()
+
+    async def answer(self, turn: Turn, value: str | int) -> None:
+        """Store the answer to the current state and move on."""
+        frame = turn.top
+        assert frame is not None
+        state = turn.spec(frame)
+        if state.store:
+            frame.answers[state.store] = value
+        if state.expect == "choice":
+            choice = next(c for c in state.choices if c.value == value)
+            if choice.start:
+                await turn.finish_top()
+                await turn.start_dialog(choice.start)
+                return
+        position = Position(frame.state, turn.values(frame),
+                            choice=value if isinstance(value, str) else None)
+        if not turn.machine(frame).advance(position):
+            raise RuntimeError(f"no transition from {frame.dialog}.{frame.state}")
+        frame.state = position.state
+        turn.step += 1
+        await self.enter(turn)
+
+    async def enter(self, turn: Turn) -> None:
+        """Show the state just entered; run through states that wait for nothing."""
+        for _ in range(MAX_AUTO_STEPS):
+            frame = turn.top
+            if frame is None:
+                return
+            state = turn.spec(frame)
+            if state.say:
+                turn.emit(turn.render(frame))
+                turn.prompts += 1
+            if state.pause:
+                turn.emit(Pause(state.pause))
+            if state.end:
+                await turn.finish_top()
+                before = turn.prompts
+                if state.action:
+                    await self.actions[state.action](turn, frame)
+                if state.start:
+                    await turn.start_dialog(state.start)
+                if turn.prompts == before and turn.top is not None:
+                    turn.say("back_to_previous")
+                    turn.reprompt()
+                return
+            if state.action:
+                await self.actions[state.action](turn, frame)
+                if turn.top is not frame:
+                    return
+            if state.expect != "none":
+                return
+            position = Position(frame.state, turn.values(frame))
+            if not turn.machine(frame).advance(position):
+                raise RuntimeError(f"no transition from {frame.dialog}.{frame.state}")
+            frame.state = position.state
+            turn.step += 1
+        raise RuntimeError("too many steps without waiting for the person")
+
+
+def _match_choice(text: str, options: tuple[Option, ...]) -> str | None:
+    """A choice typed instead of pressed: its number in the list, or its label."""
+    wanted = text.strip().strip(".").casefold()
+    if wanted.isdigit():
+        index = int(wanted) - 1
+        return options[index].value if 0 <= index < len(options) else None
+    for option in options:
+        if option.label.casefold() == wanted or option.value == wanted:
+            return str(option.value)
+    return None
+
+
+def _retryable(exc: DBAPIError) -> bool:
+    text = type(exc.orig).__name__ + str(exc.orig)
+    return any(s in text for s in ("locked", "busy", "Deadlock", "Serialization",
+                                   "could not serialize"))
+
+
+def _log_failure(what: str, exc: BaseException) -> None:
+    """Log where it failed, never the message (it may quote what a person wrote)."""
+    frames = "".join(traceback.format_tb(exc.__traceback__))
+    log.error("%s: %s\n%s", what, type(exc).__name__, frames)
+
+
+async def give_consent(turn: Turn, frame: Frame) -> None:
+    """Record consent, then go where the person was headed (or to the menu)."""
+    turn.user.consented_at = turn.now
+    await turn.start_dialog(str(frame.params.get("then") or turn.engine.menu))
+
+
+async def resume_paused(turn: Turn, frame: Frame) -> None:
+    target = turn.paused.get(str(frame.params.get("target")))
+    if target is None:
+        turn.say("nothing_to_stop")
+        return
+    await turn.resume(target)
+
+
+async def start_fresh(turn: Turn, frame: Frame) -> None:
+    target = str(frame.params.get("target"))
+    turn.paused.pop(target, None)
+    await turn.start_dialog(target)
+
+
+CORE_ACTIONS: dict[str, Action] = {
+    "give_consent": give_consent,
+    "resume_paused": resume_paused,
+    "start_fresh": start_fresh,
+}

@@ -1,0 +1,144 @@
+"""The shape of a dialog file, as a pydantic schema.
+
+A dialog is data: states say something (one of several phrasings), expect an answer of some
+kind, store it under a name, and say where to go next, optionally on simple conditions on
+stored answers. See README "Writing a dialog".
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+Expect = Literal["text", "choice", "scale", "none"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ChoiceSpec(_Strict):
+    """One button. `next` overrides the state's `next`; `start` leaves for another dialog."""
+
+    value: str = Field(min_length=1, max_length=32, pattern=r"^[a-z0-9_]+$")
+    label: str = Field(min_length=1)
+    next: str | None = None
+    start: str | None = None
+
+
+class Condition(_Strict):
+    """A test on one stored answer; every given comparison must hold."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    answer: str
+    equals: str | int | None = None
+    one_of: list[str | int] | None = Field(default=None, alias="in")
+    gte: float | None = None
+    lte: float | None = None
+    gt: float | None = None
+    lt: float | None = None
+
+    @model_validator(mode="after")
+    def _has_test(self) -> Condition:
+        if all(
+            v is None for v in (self.equals, self.one_of, self.gte, self.lte, self.gt, self.lt)
+        ):
+            raise ValueError("a condition needs one of: equals, in, gte, lte, gt, lt")
+        return self
+
+    def holds(self, answers: dict[str, Any]) -> bool:
+        value = answers.get(self.answer)
+        if value is None:
+            return False
+        if self.equals is not None and value != self.equals:
+            return False
+        if self.one_of is not None and value not in self.one_of:
+            return False
+        if any(b is not None for b in (self.gte, self.lte, self.gt, self.lt)):
+            if not isinstance(value, int | float):
+                return False
+            if self.gte is not None and not value >= self.gte:
+                return False
+            if self.lte is not None and not value <= self.lte:
+                return False
+            if self.gt is not None and not value > self.gt:
+                return False
+            if self.lt is not None and not value < self.lt:
+                return False
+        return True
+
+
+class Branch(_Strict):
+    """Go to `to` when `when` holds (no `when`: always; put it last)."""
+
+    when: Condition | None = None
+    to: str
+
+
+class ScaleSpec(_Strict):
+    low: int = 0
+    high: int = 10
+
+
+class StateSpec(_Strict):
+    """One step of a dialog."""
+
+    say: list[str] = Field(default_factory=list)
+    expect: Expect = "none"
+    choices: list[ChoiceSpec] = Field(default_factory=list)
+    scale: ScaleSpec = ScaleSpec()
+    store: str | None = Field(default=None, pattern=r"^[a-z_][a-z0-9_]*$")
+    next: str | list[Branch] | None = None
+    end: bool = False
+    action: str | None = None
+    start: str | None = None
+    pause: float = Field(default=0, ge=0, le=30)
+
+    @field_validator("say", mode="before")
+    @classmethod
+    def _one_phrasing_is_a_list(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+    def branches(self) -> list[Branch]:
+        if self.next is None:
+            return []
+        if isinstance(self.next, str):
+            return [Branch(to=self.next)]
+        return list(self.next)
+
+
+class Difference(_Strict):
+    """`after - before`, for showing how a rating changed."""
+
+    difference: tuple[str, str]
+
+
+class DialogSpec(_Strict):
+    """A whole dialog file."""
+
+    dialog: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    title: str = Field(min_length=1)
+    command: str | None = Field(default=None, pattern=r"^[a-z][a-z0-9_]*$")
+    description: str = ""
+    start: str
+    entry: str | None = Field(default=None, pattern=r"^[a-z][a-z0-9_]*$")
+    requires_consent: bool = True
+    params: list[str] = Field(default_factory=list)
+    derived: dict[str, Difference] = Field(default_factory=dict)
+    states: dict[str, StateSpec] = Field(min_length=1)
+
+
+class MessagesSpec(_Strict):
+    """The engine's own sentences for one locale (`messages.yaml`)."""
+
+    locale: str
+    messages: dict[str, list[str]]
+
+    @field_validator("messages", mode="before")
+    @classmethod
+    def _strings_become_lists(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: [v] if isinstance(v, str) else v for k, v in value.items()}
+        return value

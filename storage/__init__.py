@@ -1,0 +1,1 @@
+"""Persistence: SQLModel tables, the async database, encryption at rest, and migrations."""

@@ -1,0 +1,123 @@
+"""The async database: engine and session factory, migrations at start, the key check.
+
+Nothing is created at import time; `Database.open` builds everything from settings so tests
+can make a fresh database (or PostgreSQL schema) each.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import event, select
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+from storage.crypto import Cipher, WrongKeyError
+from storage.models import Meta
+
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+KEY_CHECK = "key_check"
+KEY_CHECK_PLAINTEXT = "kindbot key check"
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.close()
+
+
+def alembic_config(connection: Connection | None = None) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    if connection is not None:
+        cfg.attributes["connection"] = connection
+    return cfg
+
+
+class Database:
+    """One async engine and its sessions, plus the cipher for free text."""
+
+    def __init__(self, engine: AsyncEngine, cipher: Cipher) -> None:
+        self.engine = engine
+        self.cipher = cipher
+        self.sessions = async_sessionmaker(engine, expire_on_commit=False)
+        self.is_postgres = engine.dialect.name == "postgresql"
+
+    @classmethod
+    async def open(
+        cls, url: str, cipher: Cipher, *, schema: str | None = None, migrate: bool = True
+    ) -> Database:
+        """Connect, create the SQLite directory if needed, migrate, and check the key."""
+        parsed = make_url(url)
+        kwargs: dict[str, Any] = {}
+        if parsed.get_backend_name() == "sqlite":
+            if parsed.database and parsed.database != ":memory:":
+                Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        elif schema:
+            kwargs["connect_args"] = {"server_settings": {"search_path": schema}}
+        engine = create_async_engine(url, **kwargs)
+        if engine.dialect.name == "sqlite":
+            event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        db = cls(engine, cipher)
+        try:
+            if migrate:
+                await db.migrate()
+            await db.check_key()
+        except BaseException:
+            await engine.dispose()
+            raise
+        return db
+
+    async def migrate(self) -> None:
+        """Bring the schema to the newest Alembic revision."""
+
+        def upgrade(connection: Connection) -> None:
+            command.upgrade(alembic_config(connection), "head")
+
+        async with self.engine.begin() as conn:
+            await conn.run_sync(upgrade)
+
+    async def check_key(self) -> None:
+        """Refuse to run with a key that cannot read this database (never silently)."""
+        async with self.sessions() as session:
+            row = await session.get(Meta, KEY_CHECK)
+            if row is None:
+                session.add(Meta(key=KEY_CHECK, value=self.cipher.encrypt(KEY_CHECK_PLAINTEXT)))
+                await session.commit()
+                return
+            try:
+                ok = self.cipher.decrypt(row.value) == KEY_CHECK_PLAINTEXT
+            except WrongKeyError:
+                ok = False
+            if not ok:
+                raise WrongKeyError(
+                    "ENCRYPTION_KEY does not match the key this database was written with; "
+                    "refusing to start (set the right key, or rotate with `kindbot rotate-key`)"
+                )
+
+    @asynccontextmanager
+    async def session(self) -> AsyncIterator[AsyncSession]:
+        async with self.sessions() as session:
+            yield session
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+    async def table_names(self) -> list[str]:
+        from sqlmodel import SQLModel
+
+        return sorted(SQLModel.metadata.tables)
+
+
+async def ping(db: Database) -> bool:
+    async with db.session() as session:
+        await session.execute(select(1))
+    return True

@@ -1,0 +1,112 @@
+"""Repository functions: each takes the session and keyword-only arguments."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.crypto import Cipher
+from storage.models import Conversation, Entry, User, utcnow
+
+EMPTY_STATE: dict[str, Any] = {"stack": [], "paused": {}}
+
+
+async def get_or_create_user(
+    session: AsyncSession, *, channel: str, external_id: str, locale: str | None = None
+) -> tuple[User, bool]:
+    """The user and whether they were just created (safe against a concurrent insert)."""
+    query = select(User).where(User.channel == channel, User.external_id == external_id)
+    user = (await session.execute(query)).scalar_one_or_none()
+    if user is not None:
+        return user, False
+    try:
+        async with session.begin_nested():
+            user = User(channel=channel, external_id=external_id, locale=locale,
+                        created_at=utcnow(), counters={})
+            session.add(user)
+            await session.flush()
+    except IntegrityError:
+        user = (await session.execute(query)).scalar_one()
+        return user, False
+    return user, True
+
+
+async def load_conversation(
+    session: AsyncSession, *, user_id: int, cipher: Cipher, lock: bool
+) -> tuple[Conversation, dict[str, Any]]:
+    """The conversation row (created if missing), locked for this step on PostgreSQL."""
+    query = select(Conversation).where(Conversation.user_id == user_id)
+    if lock:
+        query = query.with_for_update()
+    row = (await session.execute(query)).scalar_one_or_none()
+    if row is None:
+        try:
+            async with session.begin_nested():
+                row = Conversation(user_id=user_id, step=0,
+                                   state_enc=cipher.encrypt(json.dumps(EMPTY_STATE)),
+                                   updated_at=utcnow())
+                session.add(row)
+                await session.flush()
+        except IntegrityError:
+            row = (await session.execute(query)).scalar_one()
+    state: dict[str, Any] = json.loads(cipher.decrypt(row.state_enc))
+    return row, state
+
+
+def store_conversation(
+    row: Conversation, *, state: dict[str, Any], step: int, cipher: Cipher
+) -> None:
+    row.state_enc = cipher.encrypt(json.dumps(state, ensure_ascii=False))
+    row.step = step
+    row.updated_at = utcnow()
+
+
+async def create_entry(
+    session: AsyncSession, *, user_id: int, kind: str, dialog: str, cipher: Cipher,
+    started_at: datetime | None = None,
+) -> Entry:
+    entry = Entry(user_id=user_id, kind=kind, dialog=dialog, status="in_progress",
+                  answers_enc=cipher.encrypt("{}"), scores={},
+                  started_at=started_at or utcnow())
+    session.add(entry)
+    await session.flush()
+    return entry
+
+
+async def record_entry(
+    session: AsyncSession, *, entry_id: int, answers: dict[str, Any], status: str,
+    cipher: Cipher, finished_at: datetime | None = None,
+) -> Entry | None:
+    """Write a run's answers: numbers plain (for charts), everything else encrypted."""
+    entry = await session.get(Entry, entry_id)
+    if entry is None:
+        return None
+    scores = {k: v for k, v in answers.items() if isinstance(v, int) and not isinstance(v, bool)}
+    texts = {k: v for k, v in answers.items() if k not in scores}
+    entry.answers_enc = cipher.encrypt(json.dumps(texts, ensure_ascii=False))
+    entry.scores = scores
+    entry.status = status
+    entry.finished_at = finished_at
+    return entry
+
+
+def entry_answers(entry: Entry, *, cipher: Cipher) -> dict[str, Any]:
+    """Every answer of an entry, text decrypted and numbers merged back in."""
+    answers: dict[str, Any] = json.loads(cipher.decrypt(entry.answers_enc))
+    answers.update(entry.scores)
+    return answers
+
+
+async def list_entries(
+    session: AsyncSession, *, user_id: int, kind: str | None = None
+) -> list[Entry]:
+    query = select(Entry).where(Entry.user_id == user_id)
+    if kind:
+        query = query.where(Entry.kind == kind)
+    query = query.order_by(Entry.started_at.desc(), Entry.id.desc())  # type: ignore[union-attr]
+    return list((await session.execute(query)).scalars())
