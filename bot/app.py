@@ -26,15 +26,17 @@ class App:
 
 def configure_logging(level: str) -> None:
     """Log format and level; called by the command line only, never at import."""
-    logging.basicConfig(level=level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     for noisy in ("httpx", "transitions", "alembic.runtime.migration"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 def load_catalog(settings: Settings) -> Catalog:
-    return Catalog.load(settings.dialogs_dir, default=settings.default_locale,
-                        actions=known_actions())
+    return Catalog.load(
+        settings.dialogs_dir, default=settings.default_locale, actions=known_actions()
+    )
 
 
 def known_actions() -> set[str]:
@@ -42,13 +44,15 @@ def known_actions() -> set[str]:
 
 
 @asynccontextmanager
-async def open_app(settings: Settings, *, clock: Callable[[], datetime] = utcnow,
-                   schema: str | None = None) -> AsyncIterator[App]:
+async def open_app(
+    settings: Settings, *, clock: Callable[[], datetime] = utcnow, schema: str | None = None
+) -> AsyncIterator[App]:
     """Open the database (migrating it), load and validate dialogs, build the engine."""
     catalog = load_catalog(settings)
     key = load_or_create_key(settings.encryption_key, settings.key_file)
-    db = await Database.open(settings.resolved_database_url(), Cipher.from_string(key),
-                             schema=schema)
+    db = await Database.open(
+        settings.resolved_database_url(), Cipher.from_string(key), schema=schema
+    )
     try:
         engine = Engine(catalog, db, clock=clock, max_text_chars=settings.max_text_chars)
         engine.actions.update(CORE_ACTIONS)

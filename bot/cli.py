@@ -46,8 +46,7 @@ def cmd_dialogs_check(args: argparse.Namespace) -> int:
     """Validate every dialog file; list all errors with file and line."""
     settings = _settings()
     root = Path(args.dir) if args.dir else settings.dialogs_dir
-    errors, catalog = validate_tree(root, default=settings.default_locale,
-                                    actions=known_actions())
+    errors, catalog = validate_tree(root, default=settings.default_locale, actions=known_actions())
     for error in errors:
         print(error)
     if errors or catalog is None:
@@ -62,8 +61,7 @@ def cmd_dialogs_graph(args: argparse.Namespace) -> int:
     """Print a Mermaid diagram of one dialog, from the machine the bot runs."""
     settings = _settings()
     root = Path(args.dir) if args.dir else settings.dialogs_dir
-    errors, catalog = validate_tree(root, default=settings.default_locale,
-                                    actions=known_actions())
+    errors, catalog = validate_tree(root, default=settings.default_locale, actions=known_actions())
     if catalog is None:
         for error in errors:
             print(error, file=sys.stderr)

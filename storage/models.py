@@ -38,8 +38,9 @@ class Conversation(SQLModel, table=True):
 
     __tablename__ = "conversations"
 
-    user_id: int = Field(sa_column=Column(
-        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True))
+    user_id: int = Field(
+        sa_column=Column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    )
     step: int = 0
     state_enc: str = Field(sa_column=Column(Text, nullable=False))
     updated_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
@@ -51,8 +52,9 @@ class Entry(SQLModel, table=True):
     __tablename__ = "entries"
 
     id: int | None = Field(default=None, primary_key=True)
-    user_id: int = Field(sa_column=Column(
-        ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True))
+    user_id: int = Field(
+        sa_column=Column(ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True)
+    )
     kind: str = Field(max_length=32)
     dialog: str = Field(max_length=64)
     status: str = Field(default="in_progress", max_length=16)

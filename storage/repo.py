@@ -6,9 +6,9 @@ import json
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col, select
 
 from storage.crypto import Cipher
 from storage.models import Conversation, Entry, User, utcnow
@@ -20,14 +20,19 @@ async def get_or_create_user(
     session: AsyncSession, *, channel: str, external_id: str, locale: str | None = None
 ) -> tuple[User, bool]:
     """The user and whether they were just created (safe against a concurrent insert)."""
-    query = select(User).where(User.channel == channel, User.external_id == external_id)
+    query = select(User).where(col(User.channel) == channel, col(User.external_id) == external_id)
     user = (await session.execute(query)).scalar_one_or_none()
     if user is not None:
         return user, False
     try:
         async with session.begin_nested():
-            user = User(channel=channel, external_id=external_id, locale=locale,
-                        created_at=utcnow(), counters={})
+            user = User(
+                channel=channel,
+                external_id=external_id,
+                locale=locale,
+                created_at=utcnow(),
+                counters={},
+            )
             session.add(user)
             await session.flush()
     except IntegrityError:
@@ -40,16 +45,19 @@ async def load_conversation(
     session: AsyncSession, *, user_id: int, cipher: Cipher, lock: bool
 ) -> tuple[Conversation, dict[str, Any]]:
     """The conversation row (created if missing), locked for this step on PostgreSQL."""
-    query = select(Conversation).where(Conversation.user_id == user_id)
+    query = select(Conversation).where(col(Conversation.user_id) == user_id)
     if lock:
         query = query.with_for_update()
     row = (await session.execute(query)).scalar_one_or_none()
     if row is None:
         try:
             async with session.begin_nested():
-                row = Conversation(user_id=user_id, step=0,
-                                   state_enc=cipher.encrypt(json.dumps(EMPTY_STATE)),
-                                   updated_at=utcnow())
+                row = Conversation(
+                    user_id=user_id,
+                    step=0,
+                    state_enc=cipher.encrypt(json.dumps(EMPTY_STATE)),
+                    updated_at=utcnow(),
+                )
                 session.add(row)
                 await session.flush()
         except IntegrityError:
@@ -67,20 +75,36 @@ def store_conversation(
 
 
 async def create_entry(
-    session: AsyncSession, *, user_id: int, kind: str, dialog: str, cipher: Cipher,
+    session: AsyncSession,
+    *,
+    user_id: int,
+    kind: str,
+    dialog: str,
+    cipher: Cipher,
     started_at: datetime | None = None,
 ) -> Entry:
-    entry = Entry(user_id=user_id, kind=kind, dialog=dialog, status="in_progress",
-                  answers_enc=cipher.encrypt("{}"), scores={},
-                  started_at=started_at or utcnow())
+    entry = Entry(
+        user_id=user_id,
+        kind=kind,
+        dialog=dialog,
+        status="in_progress",
+        answers_enc=cipher.encrypt("{}"),
+        scores={},
+        started_at=started_at or utcnow(),
+    )
     session.add(entry)
     await session.flush()
     return entry
 
 
 async def record_entry(
-    session: AsyncSession, *, entry_id: int, answers: dict[str, Any], status: str,
-    cipher: Cipher, finished_at: datetime | None = None,
+    session: AsyncSession,
+    *,
+    entry_id: int,
+    answers: dict[str, Any],
+    status: str,
+    cipher: Cipher,
+    finished_at: datetime | None = None,
 ) -> Entry | None:
     """Write a run's answers: numbers plain (for charts), everything else encrypted."""
     entry = await session.get(Entry, entry_id)
@@ -105,8 +129,8 @@ def entry_answers(entry: Entry, *, cipher: Cipher) -> dict[str, Any]:
 async def list_entries(
     session: AsyncSession, *, user_id: int, kind: str | None = None
 ) -> list[Entry]:
-    query = select(Entry).where(Entry.user_id == user_id)
+    query = select(Entry).where(col(Entry.user_id) == user_id)
     if kind:
-        query = query.where(Entry.kind == kind)
-    query = query.order_by(Entry.started_at.desc(), Entry.id.desc())  # type: ignore[union-attr]
+        query = query.where(col(Entry.kind) == kind)
+    query = query.order_by(col(Entry.started_at).desc(), col(Entry.id).desc())
     return list((await session.execute(query)).scalars())

@@ -104,11 +104,11 @@ def _check_dialog(
     for sname, state in states.items():
         base = ["states", sname]
 
-        def check_target(target: str, path: list[Any]) -> None:
+        def check_target(target: str, path: list[Any], sname: str = sname) -> None:
             if target not in states:
                 err(path, f"state {sname!r} goes to unknown state {target!r}")
 
-        def check_dialog(target: str, path: list[Any]) -> None:
+        def check_dialog(target: str, path: list[Any], sname: str = sname) -> None:
             if target not in known_dialogs:
                 err(path, f"state {sname!r} starts unknown dialog {target!r}")
 
@@ -117,16 +117,24 @@ def _check_dialog(
             check_target(branch.to, path)
         if isinstance(state.next, list):
             if not state.next or state.next[-1].when is not None:
-                err([*base, "next"], f"state {sname!r}: the last branch needs no 'when' "
-                    "(a default), or a person could be stuck")
+                err(
+                    [*base, "next"],
+                    f"state {sname!r}: the last branch needs no 'when' "
+                    "(a default), or a person could be stuck",
+                )
             for i, branch in enumerate(state.next[:-1]):
                 if branch.when is None:
-                    err([*base, "next", i], f"state {sname!r}: a branch without 'when' "
-                        "must come last (later branches could never be taken)")
+                    err(
+                        [*base, "next", i],
+                        f"state {sname!r}: a branch without 'when' "
+                        "must come last (later branches could never be taken)",
+                    )
             for i, branch in enumerate(state.next):
                 if branch.when and branch.when.answer not in variables | {"choice"}:
-                    err([*base, "next", i, "when"],
-                        f"state {sname!r}: condition on unknown answer {branch.when.answer!r}")
+                    err(
+                        [*base, "next", i, "when"],
+                        f"state {sname!r}: condition on unknown answer {branch.when.answer!r}",
+                    )
         for i, choice in enumerate(state.choices):
             if choice.next:
                 check_target(choice.next, [*base, "choices", i, "next"])
@@ -137,8 +145,11 @@ def _check_dialog(
         if state.start:
             check_dialog(state.start, [*base, "start"])
         if state.action and state.action not in actions:
-            err([*base, "action"], f"state {sname!r}: unknown action {state.action!r} "
-                f"(known: {', '.join(sorted(actions)) or 'none'})")
+            err(
+                [*base, "action"],
+                f"state {sname!r}: unknown action {state.action!r} "
+                f"(known: {', '.join(sorted(actions)) or 'none'})",
+            )
 
         # Expectations and ways out.
         if state.expect == "choice":
@@ -161,8 +172,11 @@ def _check_dialog(
                 err([*base, "start"], f"state {sname!r}: 'start' is only for end states")
             if state.expect == "choice":
                 if state.next is None and not all(c.next or c.start for c in state.choices):
-                    err(base, f"state {sname!r} has no way out: give every choice a next "
-                        "(or start), or give the state a next")
+                    err(
+                        base,
+                        f"state {sname!r} has no way out: give every choice a next "
+                        "(or start), or give the state a next",
+                    )
             elif state.next is None:
                 err(base, f"state {sname!r} has no way out: give it a next, or end: true")
 
@@ -189,8 +203,7 @@ def _check_dialog(
                     todo.append(target)
         for sname in states:
             if sname not in seen:
-                err(["states", sname], f"state {sname!r} can never be reached from "
-                    f"{spec.start!r}")
+                err(["states", sname], f"state {sname!r} can never be reached from {spec.start!r}")
     return errors
 
 
@@ -202,8 +215,11 @@ def _check_template(text: str, variables: set[str], path: list[Any], err: Any) -
         return
     for var in names:
         if var not in variables:
-            err(path, f"unknown template variable {{{var}}} (known: "
-                f"{', '.join(sorted(variables)) or 'none'})")
+            err(
+                path,
+                f"unknown template variable {{{var}}} (known: "
+                f"{', '.join(sorted(variables)) or 'none'})",
+            )
 
 
 def validate_tree(
@@ -236,9 +252,13 @@ def validate_tree(
                     errors.extend(_pydantic_errors(exc, raw, name))
                     continue
                 if spec.dialog != path.stem:
-                    errors.append(SourceError(name, line_of(raw, ["dialog"]),
-                                              f"dialog {spec.dialog!r} must live in "
-                                              f"{spec.dialog}.yaml"))
+                    errors.append(
+                        SourceError(
+                            name,
+                            line_of(raw, ["dialog"]),
+                            f"dialog {spec.dialog!r} must live in {spec.dialog}.yaml",
+                        )
+                    )
                     continue
                 specs[spec.dialog] = (spec, raw, name)
             elif "messages" in raw:
@@ -250,16 +270,29 @@ def validate_tree(
                 messages = msg.messages
                 missing = sorted(REQUIRED_MESSAGES - set(messages))
                 if missing:
-                    errors.append(SourceError(name, line_of(raw, ["messages"]),
-                                              f"missing text for: {', '.join(missing)}"))
+                    errors.append(
+                        SourceError(
+                            name,
+                            line_of(raw, ["messages"]),
+                            f"missing text for: {', '.join(missing)}",
+                        )
+                    )
                 for key, texts in messages.items():
                     if not texts or any(not t.strip() for t in texts):
-                        errors.append(SourceError(name, line_of(raw, ["messages", key]),
-                                                  f"message {key!r} has an empty text"))
+                        errors.append(
+                            SourceError(
+                                name,
+                                line_of(raw, ["messages", key]),
+                                f"message {key!r} has an empty text",
+                            )
+                        )
             # other files (patterns, helplines, …) belong to their own loaders
         if messages is None:
-            errors.append(SourceError(_display(folder, root), 0,
-                                      "missing messages.yaml (the engine's own texts)"))
+            errors.append(
+                SourceError(
+                    _display(folder, root), 0, "missing messages.yaml (the engine's own texts)"
+                )
+            )
         known = set(specs) | (set(locales[default].dialogs) if default in locales else set())
         commands: dict[str, str] = {}
         locale = Locale(code=code, messages=messages or {})
@@ -267,9 +300,14 @@ def validate_tree(
             dialog_errors = _check_dialog(spec, raw, name, known, action_set)
             if spec.command:
                 if spec.command in commands:
-                    dialog_errors.append(SourceError(name, line_of(raw, ["command"]),
-                                                     f"command /{spec.command} is already used "
-                                                     f"by {commands[spec.command]!r}"))
+                    dialog_errors.append(
+                        SourceError(
+                            name,
+                            line_of(raw, ["command"]),
+                            f"command /{spec.command} is already used "
+                            f"by {commands[spec.command]!r}",
+                        )
+                    )
                 commands[spec.command] = dname
             errors.extend(dialog_errors)
             if not dialog_errors:
@@ -281,9 +319,9 @@ def validate_tree(
             continue
         base = locales.get(default)
         if base:
-            folder = _display(root / code, root)
+            where = _display(root / code, root)
             for key in sorted(set(base.messages) - set(locale.messages)):
-                errors.append(SourceError(folder, 0, f"missing text for {key!r} in locale {code}"))
+                errors.append(SourceError(where, 0, f"missing text for {key!r} in locale {code}"))
     if errors:
         return errors, None
     return [], Catalog(default=default, locales=locales)

@@ -38,14 +38,16 @@ class Edge:
 
 def _chose(value: str) -> Callable[[EventData], bool]:
     def condition(event: EventData) -> bool:
-        return bool(event.model.choice == value)
+        model: Position = event.model  # type: ignore[assignment]
+        return model.choice == value
 
     return condition
 
 
 def _holds(condition: Condition) -> Callable[[EventData], bool]:
     def check(event: EventData) -> bool:
-        return condition.holds(event.model.answers)
+        model: Position = event.model  # type: ignore[assignment]
+        return condition.holds(model.answers)
 
     return check
 
@@ -72,8 +74,12 @@ class DialogMachine:
             for choice in state.choices:
                 if choice.next:
                     transitions.append(
-                        {"trigger": TRIGGER, "source": name, "dest": choice.next,
-                         "conditions": [_chose(choice.value)]}
+                        {
+                            "trigger": TRIGGER,
+                            "source": name,
+                            "dest": choice.next,
+                            "conditions": [_chose(choice.value)],
+                        }
                     )
                     self.edges.append(Edge(name, choice.next, choice.label))
             for branch in state.branches():

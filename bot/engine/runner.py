@@ -48,8 +48,17 @@ log = logging.getLogger(__name__)
 
 STOP_WORDS = frozenset({"stop", "cancel", "quit", "exit", "/stop"})
 NUMBER_WORDS = {
-    "zero": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7,
-    "eight": 8, "nine": 9, "ten": 10,
+    "zero": 0,
+    "one": 1,
+    "two": 2,
+    "three": 3,
+    "four": 4,
+    "five": 5,
+    "six": 6,
+    "seven": 7,
+    "eight": 8,
+    "nine": 9,
+    "ten": 10,
 }
 _SCALE = re.compile(r"^\s*(\d{1,2})\s*(?:/\s*10|out of 10)?\s*[.!]?\s*$", re.IGNORECASE)
 _INVISIBLE = re.compile(r"[\u200b-\u200f\u202a-\u202e\u2060-\u2064\ufeff]")
@@ -68,14 +77,25 @@ class Frame:
     entry_id: int | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"dialog": self.dialog, "state": self.state, "run": self.run,
-                "answers": self.answers, "params": self.params, "entry_id": self.entry_id}
+        return {
+            "dialog": self.dialog,
+            "state": self.state,
+            "run": self.run,
+            "answers": self.answers,
+            "params": self.params,
+            "entry_id": self.entry_id,
+        }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Frame:
-        return cls(dialog=data["dialog"], state=data["state"], run=data.get("run", 0),
-                   answers=dict(data.get("answers", {})), params=dict(data.get("params", {})),
-                   entry_id=data.get("entry_id"))
+        return cls(
+            dialog=data["dialog"],
+            state=data["state"],
+            run=data.get("run", 0),
+            answers=dict(data.get("answers", {})),
+            params=dict(data.get("params", {})),
+            entry_id=data.get("entry_id"),
+        )
 
 
 Action = Callable[["Turn", Frame], Awaitable[None]]
@@ -108,8 +128,16 @@ def parse_scale(text: str, scale: Scale) -> int | None:
 class Turn:
     """Everything one event works on; saved as a whole when the event is done."""
 
-    def __init__(self, engine: Engine, session: AsyncSession, user: User, row: Conversation,
-                 state: dict[str, Any], locale: Locale, now: datetime) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        session: AsyncSession,
+        user: User,
+        row: Conversation,
+        state: dict[str, Any],
+        locale: Locale,
+        now: datetime,
+    ) -> None:
         self.engine = engine
         self.session = session
         self.user = user
@@ -153,8 +181,10 @@ class Turn:
         return values
 
     def state_json(self) -> dict[str, Any]:
-        return {"stack": [f.to_json() for f in self.stack],
-                "paused": {k: f.to_json() for k, f in self.paused.items()}}
+        return {
+            "stack": [f.to_json() for f in self.stack],
+            "paused": {k: f.to_json() for k, f in self.paused.items()},
+        }
 
     # -- writing -------------------------------------------------------------------------
     def emit(self, output: Output) -> None:
@@ -177,8 +207,9 @@ class Turn:
         """The prompt of the frame's current state; `hint` replaces the text on a re-ask."""
         state = self.spec(frame)
         values = self.values(frame)
-        text = hint or fill(pick(state.say, run=frame.run, salt=f"{frame.dialog}.{frame.state}"),
-                            values)
+        text = hint or fill(
+            pick(state.say, run=frame.run, salt=f"{frame.dialog}.{frame.state}"), values
+        )
         options = tuple(Option(c.value, fill(c.label, values)) for c in state.choices)
         scale = Scale(state.scale.low, state.scale.high) if state.expect == "scale" else None
         waiting = state.expect in ("choice", "scale")
@@ -211,11 +242,18 @@ class Turn:
             else:
                 self.reprompt()
             return
-        frame = Frame(dialog=name, state=spec.start, run=self.bump_counter(name),
-                      params=dict(params or {}))
+        frame = Frame(
+            dialog=name, state=spec.start, run=self.bump_counter(name), params=dict(params or {})
+        )
         if spec.entry:
-            entry = await repo.create_entry(self.session, user_id=self._uid, kind=spec.entry,
-                                            dialog=name, cipher=self.cipher, started_at=self.now)
+            entry = await repo.create_entry(
+                self.session,
+                user_id=self._uid,
+                kind=spec.entry,
+                dialog=name,
+                cipher=self.cipher,
+                started_at=self.now,
+            )
             frame.entry_id = entry.id
         self.paused.pop(name, None)
         self.stack.append(frame)
@@ -226,9 +264,13 @@ class Turn:
         """Put a paused frame back on top and ask its question again."""
         self.paused.pop(frame.dialog, None)
         if frame.entry_id is not None:
-            await repo.record_entry(self.session, entry_id=frame.entry_id,
-                                    answers=frame.answers, status="in_progress",
-                                    cipher=self.cipher)
+            await repo.record_entry(
+                self.session,
+                entry_id=frame.entry_id,
+                answers=frame.answers,
+                status="in_progress",
+                cipher=self.cipher,
+            )
         self.stack.append(frame)
         self.step += 1
         self.reprompt()
@@ -236,8 +278,14 @@ class Turn:
     async def finish_top(self) -> Frame:
         frame = self.stack.pop()
         if frame.entry_id is not None:
-            await repo.record_entry(self.session, entry_id=frame.entry_id, answers=frame.answers,
-                                    status="finished", cipher=self.cipher, finished_at=self.now)
+            await repo.record_entry(
+                self.session,
+                entry_id=frame.entry_id,
+                answers=frame.answers,
+                status="finished",
+                cipher=self.cipher,
+                finished_at=self.now,
+            )
         self.emit(DialogEnded(frame.dialog, completed=True))
         return frame
 
@@ -247,9 +295,13 @@ class Turn:
         while self.stack:
             frame = self.stack.pop()
             if frame.entry_id is not None:
-                await repo.record_entry(self.session, entry_id=frame.entry_id,
-                                        answers=frame.answers, status="stopped",
-                                        cipher=self.cipher)
+                await repo.record_entry(
+                    self.session,
+                    entry_id=frame.entry_id,
+                    answers=frame.answers,
+                    status="stopped",
+                    cipher=self.cipher,
+                )
                 self.paused[frame.dialog] = frame
                 kept = True
             self.emit(DialogEnded(frame.dialog, completed=False))
@@ -265,8 +317,14 @@ class Turn:
 class Engine:
     """Runs dialogs for people; adapters call `handle`."""
 
-    def __init__(self, catalog: Catalog, db: Database, *,
-                 clock: Callable[[], datetime] = utcnow, max_text_chars: int = 1000) -> None:
+    def __init__(
+        self,
+        catalog: Catalog,
+        db: Database,
+        *,
+        clock: Callable[[], datetime] = utcnow,
+        max_text_chars: int = 1000,
+    ) -> None:
         self.catalog = catalog
         self.db = db
         self.clock = clock
@@ -315,18 +373,19 @@ class Engine:
 
     async def _handle_once(self, ref: UserRef, event: Event) -> list[Output]:
         async with self.db.session() as session:
-            user, _ = await repo.get_or_create_user(session, channel=ref.channel,
-                                                    external_id=ref.external_id,
-                                                    locale=ref.locale)
+            user, _ = await repo.get_or_create_user(
+                session, channel=ref.channel, external_id=ref.external_id, locale=ref.locale
+            )
             assert user.id is not None
-            row, state = await repo.load_conversation(session, user_id=user.id,
-                                                      cipher=self.db.cipher,
-                                                      lock=self.db.is_postgres)
+            row, state = await repo.load_conversation(
+                session, user_id=user.id, cipher=self.db.cipher, lock=self.db.is_postgres
+            )
             locale = self.catalog.locale(user.locale or ref.locale)
             turn = Turn(self, session, user, row, state, locale, self.clock())
             await self._dispatch(turn, event)
-            repo.store_conversation(row, state=turn.state_json(), step=turn.step,
-                                    cipher=self.db.cipher)
+            repo.store_conversation(
+                row, state=turn.state_json(), step=turn.step, cipher=self.db.cipher
+            )
             await session.commit()
             return turn.outputs
 
@@ -451,11 +510,11 @@ class Engine:
                 await self.answer(turn, value)
         elif state.expect == "scale":
             scale = Scale(state.scale.low, state.scale.high)
-            value = parse_scale(text, scale)
-            if value is None:
+            rating = parse_scale(text, scale)
+            if rating is None:
                 turn.reprompt(turn.text("scale_hint", low=scale.low, high=scale.high))
             else:
-                await self.answer(turn, value)
+                await self.answer(turn, rating)
         else:
             turn.reprompt()
 
@@ -472,8 +531,9 @@ class Engine:
                 await turn.finish_top()
                 await turn.start_dialog(choice.start)
                 return
-        position = Position(frame.state, turn.values(frame),
-                            choice=value if isinstance(value, str) else None)
+        position = Position(
+            frame.state, turn.values(frame), choice=value if isinstance(value, str) else None
+        )
         if not turn.machine(frame).advance(position):
             raise RuntimeError(f"no transition from {frame.dialog}.{frame.state}")
         frame.state = position.state
@@ -531,8 +591,9 @@ def _match_choice(text: str, options: tuple[Option, ...]) -> str | None:
 
 def _retryable(exc: DBAPIError) -> bool:
     text = type(exc.orig).__name__ + str(exc.orig)
-    return any(s in text for s in ("locked", "busy", "Deadlock", "Serialization",
-                                   "could not serialize"))
+    return any(
+        s in text for s in ("locked", "busy", "Deadlock", "Serialization", "could not serialize")
+    )
 
 
 def _log_failure(what: str, exc: BaseException) -> None:

@@ -42,9 +42,7 @@ class Condition(_Strict):
 
     @model_validator(mode="after")
     def _has_test(self) -> Condition:
-        if all(
-            v is None for v in (self.equals, self.one_of, self.gte, self.lte, self.gt, self.lt)
-        ):
+        if all(v is None for v in (self.equals, self.one_of, self.gte, self.lte, self.gt, self.lt)):
             raise ValueError("a condition needs one of: equals, in, gte, lte, gt, lt")
         return self
 

@@ -25,7 +25,11 @@ class SourceError:
     message: str
 
     def __str__(self) -> str:
-        return f"{self.file}:{self.line}: {self.message}" if self.line else f"{self.file}: {self.message}"
+        return (
+            f"{self.file}:{self.line}: {self.message}"
+            if self.line
+            else f"{self.file}: {self.message}"
+        )
 
 
 class YamlDuplicateKeyError(ValueError):
@@ -49,7 +53,7 @@ class LineList(list[Any]):
 
 
 class _Loader(yaml.SafeLoader):
-    def construct_mapping(self, node: MappingNode, deep: bool = False) -> LineDict:  # type: ignore[override]
+    def construct_mapping(self, node: MappingNode, deep: bool = False) -> LineDict:
         self.flatten_mapping(node)
         result = LineDict()
         result.line = node.start_mark.line + 1
@@ -67,7 +71,7 @@ class _Loader(yaml.SafeLoader):
             result.key_lines[key] = line
         return result
 
-    def construct_sequence(self, node: SequenceNode, deep: bool = False) -> LineList:  # type: ignore[override]
+    def construct_sequence(self, node: SequenceNode, deep: bool = False) -> LineList:
         result = LineList(self.construct_object(child, deep=True) for child in node.value)
         result.line = node.start_mark.line + 1
         result.item_lines = [child.start_mark.line + 1 for child in node.value]
@@ -96,7 +100,7 @@ def load_yaml(path: Path, display_name: str | None = None) -> tuple[Any, list[So
     except (OSError, UnicodeDecodeError) as exc:
         return None, [SourceError(name, 0, f"cannot read file: {exc}")]
     try:
-        return yaml.load(text, Loader=_Loader), []  # noqa: S506 - the loader is a SafeLoader
+        return yaml.load(text, Loader=_Loader), []
     except YamlDuplicateKeyError as exc:
         return None, [SourceError(name, exc.line, str(exc))]
     except yaml.MarkedYAMLError as exc:
