@@ -598,7 +598,9 @@ def _retryable(exc: DBAPIError) -> bool:
 
 def _log_failure(what: str, exc: BaseException) -> None:
     """Log where it failed, never the message (it may quote what a person wrote)."""
-    frames = "".join(traceback.format_tb(exc.__traceback__))
+    frames = "".join(
+        f"  {f.filename}:{f.lineno} in {f.name}\n" for f in traceback.extract_tb(exc.__traceback__)
+    )
     log.error("%s: %s\n%s", what, type(exc).__name__, frames)
 
 
