@@ -11,6 +11,7 @@ from datetime import datetime
 from bot.config import Settings
 from bot.engine.catalog import Catalog
 from bot.engine.runner import CORE_ACTIONS, Engine
+from bot.safety import SAFETY_ACTIONS, Safety, install, load_safety
 from storage.crypto import Cipher, load_or_create_key
 from storage.db import Database
 from storage.models import utcnow
@@ -22,6 +23,7 @@ class App:
     db: Database
     catalog: Catalog
     engine: Engine
+    safety: Safety | None = None
 
 
 def configure_logging(level: str) -> None:
@@ -40,7 +42,7 @@ def load_catalog(settings: Settings) -> Catalog:
 
 
 def known_actions() -> set[str]:
-    return set(CORE_ACTIONS)
+    return set(CORE_ACTIONS) | SAFETY_ACTIONS
 
 
 @asynccontextmanager
@@ -49,6 +51,11 @@ async def open_app(
 ) -> AsyncIterator[App]:
     """Open the database (migrating it), load and validate dialogs, build the engine."""
     catalog = load_catalog(settings)
+    safety = load_safety(
+        settings.dialogs_dir,
+        default=settings.default_locale,
+        default_country=settings.default_country,
+    )
     key = load_or_create_key(settings.encryption_key, settings.key_file)
     db = await Database.open(
         settings.resolved_database_url(), Cipher.from_string(key), schema=schema
@@ -56,6 +63,14 @@ async def open_app(
     try:
         engine = Engine(catalog, db, clock=clock, max_text_chars=settings.max_text_chars)
         engine.actions.update(CORE_ACTIONS)
-        yield App(settings, db, catalog, engine)
+        install(
+            engine,
+            safety,
+            checkin_params={
+                "high": settings.high_distress_threshold,
+                "low": settings.low_distress_threshold,
+            },
+        )
+        yield App(settings, db, catalog, engine, safety)
     finally:
         await db.close()

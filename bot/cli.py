@@ -14,6 +14,7 @@ from pydantic import ValidationError
 from bot.app import configure_logging, known_actions, open_app
 from bot.config import Settings
 from bot.engine.catalog import DialogsInvalid, validate_tree
+from bot.safety import validate_safety
 from storage.crypto import WrongKeyError
 
 log = logging.getLogger("kindbot")
@@ -43,10 +44,11 @@ def cmd_chat(args: argparse.Namespace) -> int:
 
 
 def cmd_dialogs_check(args: argparse.Namespace) -> int:
-    """Validate every dialog file; list all errors with file and line."""
+    """Validate every dialog, crisis pattern and helpline file; list errors with file:line."""
     settings = _settings()
     root = Path(args.dir) if args.dir else settings.dialogs_dir
     errors, catalog = validate_tree(root, default=settings.default_locale, actions=known_actions())
+    errors += validate_safety(root, default=settings.default_locale)
     for error in errors:
         print(error)
     if errors or catalog is None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -25,6 +25,17 @@ class Settings(BaseSettings):
     encryption_key: str | None = None
     log_level: str = "INFO"
     max_text_chars: int = Field(default=1000, ge=50, le=4000)
+    # Crisis contacts for people whose country is unknown (ISO code; unset: international).
+    default_country: str | None = Field(default=None, pattern=r"^([A-Za-z]{2})?$")
+    # Check-in bands: at or above `high` → grounding first; at or below `low` → low band.
+    high_distress_threshold: int = Field(default=7, ge=1, le=10)
+    low_distress_threshold: int = Field(default=3, ge=0, le=9)
+
+    @model_validator(mode="after")
+    def _bands_in_order(self) -> Settings:
+        if self.low_distress_threshold >= self.high_distress_threshold:
+            raise ValueError("LOW_DISTRESS_THRESHOLD must be below HIGH_DISTRESS_THRESHOLD")
+        return self
 
     def resolved_database_url(self) -> str:
         """The database to use: `DATABASE_URL`, else a SQLite file in the data directory."""

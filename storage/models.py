@@ -30,6 +30,8 @@ class User(SQLModel, table=True):
     locale: str | None = Field(default=None, max_length=16)
     created_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
     consented_at: datetime | None = _optional_ts()
+    # ISO 3166 code the person chose for crisis contacts (/country); None: from the language tag.
+    country: str | None = Field(default=None, max_length=2)
     counters: dict[str, int] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
 
 
@@ -71,3 +73,31 @@ class Meta(SQLModel, table=True):
 
     key: str = Field(primary_key=True, max_length=64)
     value: str = Field(sa_column=Column(Text, nullable=False))
+
+
+class SafetyEvent(SQLModel, table=True):
+    """A crisis screen match or an /sos: when, which category, where. Never the words."""
+
+    __tablename__ = "safety_events"
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(
+        sa_column=Column(ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True)
+    )
+    created_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    category: str = Field(max_length=32)
+    level: str = Field(max_length=16)
+    dialog: str | None = Field(default=None, max_length=64)
+    state: str | None = Field(default=None, max_length=64)
+
+
+class SafetyPlan(SQLModel, table=True):
+    """A person's own safety plan: every part in one encrypted JSON object."""
+
+    __tablename__ = "safety_plans"
+
+    user_id: int = Field(
+        sa_column=Column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    )
+    plan_enc: str = Field(sa_column=Column(Text, nullable=False))
+    updated_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))

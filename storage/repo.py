@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from storage.crypto import Cipher
-from storage.models import Conversation, Entry, User, utcnow
+from storage.models import Conversation, Entry, SafetyEvent, SafetyPlan, User, utcnow
 
 EMPTY_STATE: dict[str, Any] = {"stack": [], "paused": {}}
 
@@ -134,3 +134,67 @@ async def list_entries(
         query = query.where(col(Entry.kind) == kind)
     query = query.order_by(col(Entry.started_at).desc(), col(Entry.id).desc())
     return list((await session.execute(query)).scalars())
+
+
+async def add_safety_event(
+    session: AsyncSession,
+    *,
+    user_id: int,
+    category: str,
+    level: str,
+    dialog: str | None,
+    state: str | None,
+    at: datetime | None = None,
+) -> SafetyEvent:
+    """Record that the crisis screen matched (or /sos was used); never what was written."""
+    event = SafetyEvent(
+        user_id=user_id,
+        created_at=at or utcnow(),
+        category=category,
+        level=level,
+        dialog=dialog,
+        state=state,
+    )
+    session.add(event)
+    await session.flush()
+    return event
+
+
+async def list_safety_events(session: AsyncSession, *, user_id: int) -> list[SafetyEvent]:
+    query = (
+        select(SafetyEvent)
+        .where(col(SafetyEvent.user_id) == user_id)
+        .order_by(col(SafetyEvent.created_at).desc(), col(SafetyEvent.id).desc())
+    )
+    return list((await session.execute(query)).scalars())
+
+
+async def get_safety_plan(session: AsyncSession, *, user_id: int, cipher: Cipher) -> dict[str, str]:
+    """The person's safety plan, part name → their words ({} if they have none)."""
+    row = await session.get(SafetyPlan, user_id)
+    if row is None:
+        return {}
+    plan: dict[str, str] = json.loads(cipher.decrypt(row.plan_enc))
+    return plan
+
+
+async def save_safety_plan(
+    session: AsyncSession,
+    *,
+    user_id: int,
+    parts: dict[str, str],
+    cipher: Cipher,
+    at: datetime | None = None,
+) -> dict[str, str]:
+    """Merge `parts` into the stored plan (parts not given are kept); returns the whole plan."""
+    row = await session.get(SafetyPlan, user_id)
+    plan: dict[str, str] = json.loads(cipher.decrypt(row.plan_enc)) if row else {}
+    plan.update(parts)
+    token = cipher.encrypt(json.dumps(plan, ensure_ascii=False))
+    if row is None:
+        session.add(SafetyPlan(user_id=user_id, plan_enc=token, updated_at=at or utcnow()))
+    else:
+        row.plan_enc = token
+        row.updated_at = at or utcnow()
+    await session.flush()
+    return plan

@@ -6,6 +6,7 @@ Errors name the file and line, and all of them are collected (not just the first
 
 from __future__ import annotations
 
+import re
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -18,6 +19,8 @@ from bot.engine.machine import DialogMachine
 from bot.engine.schema import DialogSpec, MessagesSpec
 from bot.engine.texts import REQUIRED_MESSAGES, pick, placeholders
 from bot.engine.yamlsource import LineDict, SourceError, line_of, load_yaml
+
+LOCALE_FOLDER = re.compile(r"^[a-z]{2,3}(?:[-_][A-Za-z]{2,4})?$")
 
 
 class DialogsInvalid(Exception):
@@ -95,11 +98,15 @@ def _check_dialog(
     if spec.start not in states:
         err(["start"], f"start state {spec.start!r} is not defined")
     stored = {s.store for s in states.values() if s.store}
+    stored |= {key for s in states.values() for key in s.record}
     variables = stored | set(spec.params) | set(spec.derived)
     for dname, derived in spec.derived.items():
         for ref in derived.difference:
-            if ref not in stored:
-                err(["derived", dname], f"derived {dname!r} uses {ref!r}, which no state stores")
+            if ref not in stored | set(spec.params):
+                err(
+                    ["derived", dname],
+                    f"derived {dname!r} uses {ref!r}, which is no param and no state stores",
+                )
 
     for sname, state in states.items():
         base = ["states", sname]
@@ -144,6 +151,14 @@ def _check_dialog(
                 err([*base, "choices", i], f"choice {choice.value!r}: use next or start, not both")
         if state.start:
             check_dialog(state.start, [*base, "start"])
+        if state.call:
+            check_dialog(state.call, [*base, "call"])
+            if state.expect != "none" or state.end or state.next is None:
+                err(
+                    [*base, "call"],
+                    f"state {sname!r}: a state that calls a dialog expects nothing, "
+                    "is no end state, and needs a next (where to carry on afterwards)",
+                )
         if state.action and state.action not in actions:
             err(
                 [*base, "action"],
@@ -181,12 +196,16 @@ def _check_dialog(
                 err(base, f"state {sname!r} has no way out: give it a next, or end: true")
 
         # Texts.
-        if not state.say and not state.action:
+        router = state.expect == "none" and isinstance(state.next, list)
+        if not state.say and not state.action and not state.call and not router:
             err(base, f"state {sname!r} has no text to say (missing 'say')")
-        for i, text in enumerate(state.say):
-            if not text.strip():
-                err([*base, "say", i], f"state {sname!r}: empty text")
-            _check_template(text, variables, [*base, "say", i], err)
+        for key in ("say", "retry"):
+            for i, text in enumerate(getattr(state, key)):
+                if not text.strip():
+                    err([*base, key, i], f"state {sname!r}: empty text")
+                _check_template(text, variables, [*base, key, i], err)
+        if state.retry and state.expect not in ("choice", "scale"):
+            err([*base, "retry"], f"state {sname!r}: 'retry' is only for choice or scale states")
         for i, choice in enumerate(state.choices):
             _check_template(choice.label, variables, [*base, "choices", i, "label"], err)
 
@@ -234,6 +253,8 @@ def validate_tree(
 
     for folder in sorted(p for p in root.iterdir() if p.is_dir()):
         code = folder.name
+        if not LOCALE_FOLDER.match(code):
+            continue  # not a language: data such as dialogs/helplines/ has its own loader
         specs: dict[str, tuple[DialogSpec, LineDict, str]] = {}
         messages: dict[str, list[str]] | None = None
         for path in sorted(folder.glob("*.yaml")):

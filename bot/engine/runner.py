@@ -137,8 +137,10 @@ class Turn:
         state: dict[str, Any],
         locale: Locale,
         now: datetime,
+        ref: UserRef | None = None,
     ) -> None:
         self.engine = engine
+        self.ref = ref
         self.session = session
         self.user = user
         self.row = row
@@ -242,8 +244,12 @@ class Turn:
             else:
                 self.reprompt()
             return
+        defaults = self.engine.dialog_params.get(name, {})
         frame = Frame(
-            dialog=name, state=spec.start, run=self.bump_counter(name), params=dict(params or {})
+            dialog=name,
+            state=spec.start,
+            run=self.bump_counter(name),
+            params={**defaults, **(params or {})},
         )
         if spec.entry:
             entry = await repo.create_entry(
@@ -273,7 +279,10 @@ class Turn:
             )
         self.stack.append(frame)
         self.step += 1
-        self.reprompt()
+        if self.spec(frame).call:
+            await self.engine.carry_on(self)
+        else:
+            self.reprompt()
 
     async def finish_top(self) -> Frame:
         frame = self.stack.pop()
@@ -335,6 +344,8 @@ class Engine:
         self.actions: dict[str, Action] = {}
         self.commands: dict[str, CommandHandler] = {}
         self.interceptors: list[Interceptor] = []
+        # Params every start of a dialog gets (such as thresholds from settings).
+        self.dialog_params: dict[str, dict[str, Any]] = {}
         self.reminders: dict[str, ReminderHandler] = {}
         self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
 
@@ -381,7 +392,7 @@ class Engine:
                 session, user_id=user.id, cipher=self.db.cipher, lock=self.db.is_postgres
             )
             locale = self.catalog.locale(user.locale or ref.locale)
-            turn = Turn(self, session, user, row, state, locale, self.clock())
+            turn = Turn(self, session, user, row, state, locale, self.clock(), ref)
             await self._dispatch(turn, event)
             repo.store_conversation(
                 row, state=turn.state_json(), step=turn.step, cipher=self.db.cipher
@@ -503,16 +514,17 @@ class Engine:
             else:
                 await self.answer(turn, text)
         elif state.expect == "choice":
-            value = _match_choice(text, turn.render(frame).options)
+            value = _match_choice(text, turn.render(frame).options) or _match_alias(text, state)
             if value is None:
-                turn.reprompt(turn.text("pick_an_option"))
+                turn.reprompt(_retry(turn, frame) or turn.text("pick_an_option"))
             else:
                 await self.answer(turn, value)
         elif state.expect == "scale":
             scale = Scale(state.scale.low, state.scale.high)
             rating = parse_scale(text, scale)
             if rating is None:
-                turn.reprompt(turn.text("scale_hint", low=scale.low, high=scale.high))
+                hint = _retry(turn, frame)
+                turn.reprompt(hint or turn.text("scale_hint", low=scale.low, high=scale.high))
             else:
                 await self.answer(turn, rating)
         else:
@@ -547,6 +559,7 @@ class Engine:
             if frame is None:
                 return
             state = turn.spec(frame)
+            frame.answers.update(state.record)
             if state.say:
                 turn.emit(turn.render(frame))
                 turn.prompts += 1
@@ -559,12 +572,20 @@ class Engine:
                     await self.actions[state.action](turn, frame)
                 if state.start:
                     await turn.start_dialog(state.start)
-                if turn.prompts == before and turn.top is not None:
-                    turn.say("back_to_previous")
-                    turn.reprompt()
+                below = turn.top
+                if turn.prompts == before and below is not None:
+                    if turn.spec(below).call:
+                        await self.carry_on(turn)
+                    else:
+                        turn.say("back_to_previous")
+                        turn.reprompt()
                 return
             if state.action:
                 await self.actions[state.action](turn, frame)
+                if turn.top is not frame:
+                    return
+            if state.call:
+                await turn.start_dialog(state.call)
                 if turn.top is not frame:
                     return
             if state.expect != "none":
@@ -575,6 +596,17 @@ class Engine:
             frame.state = position.state
             turn.step += 1
         raise RuntimeError("too many steps without waiting for the person")
+
+    async def carry_on(self, turn: Turn) -> None:
+        """The top frame waited at a `call` state for a dialog that has ended: move on."""
+        frame = turn.top
+        assert frame is not None
+        position = Position(frame.state, turn.values(frame))
+        if not turn.machine(frame).advance(position):
+            raise RuntimeError(f"no transition from {frame.dialog}.{frame.state}")
+        frame.state = position.state
+        turn.step += 1
+        await self.enter(turn)
 
 
 def _match_choice(text: str, options: tuple[Option, ...]) -> str | None:
@@ -587,6 +619,28 @@ def _match_choice(text: str, options: tuple[Option, ...]) -> str | None:
         if option.label.casefold() == wanted or option.value == wanted:
             return str(option.value)
     return None
+
+
+def _plain(text: str) -> str:
+    return " ".join(re.sub(r"[^\w\s]", "", text.casefold()).split())
+
+
+def _match_alias(text: str, state: StateSpec) -> str | None:
+    """A typed answer listed among a choice's `aliases` ("no", "not really")."""
+    wanted = _plain(text)
+    for choice in state.choices:
+        if any(_plain(alias) == wanted for alias in choice.aliases):
+            return choice.value
+    return None
+
+
+def _retry(turn: Turn, frame: Frame) -> str | None:
+    """The state's own words for an answer it did not understand, if it has any."""
+    state = turn.spec(frame)
+    if not state.retry:
+        return None
+    salt = f"{frame.dialog}.{frame.state}.retry"
+    return fill(pick(state.retry, run=frame.run, salt=salt), turn.values(frame))
 
 
 def _retryable(exc: DBAPIError) -> bool:

@@ -19,12 +19,17 @@ class _Strict(BaseModel):
 
 
 class ChoiceSpec(_Strict):
-    """One button. `next` overrides the state's `next`; `start` leaves for another dialog."""
+    """One button. `next` overrides the state's `next`; `start` leaves for another dialog.
+
+    `aliases` are typed answers that count as pressing it ("no", "not really"), compared
+    without case or punctuation.
+    """
 
     value: str = Field(min_length=1, max_length=32, pattern=r"^[a-z0-9_]+$")
     label: str = Field(min_length=1)
     next: str | None = None
     start: str | None = None
+    aliases: list[str] = Field(default_factory=list)
 
 
 class Condition(_Strict):
@@ -93,8 +98,14 @@ class StateSpec(_Strict):
     action: str | None = None
     start: str | None = None
     pause: float = Field(default=0, ge=0, le=30)
+    # Run another dialog on top, then carry on with `next` here once it ends.
+    call: str | None = None
+    # Said instead of the generic hint when a typed answer is not understood.
+    retry: list[str] = Field(default_factory=list)
+    # Fixed answers recorded on entering the state (what was done, which band).
+    record: dict[str, str] = Field(default_factory=dict)
 
-    @field_validator("say", mode="before")
+    @field_validator("say", "retry", mode="before")
     @classmethod
     def _one_phrasing_is_a_list(cls, value: Any) -> Any:
         return [value] if isinstance(value, str) else value

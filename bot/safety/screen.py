@@ -1,0 +1,175 @@
+"""The crisis screen: does a message speak of suicide, self-harm, harm from others or
+immediate danger?
+
+Patterns live per locale in `dialogs/<locale>/crisis_patterns.yaml` (see the comments there).
+Both the message and every pattern go through the same normalization first — casefold, no
+accents or apostrophes, common digit-for-letter swaps undone ("k1ll"), punctuation turned
+into spaces, spaced-out letters joined ("k i l l"), and repeated letters collapsed ("killl
+myselfff" and "kill myself" both become "kil myself") — so writers spell patterns normally.
+A space in a pattern also matches no space ("killmyself"), and patterns match whole words.
+
+Two levels: `crisis` (clearly about the person's own danger: the full crisis response) and
+`check` (unsure, or a topic word alone: a gentler "are you safe?", still a crisis pause).
+A `check` that comes only from a topic word is dropped when the message is plainly about
+something else (a film, an essay, statistics): that is a passing mention.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from bot.engine.yamlsource import LineDict, SourceError, line_of, load_yaml
+
+CATEGORIES = ("immediate_danger", "suicide", "self_harm", "harm_from_others")
+Level = Literal["crisis", "check"]
+PATTERN_FILE = "crisis_patterns.yaml"
+
+_LEET = {"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "@": "a", "$": "s"}
+# A digit or symbol standing in for a letter: between letters ("k1ll"), or $/@ opening a word.
+_LEET_CHAR = re.compile(r"(?<=[a-z])[013457@$](?=[a-z])|(?<![a-z0-9])[@$](?=[a-z])")
+_APOSTROPHES = re.compile(r"['’‘`´]")
+_NOT_WORD = re.compile(r"[^a-z0-9]+")
+_SPACED_LETTERS = re.compile(r"(?<![a-z0-9])(?:[a-z] ){2,}[a-z](?![a-z0-9])")
+_REPEATS = re.compile(r"([a-z])\1+")
+_PATTERN_CHARS = re.compile(r"^[a-z0-9 ()|?!*+.^$\[\]{},\\-]+$")
+
+
+def _fold(text: str) -> str:
+    text = unicodedata.normalize("NFKD", text.casefold())
+    text = "".join(ch for ch in text if not unicodedata.combining(ch))
+    return _APOSTROPHES.sub("", text)
+
+
+def normalize(text: str) -> str:
+    """The form every message is matched in: lowercase ASCII words, single spaces."""
+    text = _fold(text)
+    text = _LEET_CHAR.sub(lambda m: _LEET[m.group()], text)
+    text = _NOT_WORD.sub(" ", text).strip()
+    text = _SPACED_LETTERS.sub(lambda m: m.group().replace(" ", ""), text)
+    return _REPEATS.sub(r"\1", text)
+
+
+def compile_pattern(source: str) -> re.Pattern[str]:
+    """A pattern as written → a regex over normalized text (whole words; spaces optional)."""
+    body = _REPEATS.sub(r"\1", " ".join(_fold(source).split()))
+    if not _PATTERN_CHARS.match(body):
+        bad = sorted({ch for ch in body if not _PATTERN_CHARS.match(ch)})
+        raise ValueError(f"characters that never occur in normalized text: {''.join(bad)!r}")
+    body = re.sub(r" (?![?*+{])", " ?", body)
+    compiled = re.compile(rf"(?<![a-z0-9])(?:{body})(?![a-z0-9])")
+    if compiled.fullmatch(""):
+        raise ValueError("this pattern matches an empty message")
+    return compiled
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class CategorySpec(_Strict):
+    crisis: list[str] = Field(min_length=1)
+    check: list[str] = Field(default_factory=list)
+
+
+class ScreenSpec(_Strict):
+    locale: str
+    categories: dict[
+        Literal["immediate_danger", "suicide", "self_harm", "harm_from_others"], CategorySpec
+    ]
+    ignore: list[str] = Field(default_factory=list)
+    softer: list[str] = Field(default_factory=list)
+    not_about_me: list[str] = Field(default_factory=list)
+
+
+class ScreenFile(_Strict):
+    screen: ScreenSpec
+
+
+@dataclass(frozen=True, slots=True)
+class ScreenResult:
+    """What the screen found: a category and how sure it is. Never the words themselves."""
+
+    category: str
+    level: Level
+
+
+@dataclass
+class Screen:
+    """Compiled patterns of one locale."""
+
+    crisis: dict[str, list[re.Pattern[str]]] = field(default_factory=dict)
+    check: dict[str, list[re.Pattern[str]]] = field(default_factory=dict)
+    ignore: list[re.Pattern[str]] = field(default_factory=list)
+    softer: list[re.Pattern[str]] = field(default_factory=list)
+    not_about_me: list[re.Pattern[str]] = field(default_factory=list)
+
+    def check_text(self, text: str) -> ScreenResult | None:
+        """Screen one message; None when it is not a crisis (nor unsure enough to ask)."""
+        norm = normalize(text)
+        for rx in self.ignore:
+            norm = rx.sub(" | ", norm)
+        for category in CATEGORIES:
+            if any(rx.search(norm) for rx in self.crisis.get(category, [])):
+                softened = any(rx.search(norm) for rx in self.softer)
+                return ScreenResult(category, "check" if softened else "crisis")
+        for category in CATEGORIES:
+            if any(rx.search(norm) for rx in self.check.get(category, [])):
+                if any(rx.search(norm) for rx in self.not_about_me):
+                    return None
+                return ScreenResult(category, "check")
+        return None
+
+
+def load_screen(path: Path, display: str) -> tuple[Screen | None, list[SourceError]]:
+    """Load and compile one pattern file; every problem is reported with its line."""
+    raw, errors = load_yaml(path, display)
+    if errors:
+        return None, errors
+    if not isinstance(raw, LineDict):
+        return None, [SourceError(display, 1, "expected a mapping with the key 'screen'")]
+    try:
+        spec = ScreenFile.model_validate(raw).screen
+    except ValidationError as exc:
+        out = []
+        for err in exc.errors():
+            loc = list(err["loc"])
+            where = ".".join(str(p) for p in loc) or "(top level)"
+            out.append(SourceError(display, line_of(raw, loc), f"{where}: {err['msg']}"))
+        return None, out
+    screen = Screen()
+    problems: list[SourceError] = []
+
+    def compiled(items: list[str], path: list[Any]) -> list[re.Pattern[str]]:
+        out = []
+        for i, source in enumerate(items):
+            try:
+                out.append(compile_pattern(source))
+            except (ValueError, re.error) as exc:
+                problems.append(
+                    SourceError(display, line_of(raw, [*path, i]), f"pattern {source!r}: {exc}")
+                )
+        return out
+
+    missing = [c for c in CATEGORIES if c not in spec.categories]
+    if missing:
+        problems.append(
+            SourceError(
+                display,
+                line_of(raw, ["screen", "categories"]),
+                f"missing categories: {', '.join(missing)}",
+            )
+        )
+    for name, cat in spec.categories.items():
+        base = ["screen", "categories", name]
+        screen.crisis[name] = compiled(cat.crisis, [*base, "crisis"])
+        screen.check[name] = compiled(cat.check, [*base, "check"])
+    screen.ignore = compiled(spec.ignore, ["screen", "ignore"])
+    screen.softer = compiled(spec.softer, ["screen", "softer"])
+    screen.not_about_me = compiled(spec.not_about_me, ["screen", "not_about_me"])
+    return (None if problems else screen), problems
