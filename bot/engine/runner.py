@@ -63,6 +63,8 @@ NUMBER_WORDS = {
 _SCALE = re.compile(r"^\s*(\d{1,2})\s*(?:/\s*10|out of 10)?\s*[.!]?\s*$", re.IGNORECASE)
 _INVISIBLE = re.compile(r"[\u200b-\u200f\u202a-\u202e\u2060-\u2064\ufeff]")
 MAX_AUTO_STEPS = 100
+# "/name" or "/name@bot", optionally followed by arguments ("/country GB").
+_COMMAND = re.compile(r"^/([A-Za-z0-9_]{1,32}(?:@\w+)?)(?:\s+(.*))?$", re.DOTALL)
 
 
 @dataclass
@@ -403,8 +405,9 @@ class Engine:
     async def _dispatch(self, turn: Turn, event: Event) -> None:
         if isinstance(event, Text):
             text = clean_text(event.text)
-            if text.startswith("/") and len(text) > 1 and " " not in text.split("\n")[0][:33]:
-                name, _, args = text[1:].partition(" ")
+            command = _COMMAND.match(text)
+            if command:
+                name, args = command.group(1), command.group(2) or ""
                 await self._command(turn, name.split("@")[0].lower(), args.strip())
                 return
             for interceptor in self.interceptors:
