@@ -1,0 +1,141 @@
+"""The crisis screen on the phrase sets in phrases.yaml, its normalization, and its file checks."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from bot.config import REPO_ROOT
+from bot.safety import validate_safety
+from bot.safety.screen import PATTERN_FILE, Screen, compile_pattern, load_screen, normalize
+
+PHRASES: dict[str, Any] = yaml.safe_load(
+    (Path(__file__).parent / "phrases.yaml").read_text(encoding="utf-8")
+)
+DIALOGS = REPO_ROOT / "dialogs"
+
+
+@pytest.fixture(scope="module")
+def screen() -> Screen:
+    found, errors = load_screen(DIALOGS / "en" / PATTERN_FILE, PATTERN_FILE)
+    assert errors == []
+    assert found is not None
+    return found
+
+
+CRISIS = [(cat, text) for cat, texts in PHRASES["crisis"].items() for text in texts]
+# Phrases whose category is knowingly another one (the opening differs, the pause does not).
+CATEGORY_EXCEPTIONS = {"they keep telling me to kill myself"}
+
+
+@pytest.mark.parametrize(("category", "text"), CRISIS)
+def test_crisis_phrases_interrupt_with_their_category(
+    screen: Screen, category: str, text: str
+) -> None:
+    found = screen.check_text(text)
+    assert found is not None, text
+    if text not in CATEGORY_EXCEPTIONS:
+        assert found.category == category
+
+
+@pytest.mark.parametrize("text", PHRASES["unsure"])
+def test_unsure_phrases_get_the_gentle_check(screen: Screen, text: str) -> None:
+    found = screen.check_text(text)
+    assert found is not None, text
+    assert found.level == "check"
+
+
+@pytest.mark.parametrize("text", PHRASES["ordinary"] + PHRASES["holdout"]["calm"])
+def test_ordinary_self_criticism_and_idioms_do_not_interrupt(screen: Screen, text: str) -> None:
+    assert screen.check_text(text) is None
+
+
+@pytest.mark.parametrize("text", PHRASES["mentions"])
+def test_passing_mentions_do_not_interrupt(screen: Screen, text: str) -> None:
+    assert screen.check_text(text) is None
+
+
+@pytest.mark.parametrize("text", PHRASES["holdout"]["crisis"])
+def test_holdout_crisis_phrases_interrupt(screen: Screen, text: str) -> None:
+    assert screen.check_text(text) is not None
+
+
+def test_a_clear_crisis_beats_a_passing_mention(screen: Screen) -> None:
+    found = screen.check_text("I watched a film about suicide and now I want to kill myself")
+    assert found is not None
+    assert found.level == "crisis"
+
+
+def test_jokes_soften_but_never_silence(screen: Screen) -> None:
+    found = screen.check_text("lol i want to kill myself")
+    assert found is not None
+    assert found.level == "check"
+
+
+@pytest.mark.parametrize(
+    ("raw", "normal"),
+    [
+        ("KILLL   myselfff!!!", "kil myself"),
+        ("I don’t want to", "i dont want to"),
+        ("k1ll mys3lf", "kil myself"),
+        ("$uicide", "suicide"),
+        ("k.i.l.l myself", "kil myself"),
+        ("Ça va, très bien", "ca va tres bien"),
+        ("I ran 10 kms", "i ran 10 kms"),
+    ],
+)
+def test_normalization(raw: str, normal: str) -> None:
+    assert normalize(raw) == normal
+
+
+def test_patterns_are_normalized_like_messages() -> None:
+    assert compile_pattern("Don't  want to LIVE").search(normalize("i dont want to live"))
+    assert compile_pattern("kill myself").search("kilmyself")
+    assert not compile_pattern("kill myself").search("skil myself")
+
+
+def test_shipped_files_validate() -> None:
+    assert validate_safety(DIALOGS) == []
+
+
+def _tree(tmp_path: Path) -> Path:
+    root = tmp_path / "dialogs"
+    shutil.copytree(DIALOGS, root)
+    return root
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "fragment"),
+    [
+        ('        - "kms"\n', '        - "(kms"\n', "pattern '(kms'"),
+        ('        - "kms"\n', '        - "Ünïcode ok but <this> is not"\n', "never occur"),
+        ('        - "kms"\n', '        - "(kms)?"\n', "empty message"),
+        ("  ignore:\n", "  ignored:\n", "ignored"),
+        ("    immediate_danger:\n", "    danger_now:\n", "danger_now"),
+    ],
+)
+def test_pattern_file_errors_name_the_line(
+    tmp_path: Path, old: str, new: str, fragment: str
+) -> None:
+    root = _tree(tmp_path)
+    path = root / "en" / PATTERN_FILE
+    text = path.read_text(encoding="utf-8")
+    assert old in text
+    line = text[: text.index(old)].count("\n") + 1
+    path.write_text(text.replace(old, new, 1), encoding="utf-8")
+    errors = [str(e) for e in validate_safety(root)]
+    assert errors, "expected an error"
+    assert any(fragment in e and f"{PATTERN_FILE}:{line}:" in e for e in errors), errors
+
+
+def test_a_missing_safety_message_is_reported(tmp_path: Path) -> None:
+    root = _tree(tmp_path)
+    path = root / "en" / "messages.yaml"
+    text = path.read_text(encoding="utf-8")
+    path.write_text(text.replace("  helpline_or:", "  helpline_either:"), encoding="utf-8")
+    errors = [str(e) for e in validate_safety(root)]
+    assert any("missing safety text for: helpline_or" in e for e in errors), errors
