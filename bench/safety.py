@@ -112,6 +112,23 @@ def timing(screen: Screen, texts: list[str], rounds: int = 20) -> float:
     return spent / base
 
 
+def holdouts(screen: Screen, phrases: dict[str, Any]) -> None:
+    """Sets written after tuning: recall and false alarms each (first-pass numbers in the file)."""
+    for name in sorted(k for k in phrases if k.startswith("holdout")):
+        crisis, calm = phrases[name]["crisis"], phrases[name]["calm"]
+        caught = sum(screen.check_text(t) is not None for t in crisis)
+        alarms = [t for t in calm if screen.check_text(t) is not None]
+        print(
+            f"{name}: recall {caught}/{len(crisis)} = {caught / len(crisis):.0%}, "
+            f"false alarms {len(alarms)}/{len(calm)} = {len(alarms) / len(calm):.0%}"
+        )
+        for text in crisis:
+            if screen.check_text(text) is None:
+                print(f"  missed: {text}")
+        for text in alarms:
+            print(f"  false alarm: {text}")
+
+
 def main() -> int:
     phrases = load_phrases()
     screen = screen_for()
@@ -138,6 +155,7 @@ def main() -> int:
     ):
         for item in items:
             print(f"  {title}: {item}")
+    holdouts(screen, phrases)
     everything = [t for ts in phrases["crisis"].values() for t in ts] + phrases["ordinary"]
     timing(screen, everything)
     return 0

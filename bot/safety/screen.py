@@ -61,7 +61,9 @@ def compile_pattern(source: str) -> re.Pattern[str]:
     if not _PATTERN_CHARS.match(body):
         bad = sorted({ch for ch in body if not _PATTERN_CHARS.match(ch)})
         raise ValueError(f"characters that never occur in normalized text: {''.join(bad)!r}")
-    body = re.sub(r" (?![?*+{])", " ?", body)
+    # A space between words may also be missing ("killmyself"); a space before a lookahead
+    # "(?!" or a quantifier stays exactly one space, so exclusions stay exact.
+    body = re.sub(r" (?![?*+{]|\(\?)", " ?", body)
     compiled = re.compile(rf"(?<![a-z0-9])(?:{body})(?![a-z0-9])")
     if compiled.fullmatch(""):
         raise ValueError("this pattern matches an empty message")
