@@ -76,6 +76,35 @@ def cmd_dialogs_graph(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_helplines(args: argparse.Namespace) -> int:
+    """List the crisis contacts per country with their last-checked dates."""
+    import datetime as dt
+
+    from bot.safety.helplines import load_helplines
+
+    settings = _settings()
+    helplines, errors = load_helplines(Path(args.dir) if args.dir else settings.dialogs_dir)
+    if helplines is None:
+        for error in errors:
+            print(error, file=sys.stderr)
+        return 1
+    today = dt.date.today()
+    stale = 0
+    for country in [*helplines.countries.values(), helplines.international]:
+        age = (today - country.last_checked).days
+        stale += age > args.max_age
+        primary = country.primary()[0]
+        reach = primary.phone or (primary.text.number if primary.text else primary.website)
+        print(
+            f"{country.code:<13} checked {country.last_checked} ({age} days ago)  "
+            f"emergency {country.emergency or '-':<5} {primary.name}: {reach}"
+        )
+    if stale:
+        print(f"{stale} file(s) not checked for over {args.max_age} days", file=sys.stderr)
+        return 1
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kindbot", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -94,6 +123,13 @@ def build_parser() -> argparse.ArgumentParser:
     graph.add_argument("--locale", default=None)
     graph.add_argument("--dir", help="dialogs folder (default: DIALOGS_DIR)")
     graph.set_defaults(func=cmd_dialogs_graph)
+
+    helplines = sub.add_parser("helplines", help=cmd_helplines.__doc__)
+    helplines.add_argument("--dir", help="dialogs folder (default: DIALOGS_DIR)")
+    helplines.add_argument(
+        "--max-age", type=int, default=365, help="exit 1 if a file is older (days; default 365)"
+    )
+    helplines.set_defaults(func=cmd_helplines)
     return parser
 
 
