@@ -431,6 +431,11 @@ class Engine:
                 await turn.start_dialog(event.kind)
 
     async def _command(self, turn: Turn, name: str, args: str) -> None:
+        if args:
+            # Words after a command are screened like any message ("/reframe I want to die").
+            for interceptor in self.interceptors:
+                if await interceptor(turn, args):
+                    return
         if name in self.commands:
             await self.commands[name](turn, args)
             return

@@ -148,3 +148,9 @@ async def test_typed_commands_take_arguments(app: App) -> None:
     assert "New Zealand" in out[0].text  # type: ignore[union-attr]
     out = await app.engine.handle(ref, Text("/ not a command"))
     assert not any("don't know" in o.text for o in out if isinstance(o, Message))
+
+
+async def test_words_after_a_command_are_screened_too(app: App) -> None:
+    ref = UserRef("console", "cmdargs")
+    out = await app.engine.handle(ref, Text("/reframe i want to kill myself"))
+    assert "Are you safe right now?" in out[0].text  # type: ignore[union-attr]

@@ -125,3 +125,26 @@ def test_a_helpline_needs_a_way_to_reach_it(tmp_path: Path) -> None:
     path.write_text(text, encoding="utf-8")
     _, errors = load_helplines(root)
     assert any("a phone, a text line or a website" in str(e) for e in errors)
+
+
+def test_kindbot_helplines_lists_dates(capsys: pytest.CaptureFixture[str]) -> None:
+    from bot.cli import main
+
+    assert main(["helplines", "--dir", str(DIALOGS)]) == 0
+    out = capsys.readouterr().out
+    assert "GB            checked" in out
+    assert "Samaritans: 116 123" in out
+    assert main(["helplines", "--dir", str(DIALOGS), "--max-age", "-1"]) == 1
+
+
+def test_dialogs_check_reports_safety_files(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from bot.cli import main
+
+    root = tmp_path / "dialogs"
+    shutil.copytree(DIALOGS, root)
+    path = root / "en" / "crisis_patterns.yaml"
+    path.write_text(path.read_text(encoding="utf-8").replace('"kms"', '"(kms"'), "utf-8")
+    assert main(["dialogs", "check", "--dir", str(root)]) == 1
+    assert "crisis_patterns.yaml:" in capsys.readouterr().out
