@@ -42,6 +42,19 @@ def cmd_chat(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_run(args: argparse.Namespace) -> int:
+    """Run the Telegram bot: long polling, or a webhook server when WEBHOOK_URL is set."""
+    from bot.telegram.application import StartupProblem, serve
+
+    settings = _settings()
+    try:
+        asyncio.run(serve(settings))
+    except StartupProblem as exc:
+        print(f"kindbot: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def cmd_dialogs_check(args: argparse.Namespace) -> int:
     """Validate every dialog file; list all errors with file and line."""
     settings = _settings()
@@ -81,6 +94,9 @@ def build_parser() -> argparse.ArgumentParser:
     chat = sub.add_parser("chat", help=cmd_chat.__doc__)
     chat.add_argument("--user", default="local", help="who you are in the database")
     chat.set_defaults(func=cmd_chat)
+
+    run = sub.add_parser("run", help=cmd_run.__doc__)
+    run.set_defaults(func=cmd_run)
 
     dialogs = sub.add_parser("dialogs", help="check or draw dialog files")
     dialogs_sub = dialogs.add_subparsers(dest="dialogs_command", required=True)

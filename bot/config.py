@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -25,6 +25,15 @@ class Settings(BaseSettings):
     encryption_key: str | None = None
     log_level: str = "INFO"
     max_text_chars: int = Field(default=1000, ge=50, le=4000)
+
+    # Telegram (`kindbot run`); checked when the bot starts, so `kindbot chat` needs none.
+    telegram_bot_token: SecretStr | None = None
+    telegram_api_url: str | None = None
+    webhook_url: str | None = None
+    webhook_listen: str = "127.0.0.1"
+    webhook_port: int = Field(default=8443, ge=1, le=65535)
+    webhook_secret: SecretStr | None = None
+    telegram_max_concurrent: int = Field(default=256, ge=1, le=100_000)
 
     def resolved_database_url(self) -> str:
         """The database to use: `DATABASE_URL`, else a SQLite file in the data directory."""

@@ -30,6 +30,8 @@ class User(SQLModel, table=True):
     locale: str | None = Field(default=None, max_length=16)
     created_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
     consented_at: datetime | None = _optional_ts()
+    # Set when the person blocked the bot (Telegram 403 or my_chat_member); /start clears it.
+    blocked_at: datetime | None = _optional_ts()
     counters: dict[str, int] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
 
 

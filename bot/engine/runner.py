@@ -479,6 +479,11 @@ class Engine:
             turn.emit(Message(turn.text("step_passed")))
             return
         state = turn.spec(frame)
+        if state.expect == "scale":  # a pressed rating button
+            rating = parse_scale(event.value, Scale(state.scale.low, state.scale.high))
+            if rating is not None:
+                await self.answer(turn, rating)
+                return
         if state.expect != "choice" or event.value not in {c.value for c in state.choices}:
             log.warning("ignored a choice that the current step does not offer")
             turn.emit(Message(turn.text("step_passed")))
