@@ -19,7 +19,14 @@ from urllib.parse import urlsplit
 
 from telegram import Bot, BotCommand
 from telegram.error import InvalidToken
-from telegram.ext import Application, ApplicationBuilder, ContextTypes, ExtBot, JobQueue
+from telegram.ext import (
+    Application,
+    ApplicationBuilder,
+    BaseUpdateProcessor,
+    ContextTypes,
+    ExtBot,
+    JobQueue,
+)
 from telegram.request import BaseRequest
 
 from bot.app import App, open_app
@@ -82,15 +89,19 @@ def build_application(
     updates_request: BaseRequest | None = None,
     delivery: Delivery | None = None,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    processor: BaseUpdateProcessor | None = None,
 ) -> TgApplication:
-    """The Application for this kindbot, not yet initialized."""
+    """The Application for this kindbot, not yet initialized.
+
+    `processor` replaces the per-person ordered one (only to show, in tests, why it exists).
+    """
     # PTB 22 warns on every `retry_after` read unless timedeltas are opted into.
     os.environ.setdefault("PTB_TIMEDELTA", "true")
     settings = app.settings
     builder = (
         ApplicationBuilder()
         .token(bot_token(settings))
-        .concurrent_updates(PerUserOrder(settings.telegram_max_concurrent))
+        .concurrent_updates(processor or PerUserOrder(settings.telegram_max_concurrent))
     )
     if settings.telegram_api_url:
         root = settings.telegram_api_url.rstrip("/")

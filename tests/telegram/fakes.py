@@ -19,7 +19,7 @@ import json
 import threading
 import time
 from collections import defaultdict, deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -28,6 +28,7 @@ from urllib.parse import parse_qsl
 
 from telegram import Update
 from telegram.error import NetworkError
+from telegram.ext import BaseUpdateProcessor
 from telegram.request import BaseRequest, RequestData
 
 from bot.app import App
@@ -91,6 +92,7 @@ class BotAPI:
     calls: list[Call] = field(default_factory=list)
     failures: dict[str, deque[str]] = field(default_factory=lambda: defaultdict(deque))
     updates: list[dict[str, Any]] = field(default_factory=list)
+    confirmed: int = 0  # getUpdates confirms every update below the offset it asks for
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1000))
     _lock: threading.Condition = field(default_factory=threading.Condition)
 
@@ -114,6 +116,14 @@ class BotAPI:
 
     def texts(self, chat_id: int | None = None) -> list[str]:
         return [c.text for c in self.sent("sendMessage", chat_id)]
+
+    def wait_for(self, check: Callable[[], bool], timeout: float = 30.0) -> None:
+        """Block (a test thread) until `check()` holds; fail after `timeout` seconds."""
+        deadline = time.monotonic() + timeout
+        while not check():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out; calls so far: {[c.method for c in self.calls]}")
+            time.sleep(0.02)
 
     def clear(self) -> None:
         with self._lock:
@@ -145,6 +155,8 @@ class BotAPI:
                 "error_code": 403,
                 "description": "Forbidden: bot was blocked by the user",
             }
+        if failure == "unauthorized":
+            return 401, {"ok": False, "error_code": 401, "description": "Unauthorized"}
         if failure == "bad_request":
             return 400, {"ok": False, "error_code": 400, "description": "Bad Request: nope"}
         return 200, {"ok": True, "result": self._result(method, params)}
@@ -178,8 +190,9 @@ class BotAPI:
         offset = int(params.get("offset") or 0)
         deadline = time.monotonic() + min(float(params.get("timeout") or 0), 0.5)
         with self._lock:
+            self.confirmed = max(self.confirmed, offset)
             while True:
-                ready = [u for u in self.updates if u["update_id"] >= offset]
+                ready = [u for u in self.updates if u["update_id"] >= self.confirmed]
                 left = deadline - time.monotonic()
                 if ready or left <= 0:
                     return ready
@@ -420,7 +433,12 @@ class Harness:
 
 @asynccontextmanager
 async def harness(
-    app: App, api: BotAPI | None = None, *, latency: float = 0.0, sleep: Any = None
+    app: App,
+    api: BotAPI | None = None,
+    *,
+    latency: float = 0.0,
+    sleep: Any = None,
+    processor: BaseUpdateProcessor | None = None,
 ) -> AsyncIterator[Harness]:
     """An initialized Application for `app` (inside `async with application`)."""
     api = api or BotAPI()
@@ -435,6 +453,7 @@ async def harness(
         updates_request=FakeRequest(api, latency=latency),
         delivery=Delivery(backoff=0.0, sleep=no_wait),
         sleep=sleep or no_wait,
+        processor=processor,
     )
     async with application:
         yield Harness(app, application, api, Updates(), sleeps)
