@@ -10,7 +10,6 @@ ME = UserRef("console", "scale")
 
 async def at_rating(app: App) -> Message:
     engine = app.engine
-    await engine.handle(ME, Text("/start"))
     consent = [o for o in await engine.handle(ME, Text("/start")) if isinstance(o, Message)][-1]
     await engine.handle(ME, ChoiceMade("yes", consent.step))
     await engine.handle(ME, Text("/reframe"))
