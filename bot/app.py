@@ -31,6 +31,8 @@ def configure_logging(level: str) -> None:
     )
     for noisy in ("httpx", "transitions", "alembic.runtime.migration"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # PTB logs whole updates and request parameters (what people wrote) at DEBUG: never that.
+    logging.getLogger("telegram").setLevel(max(logging.INFO, logging.getLevelName(level.upper())))
 
 
 def load_catalog(settings: Settings) -> Catalog:

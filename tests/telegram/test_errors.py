@@ -73,3 +73,23 @@ async def test_long_messages_are_split_on_paragraphs(app: App) -> None:
     assert all(len(p) <= 4096 for p in pieces)
     assert all(p.endswith("A kind sentence.") for p in pieces)
     assert "\n\n".join(pieces) == text
+
+
+async def test_debug_logging_never_shows_what_people_wrote(
+    app: App, caplog: pytest.LogCaptureFixture
+) -> None:
+    from bot.app import configure_logging
+
+    telegram_logger = logging.getLogger("telegram")
+    before = telegram_logger.level
+    try:
+        configure_logging("DEBUG")
+        caplog.set_level(logging.DEBUG)
+        async with harness(app) as h:
+            await h.say(ANN, "/start")
+            await h.press(ANN, "Yes, that's okay")
+            await h.say(ANN, "/reframe")
+            await h.say(ANN, "my very private thought")
+    finally:
+        telegram_logger.setLevel(before)
+    assert "private thought" not in caplog.text
