@@ -49,7 +49,10 @@ class Cipher:
 
     def rotate(self, token: str) -> str:
         """Re-encrypt `token` under the newest key."""
-        return self._fernet.rotate(token.encode("ascii")).decode("ascii")
+        try:
+            return self._fernet.rotate(token.encode("ascii")).decode("ascii")
+        except InvalidToken as exc:
+            raise WrongKeyError("stored data cannot be decrypted with the configured key") from exc
 
 
 def new_key() -> str:

@@ -75,6 +75,8 @@ class Frame:
     answers: dict[str, Any] = field(default_factory=dict)
     params: dict[str, Any] = field(default_factory=dict)
     entry_id: int | None = None
+    # (value, label) choices made in code for the current state (see StateSpec.choices_from).
+    options: list[tuple[str, str]] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -84,6 +86,7 @@ class Frame:
             "answers": self.answers,
             "params": self.params,
             "entry_id": self.entry_id,
+            "options": [list(o) for o in self.options],
         }
 
     @classmethod
@@ -95,6 +98,7 @@ class Frame:
             answers=dict(data.get("answers", {})),
             params=dict(data.get("params", {})),
             entry_id=data.get("entry_id"),
+            options=[(str(v), str(label)) for v, label in data.get("options", [])],
         )
 
 
@@ -149,6 +153,7 @@ class Turn:
         self.now = now
         self.outputs: list[Output] = []
         self.prompts = 0
+        self.erased = False
 
     # -- reading -------------------------------------------------------------------------
     @property
@@ -211,6 +216,8 @@ class Turn:
             pick(state.say, run=frame.run, salt=f"{frame.dialog}.{frame.state}"), values
         )
         options = tuple(Option(c.value, fill(c.label, values)) for c in state.choices)
+        if state.choices_from:
+            options = tuple(Option(v, label) for v, label in frame.options) + options
         scale = Scale(state.scale.low, state.scale.high) if state.expect == "scale" else None
         waiting = state.expect in ("choice", "scale")
         return Message(text, options, scale, self.step if waiting else None)
@@ -288,6 +295,15 @@ class Turn:
             )
         self.emit(DialogEnded(frame.dialog, completed=True))
         return frame
+
+    def erase(self) -> None:
+        """The person's rows were deleted: clear the conversation and save nothing for them."""
+        self.stack.clear()
+        self.paused.clear()
+        self.erased = True
+        for obj in (self.user, self.row):
+            if obj in self.session:
+                self.session.expunge(obj)
 
     async def stop_all(self) -> bool:
         """Stop every open dialog; recorded ones are kept as unfinished and can be resumed."""
@@ -383,9 +399,10 @@ class Engine:
             locale = self.catalog.locale(user.locale or ref.locale)
             turn = Turn(self, session, user, row, state, locale, self.clock())
             await self._dispatch(turn, event)
-            repo.store_conversation(
-                row, state=turn.state_json(), step=turn.step, cipher=self.db.cipher
-            )
+            if not turn.erased:
+                repo.store_conversation(
+                    row, state=turn.state_json(), step=turn.step, cipher=self.db.cipher
+                )
             await session.commit()
             return turn.outputs
 
@@ -479,7 +496,10 @@ class Engine:
             turn.emit(Message(turn.text("step_passed")))
             return
         state = turn.spec(frame)
-        if state.expect != "choice" or event.value not in {c.value for c in state.choices}:
+        offered = {c.value for c in state.choices}
+        if state.choices_from:
+            offered.update(value for value, _ in frame.options)
+        if state.expect != "choice" or event.value not in offered:
             log.warning("ignored a choice that the current step does not offer")
             turn.emit(Message(turn.text("step_passed")))
             return
@@ -526,8 +546,8 @@ class Engine:
         if state.store:
             frame.answers[state.store] = value
         if state.expect == "choice":
-            choice = next(c for c in state.choices if c.value == value)
-            if choice.start:
+            choice = next((c for c in state.choices if c.value == value), None)
+            if choice is not None and choice.start:
                 await turn.finish_top()
                 await turn.start_dialog(choice.start)
                 return
@@ -547,6 +567,8 @@ class Engine:
             if frame is None:
                 return
             state = turn.spec(frame)
+            if state.choices_from:
+                await self.actions[state.choices_from](turn, frame)
             if state.say:
                 turn.emit(turn.render(frame))
                 turn.prompts += 1
