@@ -72,6 +72,7 @@ async def open_app(
         engine = Engine(catalog, db, clock=clock, max_text_chars=settings.max_text_chars)
         engine.actions.update(all_actions())
         engine.commands.update(all_commands())
+        engine.gives_way.add("history")
         yield App(settings, db, catalog, engine)
     finally:
         await db.close()

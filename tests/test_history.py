@@ -152,3 +152,13 @@ async def test_terminal_shows_numbered_entries(app: App, tmp_path: object) -> No
     assert "1. 2 Feb 2026 · Reframe · 7 → 3" in out.getvalue()
     await console.send("2")
     assert "The thought: thought number 0" in out.getvalue()
+
+
+async def test_opening_another_dialog_closes_the_history(app: App) -> None:
+    alice = Person(app)
+    await alice.consent()
+    await alice.send("/history")
+    await alice.reframe("I talk too much in meetings")
+    assert "newest first" not in alice.text  # not dropped back into an old list
+    await alice.send("/history")
+    assert alice.labels[0].startswith("2 Mar 2026 · Reframe")

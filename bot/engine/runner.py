@@ -348,6 +348,8 @@ class Engine:
         self.onboarding = "onboarding"
         self.menu = "menu"
         self.resume_dialog = "resume"
+        # Dialogs that step aside (are closed) when the person opens another one, like the menu.
+        self.gives_way: set[str] = set()
         self.actions: dict[str, Action] = {}
         self.commands: dict[str, CommandHandler] = {}
         self.interceptors: list[Interceptor] = []
@@ -474,7 +476,7 @@ class Engine:
             turn.say("consent_first")
             turn.reprompt()
             return
-        if top and top.dialog in (self.menu, self.resume_dialog):
+        if top and (top.dialog in (self.menu, self.resume_dialog) or top.dialog in self.gives_way):
             turn.stack.pop()
         if dialog in turn.paused and turn.consented:
             machine = self.catalog.dialog(dialog, turn.locale.code)
