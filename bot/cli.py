@@ -198,6 +198,14 @@ def cmd_rotate_key(args: argparse.Namespace) -> int:
     old_keys = settings.encryption_key or settings.key_file.read_text(encoding="ascii")
     old = [k.strip() for k in old_keys.split(",") if k.strip()]
     pending = settings.key_file.with_name(settings.key_file.name + ".new")
+    if not from_env and pending.exists():
+        print(
+            f"kindbot: {pending} exists: an earlier rotation was interrupted. One of "
+            f"{settings.key_file} and {pending} reads the database (start kindbot with each "
+            "as ENCRYPTION_KEY to see which); keep that one as the key file, then try again.",
+            file=sys.stderr,
+        )
+        return 1
     if not from_env:
         # The new key is on disk before the database changes: an interruption between
         # the commit and the rename below leaves it in `<key file>.new`, never lost.

@@ -205,3 +205,23 @@ def test_keygen_prints_a_fresh_key(capsys: pytest.CaptureFixture[str]) -> None:
     second = capsys.readouterr().out.strip()
     assert first != second
     Fernet(first.encode())
+
+
+def test_cli_rotation_stops_at_a_leftover_new_key(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    clock: Clock,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    settings = make_settings(tmp_path, encryption_key=None)
+    monkeypatch.delenv("ENCRYPTION_KEY", raising=False)
+    asyncio.run(check_with(settings, clock))  # creates the database and the key file
+    leftover = settings.key_file.with_name("kindbot.key.new")
+    leftover.write_text(new_key())
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DATA_DIR", str(settings.data_dir))
+    from bot.cli import main
+
+    assert main(["rotate-key"]) == 1
+    assert "an earlier rotation was interrupted" in capsys.readouterr().err
+    asyncio.run(check_with(settings, clock))  # the key file still reads the database

@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from sqlmodel import SQLModel
 
 from bot.app import App, open_app
-from storage.personal import encrypted_columns, person_columns
+from storage.personal import encrypted_columns, find_users, person_columns
 from tests.chat import Person
 from tests.conftest import Clock, make_settings
 from tests.test_export import ALICE, alice_and_bob, run_cli, stored
@@ -125,3 +125,16 @@ def test_cli_forget(
             return await rows_pointing_at(app, alice_id)
 
     assert all(n == 0 for n in asyncio.run(check()).values())
+
+
+async def test_forget_works_before_consent(app: App) -> None:
+    newcomer = Person(app, "newcomer")
+    await newcomer.send("/start")
+    assert newcomer.labels == ["Yes, that's okay", "Not now"]
+    await newcomer.send("/forget")
+    await newcomer.press("No, keep it")
+    assert newcomer.labels == ["Yes, that's okay", "Not now"]  # back to the consent question
+    await newcomer.send("/forget")
+    await newcomer.press("Yes, delete everything")
+    async with app.db.session() as session:
+        assert not await find_users(session, external_id="newcomer")

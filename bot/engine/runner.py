@@ -472,14 +472,15 @@ class Engine:
             turn.say("already_here")
             turn.reprompt()
             return
-        if top and top.dialog == self.onboarding and not turn.consented:
+        machine = self.catalog.dialog(dialog, turn.locale.code)
+        needs_consent = machine is None or machine.spec.requires_consent
+        if top and top.dialog == self.onboarding and not turn.consented and needs_consent:
             turn.say("consent_first")
             turn.reprompt()
             return
         if top and (top.dialog in (self.menu, self.resume_dialog) or top.dialog in self.gives_way):
             turn.stack.pop()
         if dialog in turn.paused and turn.consented:
-            machine = self.catalog.dialog(dialog, turn.locale.code)
             title = machine.spec.title if machine else dialog
             await turn.start_dialog(self.resume_dialog, {"target": dialog, "title": title})
             return
