@@ -39,9 +39,23 @@ def test_engine_never_imports_telegram() -> None:
 
 @pytest.mark.parametrize(
     ("text", "value"),
-    [("7", 7), (" 10 ", 10), ("0", 0), ("7/10", 7), ("3 out of 10", 3), ("seven", 7),
-     ("Seven.", 7), ("11", None), ("-1", None), ("7.5", None), ("lots", None), ("", None),
-     ("٧", 7), ("🙂", None), ("1e1", None)],
+    [
+        ("7", 7),
+        (" 10 ", 10),
+        ("0", 0),
+        ("7/10", 7),
+        ("3 out of 10", 3),
+        ("seven", 7),
+        ("Seven.", 7),
+        ("11", None),
+        ("-1", None),
+        ("7.5", None),
+        ("lots", None),
+        ("", None),
+        ("٧", 7),
+        ("🙂", None),
+        ("1e1", None),
+    ],
 )
 def test_parse_scale(text: str, value: int | None) -> None:
     assert parse_scale(text, Scale(0, 10)) == value
@@ -112,8 +126,9 @@ async def test_outputs_carry_the_step_that_offered_them(app: App) -> None:
     ]
 
 
-async def test_an_internal_error_is_answered_gently(app: App, monkeypatch: pytest.MonkeyPatch,
-                                                   caplog: pytest.LogCaptureFixture) -> None:
+async def test_an_internal_error_is_answered_gently(
+    app: App, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     async def broken(*args: object, **kwargs: object) -> None:
         raise ValueError("secret words the person wrote")
 
