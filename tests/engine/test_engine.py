@@ -31,7 +31,8 @@ def test_engine_never_imports_telegram() -> None:
             assert not any(n == "telegram" or n.startswith("telegram.") for n in names), path
     code = (
         "import sys, pkgutil, importlib, bot.engine as e\n"
-        "for m in pkgutil.walk_packages(e.__path__, 'bot.engine.'): importlib.import_module(m.name)\n"
+        "for m in pkgutil.walk_packages(e.__path__, 'bot.engine.'):\n"
+        "    importlib.import_module(m.name)\n"
         "assert not any(k == 'telegram' or k.startswith('telegram.') for k in sys.modules)\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO_ROOT)
@@ -134,7 +135,7 @@ async def test_an_internal_error_is_answered_gently(
 
     monkeypatch.setattr(app.engine, "_dispatch", broken)
     outputs = await app.engine.handle(UserRef("console", "x"), Text("secret words"))
-    assert [o.text for o in outputs if isinstance(o, Message)][0].startswith("Sorry")
+    assert next(o.text for o in outputs if isinstance(o, Message)).startswith("Sorry")
     assert "secret words" not in caplog.text
     assert "ValueError" in caplog.text
 
