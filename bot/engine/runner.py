@@ -552,7 +552,7 @@ class Engine:
             choice = next((c for c in state.choices if c.value == value), None)
             if choice is not None and choice.start:
                 await turn.finish_top()
-                await turn.start_dialog(choice.start)
+                await self.open_dialog(turn, choice.start)
                 return
         position = Position(
             frame.state, turn.values(frame), choice=value if isinstance(value, str) else None
@@ -583,7 +583,7 @@ class Engine:
                 if state.action:
                     await self.actions[state.action](turn, frame)
                 if state.start:
-                    await turn.start_dialog(state.start)
+                    await self.open_dialog(turn, state.start)
                 if turn.prompts == before and turn.top is not None:
                     turn.say("back_to_previous")
                     turn.reprompt()
@@ -623,14 +623,16 @@ def _retryable(exc: DBAPIError) -> bool:
 
 def _log_failure(what: str, exc: BaseException) -> None:
     """Log where it failed, never the message (it may quote what a person wrote)."""
-    frames = "".join(traceback.format_tb(exc.__traceback__))
+    frames = "".join(
+        f"  {f.filename}:{f.lineno} in {f.name}\n" for f in traceback.extract_tb(exc.__traceback__)
+    )
     log.error("%s: %s\n%s", what, type(exc).__name__, frames)
 
 
 async def give_consent(turn: Turn, frame: Frame) -> None:
     """Record consent, then go where the person was headed (or to the menu)."""
     turn.user.consented_at = turn.now
-    await turn.start_dialog(str(frame.params.get("then") or turn.engine.menu))
+    await turn.engine.open_dialog(turn, str(frame.params.get("then") or turn.engine.menu))
 
 
 async def resume_paused(turn: Turn, frame: Frame) -> None:
