@@ -13,7 +13,7 @@ import logging
 import os
 import re
 import signal
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -119,8 +119,9 @@ def build_application(
     return application
 
 
-def bot_commands(catalog: Catalog, locale: str) -> list[BotCommand]:
-    """The command menu: /start, every dialog command, /help and /cancel, in the locale's words."""
+def bot_commands(catalog: Catalog, locale: str, code: Iterable[str] = ()) -> list[BotCommand]:
+    """The command menu in the locale's words: /start, dialog commands (their `description`),
+    commands answered by code (their `command_<name>` message), /help and /cancel."""
     texts = catalog.locale(locale)
     commands = [BotCommand("start", texts.message("command_start"))]
     for command, dialog in catalog.command_dialogs(locale).items():
@@ -129,17 +130,24 @@ def bot_commands(catalog: Catalog, locale: str) -> list[BotCommand]:
             continue
         description = machine.spec.description or machine.spec.title
         commands.append(BotCommand(command, description[:256]))
+    for command in code:
+        key = f"command_{command}"
+        if command in CORE_COMMANDS or key not in texts.messages:
+            log.warning("/%s has no %s message; left out of the command menu", command, key)
+            continue
+        commands.append(BotCommand(command, texts.message(key)[:256]))
     commands.append(BotCommand("help", texts.message("command_help")))
     commands.append(BotCommand("cancel", texts.message("command_cancel")))
     return commands
 
 
-async def register_commands(bot: Bot, catalog: Catalog) -> None:
+async def register_commands(bot: Bot, catalog: Catalog, code: Iterable[str] = ()) -> None:
     """setMyCommands for the default locale, and per language for every other locale."""
-    await bot.set_my_commands(bot_commands(catalog, catalog.default))
-    for code in catalog.locales:
-        if code != catalog.default:
-            await bot.set_my_commands(bot_commands(catalog, code), language_code=code)
+    code = sorted(code)
+    await bot.set_my_commands(bot_commands(catalog, catalog.default, code))
+    for locale in catalog.locales:
+        if locale != catalog.default:
+            await bot.set_my_commands(bot_commands(catalog, locale, code), language_code=locale)
 
 
 async def serve(settings: Settings, *, stop: asyncio.Event | None = None) -> None:
@@ -158,7 +166,7 @@ async def serve(settings: Settings, *, stop: asyncio.Event | None = None) -> Non
         except InvalidToken:
             raise StartupProblem("Telegram does not accept TELEGRAM_BOT_TOKEN") from None
         try:
-            await register_commands(application.bot, app.catalog)
+            await register_commands(application.bot, app.catalog, app.engine.commands)
             await application.start()
             updater = application.updater
             assert updater is not None

@@ -105,11 +105,15 @@ async def test_commands_are_registered_from_the_catalog(app: App) -> None:
     from bot.telegram.application import register_commands
 
     async with harness(app) as h:
-        await register_commands(h.application.bot, app.catalog)
+        await register_commands(h.application.bot, app.catalog, app.engine.commands)
         (call,) = h.api.sent("setMyCommands")
-        commands = call.params["commands"]
-        assert [c["command"] for c in commands] == ["start", "reframe", "help", "cancel"]
+        commands = {c["command"]: c["description"] for c in call.params["commands"]}
+        names = list(commands)
+        assert names[0] == "start"
+        assert names[-2:] == ["help", "cancel"]
+        assert set(app.catalog.command_dialogs()) <= set(names)
+        assert set(app.engine.commands) <= set(names)
         reframe = app.catalog.dialog("reframe")
         assert reframe is not None
-        assert commands[1]["description"] == reframe.spec.description
-        assert commands[0]["description"] == app.catalog.locale("en").message("command_start")
+        assert commands["reframe"] == reframe.spec.description
+        assert commands["start"] == app.catalog.locale("en").message("command_start")

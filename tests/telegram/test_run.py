@@ -130,7 +130,9 @@ def test_polling_and_a_sigkill_mid_dialog(tmp_path: Path, key: str) -> None:
         with kindbot_run(tmp_path, env) as process:
             api.wait_for(lambda: bool(api.sent("setMyCommands")), STARTUP)
             commands = api.sent("setMyCommands")[0].params["commands"]
-            assert [c["command"] for c in commands] == ["start", "reframe", "help", "cancel"]
+            names = [c["command"] for c in commands]
+            assert names[0] == "start"
+            assert {"reframe", "help", "cancel"} <= set(names)
             push(updates.text(7, "/start"))
             api.wait_for(lambda: len(api.texts(7)) == 3)
             press("Yes, that's okay")
