@@ -10,7 +10,7 @@ from datetime import datetime
 
 from bot.config import Settings
 from bot.engine.catalog import Catalog
-from bot.engine.runner import CORE_ACTIONS, Engine
+from bot.engine.runner import CORE_ACTIONS, Action, CommandHandler, Engine
 from bot.safety import SAFETY_ACTIONS, Safety, install, load_safety
 from storage.crypto import Cipher, load_or_create_key
 from storage.db import Database
@@ -33,6 +33,8 @@ def configure_logging(level: str) -> None:
     )
     for noisy in ("httpx", "transitions", "alembic.runtime.migration"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # PTB logs whole updates and request parameters (what people wrote) at DEBUG: never that.
+    logging.getLogger("telegram").setLevel(max(logging.INFO, logging.getLevelName(level.upper())))
 
 
 def load_catalog(settings: Settings) -> Catalog:
@@ -41,8 +43,23 @@ def load_catalog(settings: Settings) -> Catalog:
     )
 
 
+def all_actions() -> dict[str, Action]:
+    from bot.forget import FORGET_ACTIONS
+    from bot.history import HISTORY_ACTIONS
+
+    return {**CORE_ACTIONS, **HISTORY_ACTIONS, **FORGET_ACTIONS}
+
+
 def known_actions() -> set[str]:
-    return set(CORE_ACTIONS) | SAFETY_ACTIONS
+    return set(all_actions()) | SAFETY_ACTIONS
+
+
+def all_commands() -> dict[str, CommandHandler]:
+    """Slash commands answered by code rather than by a dialog."""
+    from bot.export import send_export
+    from bot.progress import show_progress
+
+    return {"progress": show_progress, "export": send_export}
 
 
 @asynccontextmanager
@@ -62,7 +79,9 @@ async def open_app(
     )
     try:
         engine = Engine(catalog, db, clock=clock, max_text_chars=settings.max_text_chars)
-        engine.actions.update(CORE_ACTIONS)
+        engine.actions.update(all_actions())
+        engine.commands.update(all_commands())
+        engine.gives_way.add("history")
         install(
             engine,
             safety,

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -30,6 +30,15 @@ class Settings(BaseSettings):
     # Check-in bands: at or above `high` → grounding first; at or below `low` → low band.
     high_distress_threshold: int = Field(default=7, ge=1, le=10)
     low_distress_threshold: int = Field(default=3, ge=0, le=9)
+
+    # Telegram (`kindbot run`); checked when the bot starts, so `kindbot chat` needs none.
+    telegram_bot_token: SecretStr | None = None
+    telegram_api_url: str | None = None
+    webhook_url: str | None = None
+    webhook_listen: str = "127.0.0.1"
+    webhook_port: int = Field(default=8443, ge=1, le=65535)
+    webhook_secret: SecretStr | None = None
+    telegram_max_concurrent: int = Field(default=256, ge=1, le=100_000)
 
     @model_validator(mode="after")
     def _bands_in_order(self) -> Settings:

@@ -32,6 +32,8 @@ class User(SQLModel, table=True):
     consented_at: datetime | None = _optional_ts()
     # ISO 3166 code the person chose for crisis contacts (/country); None: from the language tag.
     country: str | None = Field(default=None, max_length=2)
+    # Set when the person blocked the bot (Telegram 403 or my_chat_member); /start clears it.
+    blocked_at: datetime | None = _optional_ts()
     counters: dict[str, int] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
 
 

@@ -41,6 +41,22 @@ async def get_or_create_user(
     return user, True
 
 
+async def set_blocked(
+    session: AsyncSession, *, channel: str, external_id: str, at: datetime | None
+) -> bool:
+    """Mark a known person as unreachable (`at`) or reachable again (None); False if unknown.
+
+    Nobody is created here: a stranger who blocks the bot leaves nothing behind.
+    """
+    query = select(User).where(col(User.channel) == channel, col(User.external_id) == external_id)
+    user = (await session.execute(query)).scalar_one_or_none()
+    if user is None:
+        return False
+    if (user.blocked_at is None) != (at is None):
+        user.blocked_at = at
+    return True
+
+
 async def load_conversation(
     session: AsyncSession, *, user_id: int, cipher: Cipher, lock: bool
 ) -> tuple[Conversation, dict[str, Any]]:

@@ -147,11 +147,13 @@ async def replay(data: dict[str, Any], open_app: OpenApp, clock: Any) -> None:
 
 async def _position(app: App, ref: UserRef) -> str:
     async with app.db.session() as session:
-        user, _ = await repo.get_or_create_user(session, channel=ref.channel,
-                                                external_id=ref.external_id)
+        user, _ = await repo.get_or_create_user(
+            session, channel=ref.channel, external_id=ref.external_id
+        )
         assert user.id is not None
-        _, data = await repo.load_conversation(session, user_id=user.id, cipher=app.db.cipher,
-                                               lock=False)
+        _, data = await repo.load_conversation(
+            session, user_id=user.id, cipher=app.db.cipher, lock=False
+        )
         await session.commit()
     stack = data.get("stack", [])
     return f"{stack[-1]['dialog']}.{stack[-1]['state']}" if stack else "none"
@@ -159,16 +161,21 @@ async def _position(app: App, ref: UserRef) -> str:
 
 async def _entries(app: App, ref: UserRef) -> list[dict[str, Any]]:
     async with app.db.session() as session:
-        user, _ = await repo.get_or_create_user(session, channel=ref.channel,
-                                                external_id=ref.external_id)
+        user, _ = await repo.get_or_create_user(
+            session, channel=ref.channel, external_id=ref.external_id
+        )
         assert user.id is not None
         entries = await repo.list_entries(session, user_id=user.id)
         out = []
         for entry in entries:
             answers = repo.entry_answers(entry, cipher=app.db.cipher)
-            out.append({"kind": entry.kind, "status": entry.status,
-                        "finished": entry.finished_at is not None, **answers})
+            out.append(
+                {
+                    "kind": entry.kind,
+                    "status": entry.status,
+                    "finished": entry.finished_at is not None,
+                    **answers,
+                }
+            )
         await session.commit()
     return json.loads(json.dumps(out))
-
-

@@ -104,6 +104,12 @@ class StateSpec(_Strict):
     retry: list[str] = Field(default_factory=list)
     # Fixed answers recorded on entering the state (what was done, which band).
     record: dict[str, str] = Field(default_factory=dict)
+    # Choices made in code (an action's name): the action fills `Frame.options` when the
+    # state is entered, e.g. a page of the person's entries; they are offered before the
+    # static `choices`, and picking one stores its value and follows `next`.
+    choices_from: str | None = None
+    # How the stored answer is named when shown back (history, export); optional.
+    label: str | None = None
 
     @field_validator("say", "retry", mode="before")
     @classmethod

@@ -35,6 +35,10 @@ REQUIRED_MESSAGES = frozenset(
         "consent_first",
         "no_consent_yet",
         "something_went_wrong",
+        "private_only",
+        "command_start",
+        "command_help",
+        "command_cancel",
     }
 )
 

@@ -31,7 +31,8 @@ def test_engine_never_imports_telegram() -> None:
             assert not any(n == "telegram" or n.startswith("telegram.") for n in names), path
     code = (
         "import sys, pkgutil, importlib, bot.engine as e\n"
-        "for m in pkgutil.walk_packages(e.__path__, 'bot.engine.'): importlib.import_module(m.name)\n"
+        "for m in pkgutil.walk_packages(e.__path__, 'bot.engine.'):\n"
+        "    importlib.import_module(m.name)\n"
         "assert not any(k == 'telegram' or k.startswith('telegram.') for k in sys.modules)\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO_ROOT)
@@ -39,9 +40,23 @@ def test_engine_never_imports_telegram() -> None:
 
 @pytest.mark.parametrize(
     ("text", "value"),
-    [("7", 7), (" 10 ", 10), ("0", 0), ("7/10", 7), ("3 out of 10", 3), ("seven", 7),
-     ("Seven.", 7), ("11", None), ("-1", None), ("7.5", None), ("lots", None), ("", None),
-     ("٧", 7), ("🙂", None), ("1e1", None)],
+    [
+        ("7", 7),
+        (" 10 ", 10),
+        ("0", 0),
+        ("7/10", 7),
+        ("3 out of 10", 3),
+        ("seven", 7),
+        ("Seven.", 7),
+        ("11", None),
+        ("-1", None),
+        ("7.5", None),
+        ("lots", None),
+        ("", None),
+        ("٧", 7),
+        ("🙂", None),
+        ("1e1", None),
+    ],
 )
 def test_parse_scale(text: str, value: int | None) -> None:
     assert parse_scale(text, Scale(0, 10)) == value
@@ -112,14 +127,15 @@ async def test_outputs_carry_the_step_that_offered_them(app: App) -> None:
     ]
 
 
-async def test_an_internal_error_is_answered_gently(app: App, monkeypatch: pytest.MonkeyPatch,
-                                                   caplog: pytest.LogCaptureFixture) -> None:
+async def test_an_internal_error_is_answered_gently(
+    app: App, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     async def broken(*args: object, **kwargs: object) -> None:
         raise ValueError("secret words the person wrote")
 
     monkeypatch.setattr(app.engine, "_dispatch", broken)
     outputs = await app.engine.handle(UserRef("console", "x"), Text("secret words"))
-    assert [o.text for o in outputs if isinstance(o, Message)][0].startswith("Sorry")
+    assert next(o.text for o in outputs if isinstance(o, Message)).startswith("Sorry")
     assert "secret words" not in caplog.text
     assert "ValueError" in caplog.text
 

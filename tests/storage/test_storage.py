@@ -26,8 +26,7 @@ async def test_migrations_create_every_table(any_app: App) -> None:
 async def test_user_creation_is_idempotent(any_app: App) -> None:
     async with any_app.db.session() as session:
         first, created = await repo.get_or_create_user(session, channel="t", external_id="1")
-        again, created_again = await repo.get_or_create_user(session, channel="t",
-                                                             external_id="1")
+        again, created_again = await repo.get_or_create_user(session, channel="t", external_id="1")
         await session.commit()
     assert created and not created_again and first.id == again.id
 
@@ -38,11 +37,11 @@ async def test_conversation_and_entries_round_trip_encrypted(any_app: App) -> No
     for line in ["/start", "1", "1", "My thought is distinctive-pelican-42", "sad", "4"]:
         await engine.handle(ref, Text(line))
     async with any_app.db.session() as session:
-        user, _ = await repo.get_or_create_user(session, channel="console",
-                                                external_id="round")
+        user, _ = await repo.get_or_create_user(session, channel="console", external_id="round")
         assert user.id is not None and user.consented_at is not None
-        row, state = await repo.load_conversation(session, user_id=user.id,
-                                                  cipher=any_app.db.cipher, lock=True)
+        row, state = await repo.load_conversation(
+            session, user_id=user.id, cipher=any_app.db.cipher, lock=True
+        )
         assert state["stack"][-1]["state"] == "notice"
         assert state["stack"][-1]["answers"]["rating_before"] == 4
         assert "pelican" not in row.state_enc
@@ -68,11 +67,15 @@ async def test_one_persons_concurrent_events_apply_in_order(any_app: App) -> Non
     async with any_app.db.session() as session:
         user, _ = await repo.get_or_create_user(session, channel="console", external_id="rapid")
         assert user.id is not None
-        _, state = await repo.load_conversation(session, user_id=user.id,
-                                                cipher=any_app.db.cipher, lock=False)
+        _, state = await repo.load_conversation(
+            session, user_id=user.id, cipher=any_app.db.cipher, lock=False
+        )
     frame = state["stack"][-1]
-    assert frame["answers"] == {"thought": "thought one", "feeling": "feeling two",
-                                "rating_before": 5}
+    assert frame["answers"] == {
+        "thought": "thought one",
+        "feeling": "feeling two",
+        "rating_before": 5,
+    }
 
 
 async def test_many_people_at_once(any_app: App) -> None:

@@ -1,7 +1,7 @@
 """safety events, safety plans, user country
 
 Revision ID: 0002
-Revises: 0001
+Revises: 0003
 Create Date: 2026-11-25 18:34:41.927225
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 
 
 revision: str = '0002'
-down_revision: str | None = '0001'
+down_revision: str | None = '0003'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,0 +1,196 @@
+"""The PTB Application built from settings, and `kindbot run` (polling or webhook).
+
+The Application is plain PTB: a per-person ordered update processor, the routing table from
+`handlers`, an error handler. It takes an optional `BaseRequest` so tests and the benchmark
+drive the real thing offline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import re
+import signal
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
+from urllib.parse import urlsplit
+
+from telegram import Bot, BotCommand
+from telegram.error import InvalidToken
+from telegram.ext import (
+    Application,
+    ApplicationBuilder,
+    BaseUpdateProcessor,
+    ContextTypes,
+    ExtBot,
+    JobQueue,
+)
+from telegram.request import BaseRequest
+
+from bot.app import App, open_app
+from bot.config import Settings
+from bot.engine.catalog import Catalog
+from bot.telegram.errors import Delivery
+from bot.telegram.handlers import UPDATES, Handlers, routes
+from bot.telegram.ordering import PerUserOrder
+from bot.telegram.render import Renderer
+
+log = logging.getLogger(__name__)
+
+TgApplication = Application[
+    ExtBot[None],
+    ContextTypes.DEFAULT_TYPE,
+    dict[Any, Any],
+    dict[Any, Any],
+    dict[Any, Any],
+    JobQueue[ContextTypes.DEFAULT_TYPE],
+]
+
+_TOKEN = re.compile(r"^\d{1,20}:[A-Za-z0-9_-]{30,}$")
+_SECRET = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
+CORE_COMMANDS = ("start", "help", "cancel")
+
+
+class StartupProblem(Exception):
+    """A setting kindbot cannot run Telegram with; the message is one line for the operator."""
+
+
+def bot_token(settings: Settings) -> str:
+    token = settings.telegram_bot_token.get_secret_value() if settings.telegram_bot_token else ""
+    if not token:
+        raise StartupProblem(
+            "TELEGRAM_BOT_TOKEN is not set (get one from @BotFather and put it in .env); "
+            "`kindbot chat` works without one"
+        )
+    if not _TOKEN.match(token.strip()):
+        raise StartupProblem(
+            "TELEGRAM_BOT_TOKEN does not look like a bot token (expected digits, a colon "
+            "and the secret part, as @BotFather gives it)"
+        )
+    return token.strip()
+
+
+def webhook_secret(settings: Settings) -> str:
+    secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else ""
+    if not _SECRET.match(secret):
+        raise StartupProblem(
+            "WEBHOOK_URL is set, so WEBHOOK_SECRET is required: 1-256 characters "
+            "from A-Z, a-z, 0-9, _ and -"
+        )
+    return secret
+
+
+def build_application(
+    app: App,
+    *,
+    request: BaseRequest | None = None,
+    updates_request: BaseRequest | None = None,
+    delivery: Delivery | None = None,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    processor: BaseUpdateProcessor | None = None,
+) -> TgApplication:
+    """The Application for this kindbot, not yet initialized.
+
+    `processor` replaces the per-person ordered one (only to show, in tests, why it exists).
+    """
+    # PTB 22 warns on every `retry_after` read unless timedeltas are opted into.
+    os.environ.setdefault("PTB_TIMEDELTA", "true")
+    settings = app.settings
+    builder = (
+        ApplicationBuilder()
+        .token(bot_token(settings))
+        .concurrent_updates(processor or PerUserOrder(settings.telegram_max_concurrent))
+    )
+    if settings.telegram_api_url:
+        root = settings.telegram_api_url.rstrip("/")
+        builder = builder.base_url(f"{root}/bot").base_file_url(f"{root}/file/bot")
+    if request is not None:
+        builder = builder.request(request)
+    if updates_request is not None:
+        builder = builder.get_updates_request(updates_request)
+    application = builder.build()
+    renderer = Renderer(application.bot, delivery or Delivery(), sleep=sleep)
+    handlers = Handlers(app, renderer)
+    for handler in routes(handlers):
+        application.add_handler(handler)
+    application.add_error_handler(handlers.on_error)
+    return application
+
+
+def bot_commands(catalog: Catalog, locale: str, code: Iterable[str] = ()) -> list[BotCommand]:
+    """The command menu in the locale's words: /start, dialog commands (their `description`),
+    commands answered by code (their `command_<name>` message), /help and /cancel."""
+    texts = catalog.locale(locale)
+    commands = [BotCommand("start", texts.message("command_start"))]
+    for command, dialog in catalog.command_dialogs(locale).items():
+        machine = catalog.dialog(dialog, locale)
+        if machine is None or command in CORE_COMMANDS:
+            continue
+        description = machine.spec.description or machine.spec.title
+        commands.append(BotCommand(command, description[:256]))
+    for command in code:
+        key = f"command_{command}"
+        if command in CORE_COMMANDS or key not in texts.messages:
+            log.warning("/%s has no %s message; left out of the command menu", command, key)
+            continue
+        commands.append(BotCommand(command, texts.message(key)[:256]))
+    commands.append(BotCommand("help", texts.message("command_help")))
+    commands.append(BotCommand("cancel", texts.message("command_cancel")))
+    return commands
+
+
+async def register_commands(bot: Bot, catalog: Catalog, code: Iterable[str] = ()) -> None:
+    """setMyCommands for the default locale, and per language for every other locale."""
+    code = sorted(code)
+    await bot.set_my_commands(bot_commands(catalog, catalog.default, code))
+    for locale in catalog.locales:
+        if locale != catalog.default:
+            await bot.set_my_commands(bot_commands(catalog, locale, code), language_code=locale)
+
+
+async def serve(settings: Settings, *, stop: asyncio.Event | None = None) -> None:
+    """Run the bot until `stop` is set (or SIGINT/SIGTERM): polling, or a webhook server."""
+    bot_token(settings)  # fail before touching the database
+    secret = webhook_secret(settings) if settings.webhook_url else None
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    async with open_app(settings) as app:
+        application = build_application(app)
+        try:
+            await application.initialize()
+        except InvalidToken:
+            raise StartupProblem("Telegram does not accept TELEGRAM_BOT_TOKEN") from None
+        try:
+            await register_commands(application.bot, app.catalog, app.engine.commands)
+            await application.start()
+            updater = application.updater
+            assert updater is not None
+            try:
+                if settings.webhook_url:
+                    await updater.start_webhook(
+                        listen=settings.webhook_listen,
+                        port=settings.webhook_port,
+                        url_path=urlsplit(settings.webhook_url).path.lstrip("/"),
+                        webhook_url=settings.webhook_url,
+                        secret_token=secret,
+                        allowed_updates=UPDATES,
+                    )
+                    log.info(
+                        "webhook listening on %s:%d", settings.webhook_listen, settings.webhook_port
+                    )
+                else:
+                    await updater.start_polling(allowed_updates=UPDATES)
+                    log.info("polling for updates")
+                await stop.wait()
+                log.info("stopping")
+            finally:
+                if updater.running:
+                    await updater.stop()
+                await application.stop()
+        finally:
+            await application.shutdown()

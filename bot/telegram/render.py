@@ -1,0 +1,227 @@
+"""Turning engine outputs into Telegram calls.
+
+Engine text is plain, so every piece is HTML-escaped and sent in HTML mode (a person's own
+words quoted back can never turn into markup). Choices become inline keyboards whose callback
+data, `"<step>:<value>"`, ties each button to the dialog step that offered it; a 0–10 scale is
+a compact two-row keyboard. Long texts are split on paragraph, then line, then word boundaries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import logging
+import re
+from collections.abc import Awaitable, Callable, Sequence
+
+from telegram import (
+    Bot,
+    CallbackQuery,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    InputFile,
+    LinkPreviewOptions,
+)
+from telegram.constants import ChatAction, MessageLimit, ParseMode
+
+from bot.engine.events import (
+    ChoiceMade,
+    DialogEnded,
+    Document,
+    Image,
+    Message,
+    Output,
+    Pause,
+)
+from bot.telegram.errors import Delivery
+
+log = logging.getLogger(__name__)
+
+TEXT_LIMIT = int(MessageLimit.MAX_TEXT_LENGTH)  # 4096
+CAPTION_LIMIT = int(MessageLimit.CAPTION_LENGTH)  # 1024
+CALLBACK_LIMIT = 64  # bytes, Telegram's limit for callback_data
+NO_STEP = "-"
+_CALLBACK = re.compile(r"^(\d{1,12}|-):([a-z0-9_]{1,32})$")
+NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
+
+
+# -- callback data -----------------------------------------------------------------------
+def encode_choice(step: int | None, value: str | int) -> str:
+    data = f"{NO_STEP if step is None else step}:{value}"
+    if len(data.encode()) > CALLBACK_LIMIT:
+        raise ValueError("callback data over Telegram's 64 bytes")
+    return data
+
+
+def decode_choice(data: str | None) -> ChoiceMade | None:
+    """The choice a button stands for; None for data we never made (forged or malformed)."""
+    match = _CALLBACK.match(data or "")
+    if match is None:
+        return None
+    step, value = match.groups()
+    return ChoiceMade(value, None if step == NO_STEP else int(step))
+
+
+# -- keyboards ---------------------------------------------------------------------------
+def keyboard(message: Message) -> InlineKeyboardMarkup | None:
+    """Buttons for a message's options (one per row) or its scale (two compact rows)."""
+    if message.options:
+        rows = [
+            [InlineKeyboardButton(o.label, callback_data=encode_choice(message.step, o.value))]
+            for o in message.options
+        ]
+        return InlineKeyboardMarkup(rows)
+    if message.scale is not None:
+        numbers = list(range(message.scale.low, message.scale.high + 1))
+        half = (len(numbers) + 1) // 2 if len(numbers) > 6 else len(numbers)
+        buttons = [
+            InlineKeyboardButton(str(n), callback_data=encode_choice(message.step, n))
+            for n in numbers
+        ]
+        rows = [buttons[:half], buttons[half:]] if half < len(buttons) else [buttons]
+        return InlineKeyboardMarkup(rows)
+    return None
+
+
+# -- text --------------------------------------------------------------------------------
+def _units(text: str) -> int:
+    """Length as Telegram counts it (UTF-16 code units)."""
+    return len(text.encode("utf-16-le")) // 2
+
+
+def _prefix_within(text: str, limit: int) -> int:
+    """The number of characters of `text` that fit in `limit` UTF-16 units."""
+    used = 0
+    for index, char in enumerate(text):
+        used += 2 if ord(char) > 0xFFFF else 1
+        if used > limit:
+            return index
+    return len(text)
+
+
+def split_text(text: str, limit: int = TEXT_LIMIT) -> list[str]:
+    """Pieces of at most `limit` units, cut at a paragraph, line or word boundary if any."""
+    pieces: list[str] = []
+    rest = text
+    while _units(rest) > limit:
+        head = rest[: _prefix_within(rest, limit)]
+        cut = -1
+        for separator in ("\n\n", "\n", " "):
+            cut = head.rfind(separator)
+            if cut > 0:
+                break
+        if cut <= 0:
+            cut = len(head)
+        pieces.append(rest[:cut].rstrip())
+        rest = rest[cut:].lstrip()
+    if rest or not pieces:
+        pieces.append(rest)
+    return [p for p in pieces if p] or [""]
+
+
+def escape(text: str) -> str:
+    return html.escape(text, quote=False)
+
+
+# -- sending -----------------------------------------------------------------------------
+class Renderer:
+    """Shows outputs in one chat; `sleep` is injectable so tests can hold a pause open."""
+
+    def __init__(
+        self,
+        bot: Bot,
+        delivery: Delivery,
+        *,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self.bot = bot
+        self.delivery = delivery
+        self.sleep = sleep
+
+    async def show(self, chat_id: int, outputs: Sequence[Output]) -> None:
+        for output in outputs:
+            if isinstance(output, Message):
+                await self.message(chat_id, output)
+            elif isinstance(output, Pause):
+                await self.typing(chat_id)
+                await self.sleep(output.seconds)
+            elif isinstance(output, Image | Document):
+                await self.file(chat_id, output)
+            elif isinstance(output, DialogEnded):
+                pass
+
+    async def message(self, chat_id: int, message: Message) -> None:
+        pieces = split_text(message.text)
+        markup = keyboard(message)
+        for index, piece in enumerate(pieces):
+            last = index == len(pieces) - 1
+            await self.text(chat_id, piece, markup if last else None)
+
+    async def text(
+        self, chat_id: int, text: str, markup: InlineKeyboardMarkup | None = None
+    ) -> None:
+        await self.delivery.call(
+            self.bot.send_message,
+            chat_id=chat_id,
+            text=escape(text),
+            parse_mode=ParseMode.HTML,
+            reply_markup=markup,
+            link_preview_options=NO_PREVIEW,
+        )
+
+    async def typing(self, chat_id: int) -> None:
+        await self.delivery.call(
+            self.bot.send_chat_action, chat_id=chat_id, action=ChatAction.TYPING
+        )
+
+    async def file(self, chat_id: int, output: Image | Document) -> None:
+        caption = output.caption if _units(output.caption) <= CAPTION_LIMIT else ""
+        if isinstance(output, Image):
+            await self.delivery.call(
+                self.bot.send_photo,
+                chat_id=chat_id,
+                photo=InputFile(output.data, filename=output.filename),
+                caption=escape(caption) or None,
+                parse_mode=ParseMode.HTML,
+            )
+        else:
+            await self.delivery.call(
+                self.bot.send_document,
+                chat_id=chat_id,
+                document=InputFile(output.data, filename=output.filename),
+                filename=output.filename,
+                caption=escape(caption) or None,
+                parse_mode=ParseMode.HTML,
+            )
+        if output.caption and not caption:
+            await self.text(chat_id, output.caption)
+
+    async def mark_chosen(self, query: CallbackQuery) -> None:
+        """Take the keyboard off a pressed message and show what was picked under its text."""
+        message = query.message
+        if message is None or not hasattr(message, "text"):
+            return  # too old for Telegram to show us (InaccessibleMessage)
+        label = _label_of(query)
+        text = message.text
+        if text and label and _units(text) + _units(label) + 4 <= TEXT_LIMIT:
+            await self.delivery.call(
+                query.edit_message_text,
+                text=f"{escape(text)}\n\n→ <b>{escape(label)}</b>",
+                parse_mode=ParseMode.HTML,
+                link_preview_options=NO_PREVIEW,
+                reply_markup=None,
+            )
+        else:
+            await self.delivery.call(query.edit_message_reply_markup, reply_markup=None)
+
+
+def _label_of(query: CallbackQuery) -> str | None:
+    message = query.message
+    markup = getattr(message, "reply_markup", None)
+    if not isinstance(markup, InlineKeyboardMarkup):
+        return None
+    for row in markup.inline_keyboard:
+        for button in row:
+            if button.callback_data == query.data:
+                return button.text
+    return None

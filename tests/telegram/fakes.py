@@ -1,0 +1,459 @@
+"""A fake Telegram Bot API for tests and benchmarks: in process and over HTTP.
+
+`BotAPI` answers Bot API methods and records every call (method and parameters).
+`FakeRequest` puts it at PTB's network seam (a `BaseRequest`), so the real `Application`
+runs offline; `FakeBotServer` serves it over HTTP on 127.0.0.1 for `kindbot run` in a
+subprocess (polling through getUpdates, or TELEGRAM_API_URL for a webhook bot's replies).
+`Updates` builds update dicts the way Telegram sends them.
+
+Failures can be injected per method: `api.fail("sendMessage", "retry_after")` makes the next
+sendMessage answer 429; "forbidden" (403), "bad_request" (400) and "network" (a connection
+error raised by the request layer) work the same way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import threading
+import time
+from collections import defaultdict, deque
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qsl
+
+from telegram import Update
+from telegram.error import NetworkError
+from telegram.ext import BaseUpdateProcessor
+from telegram.request import BaseRequest, RequestData
+
+from bot.app import App
+from bot.telegram.application import TgApplication, build_application
+from bot.telegram.errors import Delivery
+
+TOKEN = "123456789:" + "A" * 35
+BOT_ID = 123456789
+BOT_USERNAME = "kindbot_test_bot"
+
+
+@dataclass
+class Call:
+    method: str
+    params: dict[str, Any]
+
+    @property
+    def text(self) -> str:
+        return str(self.params.get("text", ""))
+
+    @property
+    def chat_id(self) -> int:
+        return int(self.params.get("chat_id", 0))
+
+    @property
+    def buttons(self) -> list[list[dict[str, Any]]]:
+        markup = self.params.get("reply_markup")
+        if isinstance(markup, str):
+            markup = json.loads(markup)
+        if not markup:
+            return []
+        rows: list[list[dict[str, Any]]] = markup.get("inline_keyboard", [])
+        return rows
+
+    @property
+    def labels(self) -> list[str]:
+        return [b["text"] for row in self.buttons for b in row]
+
+    def data_for(self, label: str) -> str:
+        for row in self.buttons:
+            for button in row:
+                if button["text"] == label:
+                    return str(button["callback_data"])
+        raise KeyError(f"no button {label!r} in {self.labels}")
+
+
+def _decode(value: Any) -> Any:
+    """Form values arrive JSON-encoded (except plain strings)."""
+    if not isinstance(value, str):
+        return value
+    try:
+        return json.loads(value)
+    except ValueError:
+        return value
+
+
+@dataclass
+class BotAPI:
+    """The Bot API's answers and a record of every call; thread-safe."""
+
+    calls: list[Call] = field(default_factory=list)
+    failures: dict[str, deque[str]] = field(default_factory=lambda: defaultdict(deque))
+    updates: list[dict[str, Any]] = field(default_factory=list)
+    confirmed: int = 0  # getUpdates confirms every update below the offset it asks for
+    _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1000))
+    _lock: threading.Condition = field(default_factory=threading.Condition)
+
+    def fail(self, method: str, kind: str, times: int = 1) -> None:
+        with self._lock:
+            self.failures[method].extend([kind] * times)
+
+    def push_update(self, update: dict[str, Any]) -> None:
+        """Queue an update for getUpdates (the server's long polling)."""
+        with self._lock:
+            self.updates.append(update)
+            self._lock.notify_all()
+
+    def sent(self, method: str = "sendMessage", chat_id: int | None = None) -> list[Call]:
+        with self._lock:
+            return [
+                c
+                for c in self.calls
+                if c.method == method and (chat_id is None or c.chat_id == chat_id)
+            ]
+
+    def texts(self, chat_id: int | None = None) -> list[str]:
+        return [c.text for c in self.sent("sendMessage", chat_id)]
+
+    def wait_for(self, check: Callable[[], bool], timeout: float = 30.0) -> None:
+        """Block (a test thread) until `check()` holds; fail after `timeout` seconds."""
+        deadline = time.monotonic() + timeout
+        while not check():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out; calls so far: {[c.method for c in self.calls]}")
+            time.sleep(0.02)
+
+    def clear(self) -> None:
+        with self._lock:
+            self.calls.clear()
+
+    def failure_for(self, method: str) -> str | None:
+        with self._lock:
+            queue = self.failures.get(method)
+            return queue.popleft() if queue else None
+
+    def answer(self, method: str, params: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        """The HTTP status and JSON body Telegram would give."""
+        params = {k: _decode(v) for k, v in params.items()}
+        if method == "getUpdates":
+            return 200, {"ok": True, "result": self._get_updates(params)}
+        with self._lock:
+            self.calls.append(Call(method, params))
+        failure = self.failure_for(method)
+        if failure == "retry_after":
+            return 429, {
+                "ok": False,
+                "error_code": 429,
+                "description": "Too Many Requests: retry after 1",
+                "parameters": {"retry_after": 1},
+            }
+        if failure == "forbidden":
+            return 403, {
+                "ok": False,
+                "error_code": 403,
+                "description": "Forbidden: bot was blocked by the user",
+            }
+        if failure == "unauthorized":
+            return 401, {"ok": False, "error_code": 401, "description": "Unauthorized"}
+        if failure == "bad_request":
+            return 400, {"ok": False, "error_code": 400, "description": "Bad Request: nope"}
+        return 200, {"ok": True, "result": self._result(method, params)}
+
+    def _result(self, method: str, params: dict[str, Any]) -> Any:
+        if method == "getMe":
+            return {
+                "id": BOT_ID,
+                "is_bot": True,
+                "first_name": "kindbot",
+                "username": BOT_USERNAME,
+                "can_join_groups": True,
+                "can_read_all_group_messages": False,
+                "supports_inline_queries": False,
+            }
+        if method in ("sendMessage", "sendPhoto", "sendDocument", "editMessageText"):
+            message: dict[str, Any] = {
+                "message_id": params.get("message_id") or next(self._ids),
+                "date": int(time.time()),
+                "chat": {"id": params.get("chat_id", 0), "type": "private"},
+                "from": {"id": BOT_ID, "is_bot": True, "first_name": "kindbot"},
+            }
+            if "text" in params:
+                message["text"] = params["text"]
+            if params.get("reply_markup"):
+                message["reply_markup"] = params["reply_markup"]
+            return message
+        return True
+
+    def _get_updates(self, params: dict[str, Any]) -> list[dict[str, Any]]:
+        offset = int(params.get("offset") or 0)
+        deadline = time.monotonic() + min(float(params.get("timeout") or 0), 0.5)
+        with self._lock:
+            self.confirmed = max(self.confirmed, offset)
+            while True:
+                ready = [u for u in self.updates if u["update_id"] >= self.confirmed]
+                left = deadline - time.monotonic()
+                if ready or left <= 0:
+                    return ready
+                self._lock.wait(left)
+
+
+class FakeRequest(BaseRequest):
+    """PTB's network seam, answered by a `BotAPI`; `latency` simulates the round trip."""
+
+    def __init__(self, api: BotAPI, *, latency: float = 0.0) -> None:
+        self.api = api
+        self.latency = latency
+
+    @property
+    def read_timeout(self) -> float | None:
+        return 5.0
+
+    async def initialize(self) -> None:
+        pass
+
+    async def shutdown(self) -> None:
+        pass
+
+    async def do_request(
+        self,
+        url: str,
+        method: str,
+        request_data: RequestData | None = None,
+        read_timeout: Any = None,
+        write_timeout: Any = None,
+        connect_timeout: Any = None,
+        pool_timeout: Any = None,
+    ) -> tuple[int, bytes]:
+        api_method = url.rsplit("/", 1)[-1]
+        if self.latency:
+            await asyncio.sleep(self.latency)
+        if self.api.failure_for(f"network:{api_method}"):
+            raise NetworkError("connection reset (fake)")
+        params = dict(request_data.parameters) if request_data else {}
+        status, body = self.api.answer(api_method, params)
+        return status, json.dumps(body).encode()
+
+
+class FakeBotServer:
+    """The same fake over HTTP: POST /bot<token>/<method>, on 127.0.0.1 and a free port."""
+
+    def __init__(self, api: BotAPI | None = None) -> None:
+        self.api = api or BotAPI()
+        api = self.api
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length).decode("utf-8", "replace")
+                kind = self.headers.get("Content-Type", "")
+                if "json" in kind:
+                    params = json.loads(body or "{}")
+                elif "multipart" in kind:
+                    params = {}  # files: the call is recorded, its content is not needed
+                else:
+                    params = dict(parse_qsl(body, keep_blank_values=True))
+                status, answer = api.answer(self.path.rsplit("/", 1)[-1], params)
+                data = json.dumps(answer).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        host, port = self.server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def __enter__(self) -> FakeBotServer:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(timeout=5)
+
+
+class Updates:
+    """Update dicts as Telegram sends them, with increasing update and message ids."""
+
+    def __init__(self) -> None:
+        self._update_ids = itertools.count(1)
+        self._message_ids = itertools.count(1)
+
+    @staticmethod
+    def person(user_id: int, language: str | None = "en") -> dict[str, Any]:
+        user: dict[str, Any] = {"id": user_id, "is_bot": False, "first_name": f"P{user_id}"}
+        if language:
+            user["language_code"] = language
+        return user
+
+    @staticmethod
+    def chat(chat_id: int, kind: str = "private") -> dict[str, Any]:
+        chat: dict[str, Any] = {"id": chat_id, "type": kind}
+        if kind != "private":
+            chat["title"] = "a group"
+        return chat
+
+    def _message(
+        self, user_id: int, chat: dict[str, Any] | None = None, **content: Any
+    ) -> dict[str, Any]:
+        return {
+            "message_id": next(self._message_ids),
+            "date": int(time.time()),
+            "chat": chat or self.chat(user_id),
+            "from": self.person(user_id),
+            **content,
+        }
+
+    def message(
+        self, user_id: int, chat: dict[str, Any] | None = None, **content: Any
+    ) -> dict[str, Any]:
+        body = self._message(user_id, chat, **content)
+        return {"update_id": next(self._update_ids), "message": body}
+
+    def text(self, user_id: int, text: str, chat: dict[str, Any] | None = None) -> dict[str, Any]:
+        content: dict[str, Any] = {"text": text}
+        if text.startswith("/"):
+            length = len(text.split()[0])
+            content["entities"] = [{"type": "bot_command", "offset": 0, "length": length}]
+        return self.message(user_id, chat, **content)
+
+    def edited(self, user_id: int, text: str) -> dict[str, Any]:
+        body = self._message(user_id, text=text, edit_date=int(time.time()))
+        return {"update_id": next(self._update_ids), "edited_message": body}
+
+    def sticker(self, user_id: int) -> dict[str, Any]:
+        sticker = {
+            "file_id": "s1",
+            "file_unique_id": "s1u",
+            "type": "regular",
+            "width": 512,
+            "height": 512,
+            "is_animated": False,
+            "is_video": False,
+        }
+        return self.message(user_id, sticker=sticker)
+
+    def photo(self, user_id: int) -> dict[str, Any]:
+        size = {"file_id": "p1", "file_unique_id": "p1u", "width": 90, "height": 90}
+        return self.message(user_id, photo=[size], caption="my thought")
+
+    def voice(self, user_id: int) -> dict[str, Any]:
+        voice = {"file_id": "v1", "file_unique_id": "v1u", "duration": 3}
+        return self.message(user_id, voice=voice)
+
+    def document(self, user_id: int) -> dict[str, Any]:
+        return self.message(user_id, document={"file_id": "d1", "file_unique_id": "d1u"})
+
+    def location(self, user_id: int) -> dict[str, Any]:
+        return self.message(user_id, location={"latitude": 52.5, "longitude": 13.4})
+
+    def press(
+        self, user_id: int, data: str, sent: Call | None = None, message_id: int = 1
+    ) -> dict[str, Any]:
+        """A button press on a message the bot sent (as recorded), or on an old one."""
+        message: dict[str, Any] = {
+            "message_id": message_id,
+            "date": int(time.time()),
+            "chat": self.chat(user_id),
+            "from": {"id": BOT_ID, "is_bot": True, "first_name": "kindbot"},
+            "text": "an earlier message",
+        }
+        if sent is not None:
+            message["text"] = sent.text
+            markup = sent.params.get("reply_markup")
+            message["reply_markup"] = json.loads(markup) if isinstance(markup, str) else markup
+        query = {
+            "id": str(next(self._update_ids) * 7),
+            "from": self.person(user_id),
+            "chat_instance": "ci",
+            "data": data,
+            "message": message,
+        }
+        return {"update_id": next(self._update_ids), "callback_query": query}
+
+    def membership(
+        self, user_id: int, old: str, new: str, chat: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        bot = {"id": BOT_ID, "is_bot": True, "first_name": "kindbot"}
+        change = {
+            "chat": chat or self.chat(user_id),
+            "from": self.person(user_id),
+            "date": int(time.time()),
+            "old_chat_member": {"user": bot, "status": old},
+            "new_chat_member": {"user": bot, "status": new, "until_date": 0}
+            if new == "kicked"
+            else {"user": bot, "status": new},
+        }
+        return {"update_id": next(self._update_ids), "my_chat_member": change}
+
+
+@dataclass
+class Harness:
+    """The real Application on a fake Bot API: send updates, read what the bot sent."""
+
+    app: App
+    application: TgApplication
+    api: BotAPI
+    updates: Updates
+    sleeps: list[float] = field(default_factory=list)
+
+    async def process(self, update: dict[str, Any]) -> list[Call]:
+        """Process one update to the end; the Bot API calls it caused."""
+        before = len(self.api.calls)
+        await self.application.process_update(Update.de_json(update, self.application.bot))
+        return self.api.calls[before:]
+
+    async def say(self, user_id: int, text: str) -> list[Call]:
+        return await self.process(self.updates.text(user_id, text))
+
+    def last_offer(self, user_id: int) -> Call:
+        """The latest message to this person that had buttons."""
+        for call in reversed(self.api.sent("sendMessage", user_id)):
+            if call.buttons:
+                return call
+        raise AssertionError("no message with buttons was sent")
+
+    async def press(self, user_id: int, label: str) -> list[Call]:
+        """Press the button with this label on the latest message that had buttons."""
+        offer = self.last_offer(user_id)
+        return await self.process(self.updates.press(user_id, offer.data_for(label), offer))
+
+
+@asynccontextmanager
+async def harness(
+    app: App,
+    api: BotAPI | None = None,
+    *,
+    latency: float = 0.0,
+    sleep: Any = None,
+    processor: BaseUpdateProcessor | None = None,
+) -> AsyncIterator[Harness]:
+    """An initialized Application for `app` (inside `async with application`)."""
+    api = api or BotAPI()
+    sleeps: list[float] = []
+
+    async def no_wait(seconds: float) -> None:
+        sleeps.append(seconds)
+
+    application = build_application(
+        app,
+        request=FakeRequest(api, latency=latency),
+        updates_request=FakeRequest(api, latency=latency),
+        delivery=Delivery(backoff=0.0, sleep=no_wait),
+        sleep=sleep or no_wait,
+        processor=processor,
+    )
+    async with application:
+        yield Harness(app, application, api, Updates(), sleeps)
