@@ -1,0 +1,54 @@
+"""The crisis pause, /sos, /country and the check-in through the real PTB Application on the
+fake Bot API: the first message after crisis language carries the local helpline."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from bot.app import open_app
+from tests.conftest import Clock, make_settings
+from tests.telegram.fakes import TOKEN, harness
+from tests.telegram.helpers import position
+
+ANN = 101
+
+
+async def test_crisis_mid_reframe_first_message_has_the_helpline(
+    tmp_path: Path, clock: Clock
+) -> None:
+    settings = make_settings(tmp_path, telegram_bot_token=TOKEN, default_country="GB")
+    async with open_app(settings, clock=clock) as app, harness(app) as h:
+        await h.say(ANN, "/start")
+        await h.press(ANN, "Yes, that's okay")
+        await h.press(ANN, "Work with a harsh thought")
+        await h.say(ANN, "I'm a let-down")
+        assert await position(app, ANN) == "reframe.feeling"
+        reply = await h.say(ANN, "i want to kms")
+        sent = [c for c in reply if c.method == "sendMessage"]
+        assert "Samaritans: call 116 123" in sent[0].text
+        assert "999" in sent[0].text
+        assert sent[0].labels[-1] == "I'm safe, continue where I was"
+        assert await position(app, ANN) == "crisis.direct"
+        back = await h.press(ANN, "I'm safe, continue where I was")
+        assert "What feeling comes with the thought" in back[-1].text
+        assert await position(app, ANN) == "reframe.feeling"
+
+
+async def test_sos_country_and_a_paced_check_in(tmp_path: Path, clock: Clock) -> None:
+    settings = make_settings(tmp_path, telegram_bot_token=TOKEN)
+    async with open_app(settings, clock=clock) as app, harness(app) as h:
+        sos = await h.say(ANN, "/sos")
+        assert "findahelpline.com" in sos[-1].text  # "en" names no region, no DEFAULT_COUNTRY
+        await h.press(ANN, "I'm safe, continue where I was")
+        chosen = await h.say(ANN, "/country ie")
+        assert "Ireland" in chosen[-1].text
+        assert "Pieta" in (await h.say(ANN, "/sos"))[-1].text
+        await h.press(ANN, "I'm safe, continue where I was")
+        await h.say(ANN, "/start")
+        await h.press(ANN, "Yes, that's okay")
+        await h.press(ANN, "Check in with how I feel")
+        await h.press(ANN, "9")
+        h.sleeps.clear()
+        await h.press(ANN, "Slow breathing")
+        assert sum(h.sleeps) >= 20  # the adapter waited per Pause (for this person only)
+        assert await position(app, ANN) == "breathing.again"
