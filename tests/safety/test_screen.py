@@ -17,6 +17,9 @@ PHRASES: dict[str, Any] = yaml.safe_load(
     (Path(__file__).parent / "phrases.yaml").read_text(encoding="utf-8")
 )
 DIALOGS = REPO_ROOT / "dialogs"
+HOLDOUTS = [v for k, v in PHRASES.items() if k.startswith("holdout")]
+HOLDOUT_CRISIS = [t for h in HOLDOUTS for t in h["crisis"]]
+HOLDOUT_CALM = [t for h in HOLDOUTS for t in h["calm"]]
 
 
 @pytest.fixture(scope="module")
@@ -49,9 +52,7 @@ def test_unsure_phrases_get_the_gentle_check(screen: Screen, text: str) -> None:
     assert found.level == "check"
 
 
-@pytest.mark.parametrize(
-    "text", PHRASES["ordinary"] + PHRASES["holdout_1"]["calm"] + PHRASES["holdout_2"]["calm"]
-)
+@pytest.mark.parametrize("text", PHRASES["ordinary"] + HOLDOUT_CALM)
 def test_ordinary_self_criticism_and_idioms_do_not_interrupt(screen: Screen, text: str) -> None:
     assert screen.check_text(text) is None
 
@@ -61,7 +62,7 @@ def test_passing_mentions_do_not_interrupt(screen: Screen, text: str) -> None:
     assert screen.check_text(text) is None
 
 
-@pytest.mark.parametrize("text", PHRASES["holdout_1"]["crisis"] + PHRASES["holdout_2"]["crisis"])
+@pytest.mark.parametrize("text", HOLDOUT_CRISIS)
 def test_holdout_crisis_phrases_interrupt(screen: Screen, text: str) -> None:
     assert screen.check_text(text) is not None
 
