@@ -41,9 +41,13 @@ class Reminder:
 
 @dataclass(frozen=True, slots=True)
 class Unsupported:
-    """Something the adapter cannot turn into text: a photo, a sticker, a voice note."""
+    """Something the adapter cannot turn into text: a photo, a sticker, a voice note.
+
+    `caption` is text sent along with it: never an answer, but still safety-screened.
+    """
 
     kind: str
+    caption: str = ""
 
 
 Event = Text | ChoiceMade | Command | Reminder | Unsupported

@@ -441,6 +441,10 @@ class Engine:
         elif isinstance(event, ChoiceMade):
             await self._choice(turn, event)
         elif isinstance(event, Unsupported):
+            caption = clean_text(event.caption)
+            for interceptor in self.interceptors if caption else ():
+                if await interceptor(turn, caption):
+                    return
             turn.reprompt(turn.text("unsupported_input"))
         elif isinstance(event, Reminder):
             handler = self.reminders.get(event.kind)

@@ -100,7 +100,7 @@ class Handlers:
         if chat is None or user is None or message is None:
             return
         kind = next((k for k in KINDS if getattr(message, k, None)), "attachment")
-        await self.converse(chat, user, Unsupported(kind))
+        await self.converse(chat, user, Unsupported(kind, caption=message.caption or ""))
 
     async def on_press(self, update: Update, context: Context) -> None:
         """A button: its choice, if the step that offered it is still the current one."""

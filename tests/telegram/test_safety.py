@@ -52,3 +52,13 @@ async def test_sos_country_and_a_paced_check_in(tmp_path: Path, clock: Clock) ->
         await h.press(ANN, "Slow breathing")
         assert sum(h.sleeps) >= 20  # the adapter waited per Pause (for this person only)
         assert await position(app, ANN) == "breathing.again"
+
+
+async def test_a_caption_is_screened_too(tmp_path: Path, clock: Clock) -> None:
+    settings = make_settings(tmp_path, telegram_bot_token=TOKEN, default_country="US")
+    async with open_app(settings, clock=clock) as app, harness(app) as h:
+        size = {"file_id": "p1", "file_unique_id": "p1u", "width": 90, "height": 90}
+        reply = await h.process(h.updates.message(ANN, photo=[size], caption="i want to die"))
+        assert "988" in reply[0].text
+        calm = await h.process(h.updates.photo(ANN))  # caption "my thought": just the hint
+        assert "988" not in " ".join(c.text for c in calm if c.method == "sendMessage")
