@@ -116,6 +116,13 @@ def clean_text(text: str) -> str:
     return text.strip()
 
 
+def has_words(text: str) -> bool:
+    """True if the text has a letter or an emoji: a bare "." or "8" is not an answer in words."""
+    return any(
+        unicodedata.category(ch)[0] == "L" or unicodedata.category(ch) == "So" for ch in text
+    )
+
+
 def parse_scale(text: str, scale: Scale) -> int | None:
     """A rating typed as `7`, `7/10`, `7 out of 10` or `seven`; None if it is not one."""
     word = text.strip().strip(".!").lower()
@@ -310,7 +317,10 @@ class Turn:
         kept = False
         while self.stack:
             frame = self.stack.pop()
-            if frame.entry_id is not None:
+            if frame.entry_id is not None and not frame.answers:
+                # nothing written yet: an empty "unfinished" entry would only clutter history
+                await repo.delete_entry(self.session, entry_id=frame.entry_id)
+            elif frame.entry_id is not None:
                 await repo.record_entry(
                     self.session,
                     entry_id=frame.entry_id,
@@ -437,6 +447,11 @@ class Engine:
 
     async def _command(self, turn: Turn, name: str, args: str) -> None:
         if name in self.commands:
+            top = turn.top
+            if top and (
+                top.dialog in (self.menu, self.resume_dialog) or top.dialog in self.gives_way
+            ):
+                turn.stack.pop()
             await self.commands[name](turn, args)
             return
         if name == "start":
@@ -478,15 +493,23 @@ class Engine:
             turn.say("consent_first")
             turn.reprompt()
             return
-        if top and (top.dialog in (self.menu, self.resume_dialog) or top.dialog in self.gives_way):
-            turn.stack.pop()
+        self._step_aside(turn)
         if dialog in turn.paused and turn.consented:
             title = machine.spec.title if machine else dialog
             await turn.start_dialog(self.resume_dialog, {"target": dialog, "title": title})
             return
         await turn.start_dialog(dialog)
 
+    def _step_aside(self, turn: Turn) -> None:
+        """Close a menu-like dialog on top (menu, resume offer, history) for what comes next."""
+        top = turn.top
+        if top and (top.dialog in (self.menu, self.resume_dialog) or top.dialog in self.gives_way):
+            turn.stack.pop()
+
     async def _stop(self, turn: Turn) -> None:
+        if turn.top is None and not turn.consented:
+            await turn.start_dialog(self.onboarding)  # a first contact still gets the introduction
+            return
         if turn.top is None:
             turn.say("nothing_to_stop")
             return
@@ -526,6 +549,8 @@ class Engine:
         if state.expect == "text":
             if not text:
                 turn.say("empty_text")
+            elif not has_words(text):
+                turn.say("need_words")
             elif len(text) > self.max_text_chars:
                 turn.say("too_long", limit=self.max_text_chars, length=len(text))
             else:
@@ -609,14 +634,20 @@ class Engine:
 
 def _match_choice(text: str, options: tuple[Option, ...]) -> str | None:
     """A choice typed instead of pressed: its number in the list, or its label."""
-    wanted = text.strip().strip(".").casefold()
+    wanted = _plain(text)
     if wanted.isdigit():
         index = int(wanted) - 1
         return options[index].value if 0 <= index < len(options) else None
     for option in options:
-        if option.label.casefold() == wanted or option.value == wanted:
+        if wanted and (_plain(option.label) == wanted or option.value == wanted):
             return str(option.value)
     return None
+
+
+def _plain(text: str) -> str:
+    """Letters, digits and single spaces, case-folded: "Older ▶" and "older" match."""
+    kept = "".join(ch if ch.isalnum() or ch.isspace() else " " for ch in text.casefold())
+    return " ".join(kept.split())
 
 
 def _retryable(exc: DBAPIError) -> bool:
