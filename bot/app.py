@@ -31,7 +31,15 @@ def configure_logging(level: str) -> None:
     logging.basicConfig(
         level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    for noisy in ("httpx", "transitions", "alembic.runtime.migration"):
+    # Libraries that would log SQL parameters or raw updates stay at WARNING.
+    for noisy in (
+        "httpx",
+        "transitions",
+        "alembic.runtime.migration",
+        "aiosqlite",
+        "sqlalchemy",
+        "asyncpg",
+    ):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     # PTB logs whole updates and request parameters (what people wrote) at DEBUG: never that.
     logging.getLogger("telegram").setLevel(max(logging.INFO, logging.getLevelName(level.upper())))

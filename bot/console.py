@@ -100,7 +100,10 @@ class Console:
             if self.interactive:
                 self.out.write("you: ")
                 self.out.flush()
-            line = await loop.run_in_executor(None, source.readline)
+                # read in this thread, so Ctrl-C interrupts at once (nothing else runs here)
+                line = source.readline()
+            else:
+                line = await loop.run_in_executor(None, source.readline)
             if not line:
                 break
             await self.send(line.rstrip("\r\n"))

@@ -122,6 +122,11 @@ async def history_open(turn: Turn, frame: Frame) -> None:
 def entry_text(turn: Turn, entry: Entry) -> str:
     machine = turn.engine.catalog.dialog(entry.dialog, turn.locale.code)
     answers = repo.entry_answers(entry, cipher=turn.cipher)
+    if entry.status == "in_progress":
+        # an open dialog keeps its answers in the conversation until it stops or finishes
+        for open_frame in [*turn.stack, *turn.paused.values()]:
+            if open_frame.entry_id == entry.id:
+                answers = {**answers, **open_frame.answers}
     title = turn.text(
         "history_entry_title",
         title=dialog_title(turn, entry.dialog),

@@ -84,6 +84,14 @@ class Cipher:
         except (InvalidTag, ValueError, binascii.Error, UnicodeError) as exc:
             raise WrongKeyError("stored data cannot be decrypted with the configured key") from exc
 
+    def is_current(self, token: str) -> bool:
+        """Whether `token` was written with the newest key."""
+        try:
+            blob = base64.urlsafe_b64decode(token[len(PREFIX) :].encode("ascii"))
+        except (binascii.Error, ValueError):
+            return False
+        return token.startswith(PREFIX) and blob[:4] == self._current[0]
+
     def rotate(self, token: str) -> str:
         """Re-encrypt `token` under the newest key."""
         return self.encrypt(self.decrypt(token))

@@ -39,6 +39,13 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def _private_file(path: Path) -> None:
+    """Create the database file (and its folder) readable by the owner only."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if not path.exists():
+        path.touch(mode=0o600)
+
+
 def alembic_config(connection: Connection | None = None) -> Config:
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
@@ -65,7 +72,7 @@ class Database:
         kwargs: dict[str, Any] = {}
         if parsed.get_backend_name() == "sqlite":
             if parsed.database and parsed.database != ":memory:":
-                Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+                _private_file(Path(parsed.database))
         elif schema:
             kwargs["connect_args"] = {"server_settings": {"search_path": schema}}
         engine = create_async_engine(url, **kwargs)
@@ -107,6 +114,11 @@ class Database:
                     "ENCRYPTION_KEY does not match the key this database was written with; "
                     "refusing to start (set the right key, or rotate with `kindbot rotate-key`)"
                 )
+            if not self.cipher.is_current(row.value):
+                # New rows will be written with the newest key: make the check follow it, so
+                # going back to an older key alone is refused at start, not mid-conversation.
+                row.value = self.cipher.encrypt(KEY_CHECK_PLAINTEXT)
+                await session.commit()
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:

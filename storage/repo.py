@@ -135,6 +135,12 @@ async def record_entry(
     return entry
 
 
+async def delete_entry(session: AsyncSession, *, entry_id: int) -> None:
+    entry = await session.get(Entry, entry_id)
+    if entry is not None:
+        await session.delete(entry)
+
+
 def entry_answers(entry: Entry, *, cipher: Cipher) -> dict[str, Any]:
     """Every answer of an entry, text decrypted and numbers merged back in."""
     answers: dict[str, Any] = json.loads(cipher.decrypt(entry.answers_enc))

@@ -63,7 +63,7 @@ def chat(tmp_path: Path, env: dict[str, str], lines: list[str], user: str = "cli
 def test_a_whole_reframe_piped_through_chat(tmp_path: Path) -> None:
     out = chat(tmp_path, run_env(tmp_path), REFRAME)
     assert "  1. Yes, that's okay" in out
-    assert "I notice I'm having the thought that I always let people down." in out
+    assert "I notice I'm having the thought that I always let people down”" in out
     assert "(0–10)" in out
     assert "9 → 4" in out
     assert "“I am trying my best, and that is enough for today.”" in out
@@ -104,7 +104,7 @@ def test_killed_mid_dialog_resumes_at_the_same_step(tmp_path: Path) -> None:
         if pipe:
             pipe.close()
     out = chat(tmp_path, env, ["9"], user="killed")
-    assert "I notice I'm having the thought that I always let people down." in out
+    assert "I notice I'm having the thought that I always let people down”" in out
 
 
 def test_dialogs_check_passes_on_the_shipped_dialogs(tmp_path: Path) -> None:

@@ -63,6 +63,7 @@ NUMBER_WORDS = {
 _SCALE = re.compile(r"^\s*(\d{1,2})\s*(?:/\s*10|out of 10)?\s*[.!]?\s*$", re.IGNORECASE)
 _INVISIBLE = re.compile(r"[\u200b-\u200f\u202a-\u202e\u2060-\u2064\ufeff]")
 MAX_AUTO_STEPS = 100
+_APOSTROPHES = re.compile(r"['’‘`]")
 # "/name" or "/name@bot", optionally followed by arguments ("/country GB").
 _COMMAND = re.compile(r"^/([A-Za-z0-9_]{1,32}(?:@\w+)?)(?:\s+(.*))?$", re.DOTALL)
 
@@ -116,6 +117,13 @@ def clean_text(text: str) -> str:
     text = _INVISIBLE.sub("", text)
     text = "".join(ch for ch in text if ch in "\n\t" or unicodedata.category(ch) != "Cc")
     return text.strip()
+
+
+def has_words(text: str) -> bool:
+    """True if the text has a letter or an emoji: a bare "." or "8" is not an answer in words."""
+    return any(
+        unicodedata.category(ch)[0] == "L" or unicodedata.category(ch) == "So" for ch in text
+    )
 
 
 def parse_scale(text: str, scale: Scale) -> int | None:
@@ -321,7 +329,10 @@ class Turn:
         kept = False
         while self.stack:
             frame = self.stack.pop()
-            if frame.entry_id is not None:
+            if frame.entry_id is not None and not frame.answers:
+                # nothing written yet: an empty "unfinished" entry would only clutter history
+                await repo.delete_entry(self.session, entry_id=frame.entry_id)
+            elif frame.entry_id is not None:
                 await repo.record_entry(
                     self.session,
                     entry_id=frame.entry_id,
@@ -460,6 +471,11 @@ class Engine:
                 if await interceptor(turn, args):
                     return
         if name in self.commands:
+            top = turn.top
+            if top and (
+                top.dialog in (self.menu, self.resume_dialog) or top.dialog in self.gives_way
+            ):
+                turn.stack.pop()
             await self.commands[name](turn, args)
             return
         if name == "start":
@@ -501,15 +517,23 @@ class Engine:
             turn.say("consent_first")
             turn.reprompt()
             return
-        if top and (top.dialog in (self.menu, self.resume_dialog) or top.dialog in self.gives_way):
-            turn.stack.pop()
+        self._step_aside(turn)
         if dialog in turn.paused and turn.consented:
             title = machine.spec.title if machine else dialog
             await turn.start_dialog(self.resume_dialog, {"target": dialog, "title": title})
             return
         await turn.start_dialog(dialog)
 
+    def _step_aside(self, turn: Turn) -> None:
+        """Close a menu-like dialog on top (menu, resume offer, history) for what comes next."""
+        top = turn.top
+        if top and (top.dialog in (self.menu, self.resume_dialog) or top.dialog in self.gives_way):
+            turn.stack.pop()
+
     async def _stop(self, turn: Turn) -> None:
+        if turn.top is None and not turn.consented:
+            await turn.start_dialog(self.onboarding)  # a first contact still gets the introduction
+            return
         if turn.top is None:
             turn.say("nothing_to_stop")
             return
@@ -549,6 +573,8 @@ class Engine:
         if state.expect == "text":
             if not text:
                 turn.say("empty_text")
+            elif not has_words(text):
+                turn.say("need_words")
             elif len(text) > self.max_text_chars:
                 turn.say("too_long", limit=self.max_text_chars, length=len(text))
             else:
@@ -653,25 +679,28 @@ class Engine:
 
 def _match_choice(text: str, options: tuple[Option, ...]) -> str | None:
     """A choice typed instead of pressed: its number in the list, or its label."""
-    wanted = text.strip().strip(".").casefold()
+    wanted = _plain(text)
     if wanted.isdigit():
         index = int(wanted) - 1
         return options[index].value if 0 <= index < len(options) else None
     for option in options:
-        if option.label.casefold() == wanted or option.value == wanted:
+        if wanted and (_plain(option.label) == wanted or option.value == wanted):
             return str(option.value)
     return None
 
 
 def _plain(text: str) -> str:
-    return " ".join(re.sub(r"[^\w\s]", "", text.casefold()).split())
+    """Letters, digits and single spaces, case-folded: "Older ▶" and "older" match."""
+    kept = "".join(ch if ch.isalnum() or ch.isspace() else " " for ch in text.casefold())
+    return " ".join(kept.split())
 
 
 def _match_alias(text: str, state: StateSpec) -> str | None:
-    """A typed answer listed among a choice's `aliases` ("no", "not really")."""
-    wanted = _plain(text)
+    """A typed answer listed among a choice's `aliases` ("no", "not really"); apostrophes
+    are dropped first, so "I'm safe" matches the alias "im safe" and the other way round."""
+    wanted = _plain(_APOSTROPHES.sub("", text))
     for choice in state.choices:
-        if any(_plain(alias) == wanted for alias in choice.aliases):
+        if any(_plain(_APOSTROPHES.sub("", alias)) == wanted for alias in choice.aliases):
             return choice.value
     return None
 

@@ -23,6 +23,7 @@ REQUIRED_MESSAGES = frozenset(
         "unknown_command",
         "unsupported_input",
         "empty_text",
+        "need_words",
         "too_long",
         "pick_an_option",
         "scale_hint",

@@ -154,3 +154,11 @@ async def test_words_after_a_command_are_screened_too(app: App) -> None:
     ref = UserRef("console", "cmdargs")
     out = await app.engine.handle(ref, Text("/reframe i want to kill myself"))
     assert "Are you safe right now?" in out[0].text  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("typed", ["I'm safe", "im safe", "I’m safe.", "YES"])
+async def test_aliases_ignore_apostrophes_and_case(app: App, typed: str) -> None:
+    ref = UserRef("console", "apostrophe")
+    await app.engine.handle(ref, Text("/sos"))
+    out = await app.engine.handle(ref, Text(typed))
+    assert any("glad" in o.text for o in out if isinstance(o, Message))

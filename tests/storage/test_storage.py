@@ -122,3 +122,22 @@ async def test_wrong_key_is_refused(any_app: App) -> None:
 def test_malformed_key_is_refused() -> None:
     with pytest.raises(WrongKeyError, match="not a valid key"):
         Cipher(["not-a-key"])
+
+
+async def test_going_back_to_an_older_key_alone_is_refused(tmp_path: Path, clock: Clock) -> None:
+    old, new = new_key(), new_key()
+    async with open_app(make_settings(tmp_path, encryption_key=old), clock=clock):
+        pass
+    # while rotating, both keys are given (newest first) and new rows use the new key
+    async with open_app(make_settings(tmp_path, encryption_key=f"{new},{old}"), clock=clock) as app:
+        await app.engine.handle(UserRef("console", "k"), Text("/start"))
+    with pytest.raises(WrongKeyError, match="does not match"):
+        async with open_app(make_settings(tmp_path, encryption_key=old), clock=clock):
+            pass
+
+
+async def test_database_file_is_private(tmp_path: Path, clock: Clock) -> None:
+    async with open_app(make_settings(tmp_path), clock=clock):
+        pass
+    assert (tmp_path / "data" / "kindbot.db").stat().st_mode & 0o077 == 0
+    assert (tmp_path / "data").stat().st_mode & 0o077 == 0

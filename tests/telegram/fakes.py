@@ -232,6 +232,11 @@ class FakeRequest(BaseRequest):
         if self.api.failure_for(f"network:{api_method}"):
             raise NetworkError("connection reset (fake)")
         params = dict(request_data.parameters) if request_data else {}
+        if request_data and request_data.multipart_data:
+            # uploaded files, as (file name, bytes), so tests can read what was sent
+            params["_files"] = {
+                name: (part[0], part[1]) for name, part in request_data.multipart_data.items()
+            }
         status, body = self.api.answer(api_method, params)
         return status, json.dumps(body).encode()
 
