@@ -11,6 +11,9 @@ from datetime import datetime
 from bot.config import Settings
 from bot.engine.catalog import Catalog
 from bot.engine.runner import CORE_ACTIONS, Engine
+from bot.reminders.actions import ACTION_NAMES as REMINDER_ACTIONS
+from bot.reminders.actions import install as install_reminders
+from bot.reminders.texts import ReminderTexts
 from storage.crypto import Cipher, load_or_create_key
 from storage.db import Database
 from storage.models import utcnow
@@ -40,7 +43,7 @@ def load_catalog(settings: Settings) -> Catalog:
 
 
 def known_actions() -> set[str]:
-    return set(CORE_ACTIONS)
+    return set(CORE_ACTIONS) | REMINDER_ACTIONS
 
 
 @asynccontextmanager
@@ -49,6 +52,7 @@ async def open_app(
 ) -> AsyncIterator[App]:
     """Open the database (migrating it), load and validate dialogs, build the engine."""
     catalog = load_catalog(settings)
+    reminder_texts = ReminderTexts.load(settings.dialogs_dir, default=settings.default_locale)
     key = load_or_create_key(settings.encryption_key, settings.key_file)
     db = await Database.open(
         settings.resolved_database_url(), Cipher.from_string(key), schema=schema
@@ -56,6 +60,7 @@ async def open_app(
     try:
         engine = Engine(catalog, db, clock=clock, max_text_chars=settings.max_text_chars)
         engine.actions.update(CORE_ACTIONS)
+        install_reminders(engine, texts=reminder_texts, default_timezone=settings.default_timezone)
         yield App(settings, db, catalog, engine)
     finally:
         await db.close()

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -25,6 +25,22 @@ class Settings(BaseSettings):
     encryption_key: str | None = None
     log_level: str = "INFO"
     max_text_chars: int = Field(default=1000, ge=50, le=4000)
+    default_timezone: str = "UTC"
+    reminder_rate_limit: float = Field(default=25.0, ge=0)
+    reminder_poll_seconds: float = Field(default=5.0, gt=0, le=300)
+    reminder_lease_seconds: float = Field(default=120.0, ge=5)
+    reminder_max_attempts: int = Field(default=5, ge=1, le=50)
+
+    @field_validator("default_timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo
+
+        try:
+            ZoneInfo(value)
+        except (KeyError, ValueError):
+            raise ValueError(f"unknown IANA timezone {value!r} (e.g. Europe/Berlin)") from None
+        return value
 
     def resolved_database_url(self) -> str:
         """The database to use: `DATABASE_URL`, else a SQLite file in the data directory."""

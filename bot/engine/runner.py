@@ -27,6 +27,7 @@ from bot.engine.events import (
     Command,
     DialogEnded,
     Event,
+    Location,
     Message,
     Option,
     Output,
@@ -102,6 +103,7 @@ Action = Callable[["Turn", Frame], Awaitable[None]]
 CommandHandler = Callable[["Turn", str], Awaitable[None]]
 Interceptor = Callable[["Turn", str], Awaitable[bool]]
 ReminderHandler = Callable[["Turn", Reminder], Awaitable[None]]
+LocationHandler = Callable[["Turn", Location], Awaitable[None]]
 
 
 def clean_text(text: str) -> str:
@@ -336,6 +338,7 @@ class Engine:
         self.commands: dict[str, CommandHandler] = {}
         self.interceptors: list[Interceptor] = []
         self.reminders: dict[str, ReminderHandler] = {}
+        self.on_location: LocationHandler | None = None
         self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
 
     # -- public --------------------------------------------------------------------------
@@ -415,6 +418,11 @@ class Engine:
                 await handler(turn, event)
             elif self.catalog.dialog(event.kind, turn.locale.code) and turn.top is None:
                 await turn.start_dialog(event.kind)
+        elif isinstance(event, Location):
+            if self.on_location is None:
+                turn.reprompt(turn.text("unsupported_input"))
+            else:
+                await self.on_location(turn, event)
 
     async def _command(self, turn: Turn, name: str, args: str) -> None:
         if name in self.commands:
