@@ -33,7 +33,7 @@ def refresh_next_due(schedule: ReminderSchedule, now: datetime) -> None:
         parse_hhmm(schedule.local_time),
         zone(schedule.timezone),
         days=schedule.days,
-        paused_until=schedule.paused_until,
+        paused_until=as_utc(schedule.paused_until) if schedule.paused_until else None,
     )
 
 
@@ -87,7 +87,8 @@ async def set_schedule(
         session.add(schedule)
     # A pause the person set for all their reminders applies to a new one as well.
     others = await list_schedules(session, user_id=user_id)
-    pauses = [s.paused_until for s in others if s.paused_until and s.paused_until > now]
+    pauses = [as_utc(s.paused_until) for s in others if s.paused_until]
+    pauses = [p for p in pauses if p > now]
     schedule.paused_until = max(pauses) if pauses else None
     schedule.local_time = local_time
     schedule.days = days

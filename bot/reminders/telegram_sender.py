@@ -1,0 +1,83 @@
+"""Sending reminders through python-telegram-bot, mapping Telegram's errors to the
+dispatcher's: 403 → Blocked, 429 → RetryLater, network trouble → SendFailed (retried).
+
+Buttons carry `callback_data = f"{step}:{value}"` — the format the Telegram adapter decodes
+into `ChoiceMade(value, step)`; keep the two in step when either changes.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup
+from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
+
+from bot.engine.events import Message, Output
+from bot.reminders.sender import Blocked, RetryLater, SendFailed
+from storage.models import User
+
+log = logging.getLogger(__name__)
+
+# Telegram answers 400 with these when the chat is gone for good: same as being blocked.
+_GONE = ("chat not found", "user is deactivated", "bot was kicked", "peer_id_invalid")
+
+
+def callback_data(step: int | None, value: str) -> str:
+    return f"{'' if step is None else step}:{value}"
+
+
+def keyboard(message: Message) -> InlineKeyboardMarkup | None:
+    """Inline buttons for a message's choices (short labels share a row) or its scale."""
+    if message.options:
+        buttons = [
+            InlineKeyboardButton(o.label, callback_data=callback_data(message.step, o.value))
+            for o in message.options
+        ]
+        width = 3 if all(len(o.label) <= 8 for o in message.options) else 1
+        return InlineKeyboardMarkup([buttons[i : i + width] for i in range(0, len(buttons), width)])
+    if message.scale is not None:
+        numbers = [
+            InlineKeyboardButton(str(n), callback_data=callback_data(message.step, str(n)))
+            for n in range(message.scale.low, message.scale.high + 1)
+        ]
+        return InlineKeyboardMarkup([numbers[i : i + 6] for i in range(0, len(numbers), 6)])
+    return None
+
+
+def retry_seconds(exc: RetryAfter) -> float:
+    """`retry_after` in seconds, without PTB's int/timedelta deprecation warning."""
+    raw = getattr(exc, "_retry_after", None)
+    if isinstance(raw, timedelta):
+        return raw.total_seconds()
+    value = exc.retry_after
+    return value.total_seconds() if isinstance(value, timedelta) else float(value)
+
+
+class TelegramSender:
+    """The dispatcher's `Sender` for people who talk to kindbot on Telegram."""
+
+    channel = "telegram"
+
+    def __init__(self, bot: Bot) -> None:
+        self.bot = bot
+
+    async def send(self, user: User, outputs: list[Output]) -> None:
+        chat_id = int(user.external_id)
+        for output in outputs:
+            if not isinstance(output, Message):
+                continue  # reminders only ever say something (no pauses, charts or files)
+            try:
+                await self.bot.send_message(chat_id, output.text, reply_markup=keyboard(output))
+            except Forbidden as exc:
+                raise Blocked() from exc
+            except RetryAfter as exc:
+                raise RetryLater(retry_seconds(exc)) from exc
+            except BadRequest as exc:
+                if any(text in str(exc).lower() for text in _GONE):
+                    raise Blocked() from exc
+                raise SendFailed("bad request") from exc
+            except NetworkError as exc:  # includes TimedOut
+                raise SendFailed("network") from exc
+            except TelegramError as exc:
+                raise SendFailed(type(exc).__name__) from exc
