@@ -10,7 +10,7 @@ from datetime import datetime
 
 from bot.config import Settings
 from bot.engine.catalog import Catalog
-from bot.engine.runner import CORE_ACTIONS, Engine
+from bot.engine.runner import CORE_ACTIONS, Action, CommandHandler, Engine
 from bot.reminders.actions import ACTION_NAMES as REMINDER_ACTIONS
 from bot.reminders.actions import install as install_reminders
 from bot.reminders.texts import ReminderTexts
@@ -42,8 +42,23 @@ def load_catalog(settings: Settings) -> Catalog:
     )
 
 
+def all_actions() -> dict[str, Action]:
+    from bot.forget import FORGET_ACTIONS
+    from bot.history import HISTORY_ACTIONS
+
+    return {**CORE_ACTIONS, **HISTORY_ACTIONS, **FORGET_ACTIONS}
+
+
 def known_actions() -> set[str]:
-    return set(CORE_ACTIONS) | REMINDER_ACTIONS
+    return set(all_actions()) | REMINDER_ACTIONS
+
+
+def all_commands() -> dict[str, CommandHandler]:
+    """Slash commands answered by code rather than by a dialog."""
+    from bot.export import send_export
+    from bot.progress import show_progress
+
+    return {"progress": show_progress, "export": send_export}
 
 
 @asynccontextmanager
@@ -59,7 +74,9 @@ async def open_app(
     )
     try:
         engine = Engine(catalog, db, clock=clock, max_text_chars=settings.max_text_chars)
-        engine.actions.update(CORE_ACTIONS)
+        engine.actions.update(all_actions())
+        engine.commands.update(all_commands())
+        engine.gives_way.add("history")
         install_reminders(engine, texts=reminder_texts, default_timezone=settings.default_timezone)
         yield App(settings, db, catalog, engine)
     finally:

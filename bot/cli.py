@@ -5,18 +5,24 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from pydantic import ValidationError
 
-from bot.app import configure_logging, known_actions, open_app
+from bot.app import App, configure_logging, known_actions, open_app
 from bot.config import Settings
 from bot.engine.catalog import DialogsInvalid, validate_tree
-from storage.crypto import WrongKeyError
+from storage.crypto import Cipher, WrongKeyError, new_key
+from storage.db import Database
+from storage.models import utcnow
+from storage.personal import erase_person, find_users
+from storage.rotation import RotationReport, rotate_database
 
 log = logging.getLogger("kindbot")
+CHANNELS = ("console", "telegram")
 
 
 def _settings() -> Settings:
@@ -36,7 +42,7 @@ def cmd_chat(args: argparse.Namespace) -> int:
 
     async def run() -> None:
         async with open_app(settings) as app:
-            await chat(app.engine, args.user)
+            await chat(app.engine, args.user, Path(args.files))
 
     asyncio.run(run())
     return 0
@@ -74,13 +80,201 @@ def cmd_dialogs_graph(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _find_person(app: App, args: argparse.Namespace) -> int | None:
+    """The internal id of `--user` (on `--channel`, or the one channel they are known on)."""
+    async with app.db.session() as session:
+        users = await find_users(session, external_id=args.user, channel=args.channel)
+    if not users:
+        print(
+            f"kindbot: no user {args.user!r}" + (f" on {args.channel}" if args.channel else ""),
+            file=sys.stderr,
+        )
+        return None
+    if len(users) > 1:
+        channels = ", ".join(u.channel for u in users)
+        print(
+            f"kindbot: {args.user!r} is known on {channels}; pick one with --channel",
+            file=sys.stderr,
+        )
+        return None
+    return users[0].id
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    """Write everything stored about one person (JSON, or their entries as CSV)."""
+    from bot.export import export_person, to_csv, to_json
+
+    settings = _settings()
+
+    async def run() -> bytes | None:
+        async with open_app(settings) as app:
+            user_id = await _find_person(app, args)
+            if user_id is None:
+                return None
+            async with app.db.session() as session:
+                document = await export_person(
+                    session, user_id=user_id, cipher=app.db.cipher, now=utcnow()
+                )
+            return to_csv(document, app.catalog) if args.format == "csv" else to_json(document)
+
+    data = asyncio.run(run())
+    if data is None:
+        return 1
+    if args.out and args.out != "-":
+        _write_private(Path(args.out), data)
+        print(
+            f"wrote {args.out} (mode 0600; it is not encrypted: keep it private)", file=sys.stderr
+        )
+    else:
+        sys.stdout.buffer.write(data)
+        sys.stdout.flush()
+    return 0
+
+
+def cmd_forget(args: argparse.Namespace) -> int:
+    """Delete every row about one person, in every table."""
+    settings = _settings()
+
+    async def run() -> int:
+        async with open_app(settings) as app:
+            user_id = await _find_person(app, args)
+            if user_id is None:
+                return 1
+            if not args.yes:
+                if not sys.stdin.isatty():
+                    print(
+                        "kindbot: refusing without --yes (standard input is not a terminal)",
+                        file=sys.stderr,
+                    )
+                    return 1
+                question = f"Delete everything about {args.user!r}? Type yes: "
+                answer = await asyncio.to_thread(input, question)
+                if answer.strip().lower() != "yes":
+                    print("nothing deleted")
+                    return 1
+            async with app.db.session() as session, session.begin():
+                counts = await erase_person(session, user_id=user_id)
+            detail = ", ".join(f"{name}: {n}" for name, n in sorted(counts.items()) if n)
+            print(f"deleted {sum(counts.values())} row(s) ({detail})")
+            return 0
+
+    return asyncio.run(run())
+
+
+def cmd_keygen(args: argparse.Namespace) -> int:
+    """Print a new encryption key."""
+    print(new_key())
+    return 0
+
+
+def cmd_rotate_key(args: argparse.Namespace) -> int:
+    """Re-encrypt everything under a new key (stop kindbot first)."""
+    settings = _settings()
+    from_env = bool(settings.encryption_key)
+    if from_env and not args.new_key:
+        print(
+            "kindbot: ENCRYPTION_KEY is set, so give the new key with --new-key "
+            "(make one with `kindbot keygen`, store it safely first; `--new-key -` reads it "
+            "from standard input)",
+            file=sys.stderr,
+        )
+        return 1
+    if not from_env and not settings.key_file.exists():
+        print(
+            f"kindbot: no key to rotate (no ENCRYPTION_KEY and no {settings.key_file})",
+            file=sys.stderr,
+        )
+        return 1
+    new = args.new_key or new_key()
+    if new == "-":
+        new = sys.stdin.readline().strip()
+    Cipher([new])  # a malformed new key fails here, before anything changes
+    old_keys = settings.encryption_key or settings.key_file.read_text(encoding="ascii")
+    old = [k.strip() for k in old_keys.split(",") if k.strip()]
+    pending = settings.key_file.with_name(settings.key_file.name + ".new")
+    if not from_env and pending.exists():
+        print(
+            f"kindbot: {pending} exists: an earlier rotation was interrupted. One of "
+            f"{settings.key_file} and {pending} reads the database (start kindbot with each "
+            "as ENCRYPTION_KEY to see which); keep that one as the key file, then try again.",
+            file=sys.stderr,
+        )
+        return 1
+    if not from_env:
+        # The new key is on disk before the database changes: an interruption between
+        # the commit and the rename below leaves it in `<key file>.new`, never lost.
+        fd = os.open(pending, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="ascii") as handle:
+            handle.write(new + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+
+    async def run() -> RotationReport:
+        db = await Database.open(settings.resolved_database_url(), Cipher(old), migrate=True)
+        try:
+            return await rotate_database(db, old=old, new=new)
+        finally:
+            await db.close()
+
+    try:
+        report = asyncio.run(run())
+    except BaseException:
+        if not from_env:
+            pending.unlink(missing_ok=True)
+        raise
+    print(f"re-encrypted {report.values} value(s) in {len(report.tables)} table(s)")
+    if from_env:
+        print(
+            "Now set ENCRYPTION_KEY to the new key (the old one no longer reads this "
+            "database) and start kindbot again."
+        )
+    else:
+        os.replace(pending, settings.key_file)
+        print(
+            f"{settings.key_file} now holds the new key. Back it up: without it, stored "
+            "entries cannot be read."
+        )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kindbot", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
     chat = sub.add_parser("chat", help=cmd_chat.__doc__)
     chat.add_argument("--user", default="local", help="who you are in the database")
+    chat.add_argument("--files", default=".", help="where charts and exports are saved")
     chat.set_defaults(func=cmd_chat)
+
+    export = sub.add_parser("export", help=cmd_export.__doc__)
+    export.add_argument("--user", required=True, help="the person's id on their channel")
+    export.add_argument("--channel", choices=CHANNELS, help="needed if known on several")
+    export.add_argument("--format", choices=("json", "csv"), default="json")
+    export.add_argument("--out", help="file to write (mode 0600; default: standard output)")
+    export.set_defaults(func=cmd_export)
+
+    forget = sub.add_parser("forget", help=cmd_forget.__doc__)
+    forget.add_argument("--user", required=True, help="the person's id on their channel")
+    forget.add_argument("--channel", choices=CHANNELS, help="needed if known on several")
+    forget.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    forget.set_defaults(func=cmd_forget)
+
+    keygen = sub.add_parser("keygen", help=cmd_keygen.__doc__)
+    keygen.set_defaults(func=cmd_keygen)
+
+    rotate = sub.add_parser("rotate-key", help=cmd_rotate_key.__doc__)
+    rotate.add_argument(
+        "--new-key",
+        help="the new key ('-' reads it from standard input); required when ENCRYPTION_KEY "
+        "is set, else generated and written to the key file",
+    )
+    rotate.set_defaults(func=cmd_rotate_key)
 
     dialogs = sub.add_parser("dialogs", help="check or draw dialog files")
     dialogs_sub = dialogs.add_subparsers(dest="dialogs_command", required=True)

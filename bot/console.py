@@ -8,7 +8,9 @@ writes plain output, so a whole conversation can be scripted; end of input exits
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
+from pathlib import Path
 from typing import TextIO
 
 from bot.engine.events import (
@@ -29,8 +31,17 @@ from bot.engine.runner import Engine, _match_choice
 class Console:
     """Renders outputs as text; numbered lists for choices; a hint for scales."""
 
-    def __init__(self, engine: Engine, user: str, out: TextIO, *, interactive: bool) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        user: str,
+        out: TextIO,
+        *,
+        interactive: bool,
+        files: Path | None = None,
+    ) -> None:
         self.engine = engine
+        self.files = files
         self.ref = UserRef(channel="console", external_id=user, locale=None)
         self.out = out
         self.interactive = interactive
@@ -59,10 +70,21 @@ class Console:
                 if self.interactive:
                     await asyncio.sleep(output.seconds)
             elif isinstance(output, Image | Document):
-                self.out.write(f"kindbot: [{output.filename}] {output.caption}\n\n")
+                where = self.save(output) if self.files is not None else output.filename
+                self.out.write(f"kindbot: {output.caption}\n  [{where}]\n\n")
             elif isinstance(output, DialogEnded):
                 pass
         self.out.flush()
+
+    def save(self, output: Image | Document) -> Path:
+        """Write a chart or export next to the person (mode 0600: it may hold their words)."""
+        assert self.files is not None
+        self.files.mkdir(parents=True, exist_ok=True)
+        path = self.files / Path(output.filename).name
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(output.data)
+        return path
 
     async def send(self, line: str) -> None:
         event = self.to_event(line)
@@ -84,6 +106,6 @@ class Console:
             await self.send(line.rstrip("\r\n"))
 
 
-async def chat(engine: Engine, user: str) -> None:
-    console = Console(engine, user, sys.stdout, interactive=sys.stdin.isatty())
+async def chat(engine: Engine, user: str, files: Path | None = None) -> None:
+    console = Console(engine, user, sys.stdout, interactive=sys.stdin.isatty(), files=files)
     await console.run(sys.stdin)

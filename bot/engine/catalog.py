@@ -144,6 +144,22 @@ def _check_dialog(
                 err([*base, "choices", i], f"choice {choice.value!r}: use next or start, not both")
         if state.start:
             check_dialog(state.start, [*base, "start"])
+        if state.choices_from is not None:
+            if state.choices_from not in actions:
+                err(
+                    [*base, "choices_from"],
+                    f"state {sname!r}: unknown action {state.choices_from!r} "
+                    f"(known: {', '.join(sorted(actions)) or 'none'})",
+                )
+            if state.expect != "choice":
+                err([*base, "choices_from"], f"state {sname!r}: choices_from needs expect: choice")
+            if state.next is None:
+                err(
+                    [*base, "choices_from"],
+                    f"state {sname!r}: choices made in code need a next to go to",
+                )
+        if state.label is not None and not state.store:
+            err([*base, "label"], f"state {sname!r}: a label names a stored answer; none is stored")
         if state.action and state.action not in actions:
             err(
                 [*base, "action"],
@@ -153,7 +169,7 @@ def _check_dialog(
 
         # Expectations and ways out.
         if state.expect == "choice":
-            if not state.choices:
+            if not state.choices and state.choices_from is None:
                 err(base, f"state {sname!r} expects a choice but offers no choices")
             values = [c.value for c in state.choices]
             for dup in {v for v in values if values.count(v) > 1}:

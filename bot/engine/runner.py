@@ -76,6 +76,8 @@ class Frame:
     answers: dict[str, Any] = field(default_factory=dict)
     params: dict[str, Any] = field(default_factory=dict)
     entry_id: int | None = None
+    # (value, label) choices made in code for the current state (see StateSpec.choices_from).
+    options: list[tuple[str, str]] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -85,6 +87,7 @@ class Frame:
             "answers": self.answers,
             "params": self.params,
             "entry_id": self.entry_id,
+            "options": [list(o) for o in self.options],
         }
 
     @classmethod
@@ -96,6 +99,7 @@ class Frame:
             answers=dict(data.get("answers", {})),
             params=dict(data.get("params", {})),
             entry_id=data.get("entry_id"),
+            options=[(str(v), str(label)) for v, label in data.get("options", [])],
         )
 
 
@@ -151,6 +155,7 @@ class Turn:
         self.now = now
         self.outputs: list[Output] = []
         self.prompts = 0
+        self.erased = False
 
     # -- reading -------------------------------------------------------------------------
     @property
@@ -213,6 +218,8 @@ class Turn:
             pick(state.say, run=frame.run, salt=f"{frame.dialog}.{frame.state}"), values
         )
         options = tuple(Option(c.value, fill(c.label, values)) for c in state.choices)
+        if state.choices_from:
+            options = tuple(Option(v, label) for v, label in frame.options) + options
         scale = Scale(state.scale.low, state.scale.high) if state.expect == "scale" else None
         waiting = state.expect in ("choice", "scale")
         return Message(text, options, scale, self.step if waiting else None)
@@ -291,6 +298,15 @@ class Turn:
         self.emit(DialogEnded(frame.dialog, completed=True))
         return frame
 
+    def erase(self) -> None:
+        """The person's rows were deleted: clear the conversation and save nothing for them."""
+        self.stack.clear()
+        self.paused.clear()
+        self.erased = True
+        for obj in (self.user, self.row):
+            if obj in self.session:
+                self.session.expunge(obj)
+
     async def stop_all(self) -> bool:
         """Stop every open dialog; recorded ones are kept as unfinished and can be resumed."""
         kept = False
@@ -334,6 +350,8 @@ class Engine:
         self.onboarding = "onboarding"
         self.menu = "menu"
         self.resume_dialog = "resume"
+        # Dialogs that step aside (are closed) when the person opens another one, like the menu.
+        self.gives_way: set[str] = set()
         self.actions: dict[str, Action] = {}
         self.commands: dict[str, CommandHandler] = {}
         self.interceptors: list[Interceptor] = []
@@ -386,9 +404,10 @@ class Engine:
             locale = self.catalog.locale(user.locale or ref.locale)
             turn = Turn(self, session, user, row, state, locale, self.clock())
             await self._dispatch(turn, event)
-            repo.store_conversation(
-                row, state=turn.state_json(), step=turn.step, cipher=self.db.cipher
-            )
+            if not turn.erased:
+                repo.store_conversation(
+                    row, state=turn.state_json(), step=turn.step, cipher=self.db.cipher
+                )
             await session.commit()
             return turn.outputs
 
@@ -461,14 +480,15 @@ class Engine:
             turn.say("already_here")
             turn.reprompt()
             return
-        if top and top.dialog == self.onboarding and not turn.consented:
+        machine = self.catalog.dialog(dialog, turn.locale.code)
+        needs_consent = machine is None or machine.spec.requires_consent
+        if top and top.dialog == self.onboarding and not turn.consented and needs_consent:
             turn.say("consent_first")
             turn.reprompt()
             return
-        if top and top.dialog in (self.menu, self.resume_dialog):
+        if top and (top.dialog in (self.menu, self.resume_dialog) or top.dialog in self.gives_way):
             turn.stack.pop()
         if dialog in turn.paused and turn.consented:
-            machine = self.catalog.dialog(dialog, turn.locale.code)
             title = machine.spec.title if machine else dialog
             await turn.start_dialog(self.resume_dialog, {"target": dialog, "title": title})
             return
@@ -487,7 +507,10 @@ class Engine:
             turn.emit(Message(turn.text("step_passed")))
             return
         state = turn.spec(frame)
-        if state.expect != "choice" or event.value not in {c.value for c in state.choices}:
+        offered = {c.value for c in state.choices}
+        if state.choices_from:
+            offered.update(value for value, _ in frame.options)
+        if state.expect != "choice" or event.value not in offered:
             log.warning("ignored a choice that the current step does not offer")
             turn.emit(Message(turn.text("step_passed")))
             return
@@ -534,10 +557,10 @@ class Engine:
         if state.store:
             frame.answers[state.store] = value
         if state.expect == "choice":
-            choice = next(c for c in state.choices if c.value == value)
-            if choice.start:
+            choice = next((c for c in state.choices if c.value == value), None)
+            if choice is not None and choice.start:
                 await turn.finish_top()
-                await turn.start_dialog(choice.start)
+                await self.open_dialog(turn, choice.start)
                 return
         position = Position(
             frame.state, turn.values(frame), choice=value if isinstance(value, str) else None
@@ -555,6 +578,8 @@ class Engine:
             if frame is None:
                 return
             state = turn.spec(frame)
+            if state.choices_from:
+                await self.actions[state.choices_from](turn, frame)
             if state.say:
                 turn.emit(turn.render(frame))
                 turn.prompts += 1
@@ -566,7 +591,7 @@ class Engine:
                 if state.action:
                     await self.actions[state.action](turn, frame)
                 if state.start:
-                    await turn.start_dialog(state.start)
+                    await self.open_dialog(turn, state.start)
                 if turn.prompts == before and turn.top is not None:
                     turn.say("back_to_previous")
                     turn.reprompt()
@@ -606,14 +631,16 @@ def _retryable(exc: DBAPIError) -> bool:
 
 def _log_failure(what: str, exc: BaseException) -> None:
     """Log where it failed, never the message (it may quote what a person wrote)."""
-    frames = "".join(traceback.format_tb(exc.__traceback__))
+    frames = "".join(
+        f"  {f.filename}:{f.lineno} in {f.name}\n" for f in traceback.extract_tb(exc.__traceback__)
+    )
     log.error("%s: %s\n%s", what, type(exc).__name__, frames)
 
 
 async def give_consent(turn: Turn, frame: Frame) -> None:
     """Record consent, then go where the person was headed (or to the menu)."""
     turn.user.consented_at = turn.now
-    await turn.start_dialog(str(frame.params.get("then") or turn.engine.menu))
+    await turn.engine.open_dialog(turn, str(frame.params.get("then") or turn.engine.menu))
 
 
 async def resume_paused(turn: Turn, frame: Frame) -> None:

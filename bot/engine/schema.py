@@ -93,6 +93,12 @@ class StateSpec(_Strict):
     action: str | None = None
     start: str | None = None
     pause: float = Field(default=0, ge=0, le=30)
+    # Choices made in code (an action's name): the action fills `Frame.options` when the
+    # state is entered, e.g. a page of the person's entries; they are offered before the
+    # static `choices`, and picking one stores its value and follows `next`.
+    choices_from: str | None = None
+    # How the stored answer is named when shown back (history, export); optional.
+    label: str | None = None
 
     @field_validator("say", mode="before")
     @classmethod

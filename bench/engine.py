@@ -1,0 +1,111 @@
+"""How much the dialog engine adds to one step, on top of the database work it needs.
+
+One step = load the person's state, validate the answer, transition, render the next prompt,
+save, commit. The baseline, measured in the same run on the same SQLite file, is the bare
+database work of that step: load the user and conversation rows, write the conversation row
+back, commit. Rounds alternate between the two so machine noise hits both alike; medians are
+printed as µs per step and as the ratio. Target: the engine adds ≤ 100 µs per step.
+
+Run: .venv/bin/python bench/engine.py [--steps 2000] [--rounds 7]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import shutil
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from sqlmodel import col, select
+
+from bot.app import open_app
+from bot.config import REPO_ROOT, Settings
+from bot.engine.events import Text, UserRef
+from storage.crypto import new_key
+from storage.models import Conversation, User, utcnow
+
+LOOP_DIALOG = """\
+dialog: benchloop
+title: bench loop
+command: benchloop
+entry: bench
+start: first
+states:
+  first:
+    say: ["What is the thought?", "Which thought is it?"]
+    expect: text
+    store: first
+    next: second
+  second:
+    say: "And when you think “{first}”, what would you say to a friend?"
+    expect: text
+    store: second
+    next: first
+"""
+
+
+async def main(steps: int, rounds: int) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        shutil.copytree(REPO_ROOT / "dialogs", root / "dialogs")
+        (root / "dialogs" / "en" / "benchloop.yaml").write_text(LOOP_DIALOG, encoding="utf-8")
+        settings = Settings(
+            data_dir=root / "data",
+            dialogs_dir=root / "dialogs",
+            encryption_key=new_key(),
+            _env_file=None,
+        )  # type: ignore[call-arg]
+        async with open_app(settings) as app:
+            ref = UserRef("bench", "1")
+            for line in ["/start", "1", "2", "/benchloop"]:
+                await app.engine.handle(ref, Text(line))
+
+            async def engine_steps(n: int) -> tuple[float, float]:
+                start, cpu = time.perf_counter(), time.process_time()
+                for i in range(n):
+                    await app.engine.handle(ref, Text(f"answer number {i}"))
+                return (time.perf_counter() - start) / n, (time.process_time() - cpu) / n
+
+            async def bare_steps(n: int) -> tuple[float, float]:
+                start, cpu = time.perf_counter(), time.process_time()
+                for _ in range(n):
+                    async with app.db.session() as session:
+                        query = select(User).where(
+                            col(User.channel) == "bench", col(User.external_id) == "1"
+                        )
+                        user = (await session.execute(query)).scalar_one()
+                        conv_q = select(Conversation).where(col(Conversation.user_id) == user.id)
+                        row = (await session.execute(conv_q)).scalar_one()
+                        row.step += 1
+                        row.updated_at = utcnow()
+                        await session.commit()
+                return (time.perf_counter() - start) / n, (time.process_time() - cpu) / n
+
+            await engine_steps(200)
+            await bare_steps(200)
+            engine_runs: list[tuple[float, float]] = []
+            bare_runs: list[tuple[float, float]] = []
+            for _ in range(rounds):
+                bare_runs.append(await bare_steps(steps))
+                engine_runs.append(await engine_steps(steps))
+    for index, what in ((0, "wall"), (1, "cpu")):
+        engine = statistics.median(r[index] for r in engine_runs) * 1e6
+        bare = statistics.median(r[index] for r in bare_runs) * 1e6
+        print(
+            f"[{what}] bare database work: {bare:8.1f} µs/step "
+            f"(median of {rounds} rounds × {steps})"
+        )
+        print(f"[{what}] engine step:        {engine:8.1f} µs/step")
+        print(f"[{what}] engine adds:        {engine - bare:8.1f} µs/step (target ≤ 100)")
+        print(f"[{what}] ratio engine/bare:  {engine / bare:8.2f}")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=2000)
+    parser.add_argument("--rounds", type=int, default=7)
+    args = parser.parse_args()
+    asyncio.run(main(args.steps, args.rounds))

@@ -1,0 +1,24 @@
+"""`/forget`: after the `forget` dialog's confirmation, delete every row about the person.
+
+The next message from them finds no user row, so kindbot meets them as someone new.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from bot.engine.runner import Action, Frame, Turn
+from storage.personal import erase_person
+
+log = logging.getLogger(__name__)
+
+
+async def forget_everything(turn: Turn, frame: Frame) -> None:
+    """Delete them from every table, in this event's transaction, and save no state after."""
+    assert turn.user.id is not None
+    counts = await erase_person(turn.session, user_id=turn.user.id)
+    turn.erase()
+    log.info("erased a person on request: %d rows", sum(counts.values()))
+
+
+FORGET_ACTIONS: dict[str, Action] = {"forget_everything": forget_everything}

@@ -1,0 +1,143 @@
+"""`/history`: a person's entries, newest first, a page at a time; one opens in full.
+
+The `history` dialog (dialogs/<locale>/history.yaml) holds the flow and the wording; these
+actions fill in what only code knows: the page of entries offered as choices (`open_<id>`,
+`page_<n>`) and the text of one entry. Their words go only into the (encrypted)
+conversation state and back to them, never into logs.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlmodel import col, select
+
+from bot.engine.runner import Action, Frame, Turn
+from bot.engine.schema import DialogSpec
+from storage import repo
+from storage.models import Entry
+
+PAGE_SIZE = 5
+
+
+def dialog_title(turn: Turn, dialog: str) -> str:
+    machine = turn.engine.catalog.dialog(dialog, turn.locale.code)
+    title = machine.spec.title if machine else dialog
+    return title[:1].upper() + title[1:]
+
+
+def answer_labels(spec: DialogSpec | None) -> dict[str, str]:
+    """Stored answer name → how it is shown, in the order the dialog asks for them."""
+    if spec is None:
+        return {}
+    return {s.store: s.label or _humanize(s.store) for s in spec.states.values() if s.store}
+
+
+def _humanize(name: str) -> str:
+    text = name.replace("_", " ").strip()
+    return text[:1].upper() + text[1:]
+
+
+def ordered_answers(spec: DialogSpec | None, answers: dict[str, Any]) -> list[tuple[str, Any]]:
+    """(label, value) for every answer: the dialog's order first, anything else after."""
+    labels = answer_labels(spec)
+    known = [(labels[k], answers[k]) for k in labels if answers.get(k) not in (None, "")]
+    rest = [(_humanize(k), v) for k, v in sorted(answers.items()) if k not in labels]
+    return known + rest
+
+
+def when(turn: Turn, moment: datetime, key: str) -> str:
+    return moment.strftime(turn.text(key))
+
+
+async def history_page(turn: Turn, frame: Frame) -> None:
+    """Offer one page of entries as choices, with Newer/Older to move between pages."""
+    page = int(frame.params.get("page", 0))
+    user_id = turn.user.id
+    query = (
+        select(Entry)
+        .where(col(Entry.user_id) == user_id)
+        .order_by(col(Entry.started_at).desc(), col(Entry.id).desc())
+        .offset(page * PAGE_SIZE)
+        .limit(PAGE_SIZE + 1)
+    )
+    entries = list((await turn.session.execute(query)).scalars())
+    more = len(entries) > PAGE_SIZE
+    entries = entries[:PAGE_SIZE]
+    options: list[tuple[str, str]] = []
+    for entry in entries:
+        ratings = _ratings_text(turn, entry.scores, entry.dialog)
+        label = turn.text(
+            "history_option_rated" if ratings else "history_option",
+            date=when(turn, entry.started_at, "history_date_short"),
+            title=dialog_title(turn, entry.dialog),
+            ratings=ratings,
+        )
+        if entry.status != "finished":
+            label += " " + turn.text("history_unfinished")
+        options.append((f"open_{entry.id}", label))
+    if page > 0:
+        options.append((f"page_{page - 1}", turn.text("history_newer")))
+    if more:
+        options.append((f"page_{page + 1}", turn.text("history_older")))
+    frame.options = options
+    if not entries and page == 0:
+        frame.params["listing"] = turn.text("history_empty")
+    else:
+        frame.params["listing"] = turn.text("history_header", page=page + 1)
+    frame.params.pop("entry_text", None)
+
+
+def _ratings_text(turn: Turn, scores: dict[str, int], dialog: str) -> str:
+    machine = turn.engine.catalog.dialog(dialog, turn.locale.code)
+    if machine is None:
+        return ""
+    for derived in machine.spec.derived.values():
+        before, after = (scores.get(n) for n in derived.difference)
+        if before is not None and after is not None:
+            return f"{before} → {after}"
+        if before is not None:
+            return str(before)
+    return ""
+
+
+async def history_open(turn: Turn, frame: Frame) -> None:
+    """Act on what was picked: move to another page, or show one entry in full."""
+    picked = str(frame.answers.pop("pick", ""))
+    kind, _, number = picked.partition("_")
+    frame.params["view"] = "list"
+    if not number.isdigit():
+        return
+    if kind == "page":
+        frame.params["page"] = int(number)
+        return
+    entry = await turn.session.get(Entry, int(number))
+    if entry is None or entry.user_id != turn.user.id:
+        return  # gone (or never theirs): back to the list
+    frame.params["entry_text"] = entry_text(turn, entry)
+    frame.params["view"] = "entry"
+
+
+def entry_text(turn: Turn, entry: Entry) -> str:
+    machine = turn.engine.catalog.dialog(entry.dialog, turn.locale.code)
+    answers = repo.entry_answers(entry, cipher=turn.cipher)
+    title = turn.text(
+        "history_entry_title",
+        title=dialog_title(turn, entry.dialog),
+        when=when(turn, entry.started_at, "history_date_long"),
+    )
+    if entry.status != "finished":
+        title += " " + turn.text("history_unfinished")
+    lines = [title, ""]
+    for label, value in ordered_answers(machine.spec if machine else None, answers):
+        lines.append(turn.text("history_entry_line", label=label, value=value))
+    if not answers:
+        lines.append(turn.text("history_entry_empty"))
+    return "\n".join(lines)
+
+
+HISTORY_ACTIONS: dict[str, Action] = {
+    "history_page": history_page,
+    "history_open": history_open,
+}

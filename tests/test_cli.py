@@ -1,0 +1,187 @@
+"""The `kindbot` command as a person or operator runs it: real processes, real files."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from bot.config import REPO_ROOT
+from storage.crypto import new_key
+
+KINDBOT = [sys.executable, "-m", "bot.cli"]
+REFRAME = [
+    "/start",
+    "1",
+    "1",
+    "I always let people down",
+    "disappointed",
+    "9",
+    "1",
+    "1",
+    "You are trying your best and people love you.",
+    "I am trying my best, and that is enough for today.",
+    "4",
+]
+
+
+def run_env(tmp_path: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "KINDBOT_"))}
+    env.update(
+        {
+            "DATA_DIR": str(tmp_path / "data"),
+            "ENCRYPTION_KEY": new_key(),
+            "DIALOGS_DIR": str(REPO_ROOT / "dialogs"),
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    return env
+
+
+def chat(tmp_path: Path, env: dict[str, str], lines: list[str], user: str = "cli") -> str:
+    result = subprocess.run(
+        [*KINDBOT, "chat", "--user", user],
+        input="\n".join(lines) + "\n",
+        text=True,
+        capture_output=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    return result.stdout
+
+
+def test_a_whole_reframe_piped_through_chat(tmp_path: Path) -> None:
+    out = chat(tmp_path, run_env(tmp_path), REFRAME)
+    assert "  1. Yes, that's okay" in out
+    assert "I notice I'm having the thought that I always let people down." in out
+    assert "(0–10)" in out
+    assert "9 → 4" in out
+    assert "“I am trying my best, and that is enough for today.”" in out
+    assert (tmp_path / "data" / "kindbot.db").exists()
+
+
+def test_labels_numbers_and_end_of_input(tmp_path: Path) -> None:
+    env = run_env(tmp_path)
+    out = chat(tmp_path, env, ["/start", "Yes, that's okay", "work with a harsh thought"])
+    assert "What" in out.split("Work with a harsh thought")[-1]
+    out = chat(tmp_path, env, ["My thought", "/cancel", "/help"])
+    assert "saved as unfinished" in out and "/reframe" in out
+
+
+def test_killed_mid_dialog_resumes_at_the_same_step(tmp_path: Path) -> None:
+    env = run_env(tmp_path)
+    proc = subprocess.Popen(
+        [*KINDBOT, "chat", "--user", "killed"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+    )
+    assert proc.stdin and proc.stdout
+    for line in REFRAME[:5]:
+        proc.stdin.write(line + "\n")
+    proc.stdin.flush()
+    deadline = time.monotonic() + 60
+    seen = ""
+    while "(0–10)" not in seen and time.monotonic() < deadline:
+        seen += proc.stdout.readline()
+    assert "(0–10)" in seen, seen
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    for pipe in (proc.stdin, proc.stdout, proc.stderr):
+        if pipe:
+            pipe.close()
+    out = chat(tmp_path, env, ["9"], user="killed")
+    assert "I notice I'm having the thought that I always let people down." in out
+
+
+def test_dialogs_check_passes_on_the_shipped_dialogs(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [*KINDBOT, "dialogs", "check"],
+        capture_output=True,
+        text=True,
+        env=run_env(tmp_path),
+        cwd=tmp_path,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.startswith("ok:")
+
+
+def test_dialogs_check_fails_with_file_and_line_on_a_broken_copy(tmp_path: Path) -> None:
+    root = tmp_path / "dialogs"
+    shutil.copytree(REPO_ROOT / "dialogs", root)
+    reframe = root / "en" / "reframe.yaml"
+    reframe.write_text(
+        reframe.read_text(encoding="utf-8").replace("    next: feeling\n", "    next: feelin\n"),
+        encoding="utf-8",
+    )
+    result = subprocess.run(
+        [*KINDBOT, "dialogs", "check", "--dir", str(root)],
+        capture_output=True,
+        text=True,
+        env=run_env(tmp_path),
+        cwd=tmp_path,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 1
+    line = next(
+        n
+        for n, t in enumerate(reframe.read_text().splitlines(), 1)
+        if "feelin" in t and "next" in t
+    )
+    assert (
+        f"dialogs/en/reframe.yaml:{line}: state 'thought' goes to unknown state 'feelin'"
+        in result.stdout
+    )
+    assert "state 'feeling' can never be reached" in result.stdout  # every error, not the first
+
+
+def test_chat_refuses_to_start_on_broken_dialogs(tmp_path: Path) -> None:
+    root = tmp_path / "dialogs"
+    shutil.copytree(REPO_ROOT / "dialogs", root)
+    (root / "en" / "menu.yaml").write_text("dialog: menu\ntitle: x\nstart: a\nstates: {}\n")
+    env = run_env(tmp_path) | {"DIALOGS_DIR": str(root)}
+    result = subprocess.run(
+        [*KINDBOT, "chat"],
+        input="",
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert "dialogs/en/menu.yaml" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("name", ["reframe", "onboarding"])
+def test_dialogs_graph_prints_mermaid(tmp_path: Path, name: str) -> None:
+    result = subprocess.run(
+        [*KINDBOT, "dialogs", "graph", name],
+        capture_output=True,
+        text=True,
+        env=run_env(tmp_path),
+        cwd=tmp_path,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0
+    assert result.stdout.startswith("stateDiagram-v2\n")
+    assert "-->" in result.stdout

@@ -1,0 +1,156 @@
+"""/export and `kindbot export`: everything stored about a person comes back out."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import stat
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.app import App, open_app
+from bot.cli import main
+from bot.engine.events import Document
+from storage import repo
+from storage.personal import person_tables
+from tests.chat import Person
+from tests.conftest import Clock, make_settings
+
+ALICE = {
+    "thought": "My sourdough starter died, so I am hopeless at caring for anything",
+    "feeling": "deflated",
+    "friend": "A starter is fussy; you kept a whole houseplant alive for years.",
+    "kind": "I can be new at baking and still be a caring person.",
+}
+
+
+async def alice_and_bob(app: App) -> tuple[Person, Person]:
+    alice, bob = Person(app, "alice"), Person(app, "bob")
+    await alice.consent()
+    await alice.reframe(
+        ALICE["thought"], feeling=ALICE["feeling"], friend=ALICE["friend"], kind=ALICE["kind"]
+    )
+    await alice.send("/reframe")
+    await alice.send('=SUM(A1) I am a spreadsheet disaster, comma, "quotes"')
+    await alice.send("stop")
+    await bob.consent()
+    await bob.reframe("Bob's private sentence about his brother")
+    return alice, bob
+
+
+def parse_csv(data: bytes) -> list[dict[str, str]]:
+    assert data.startswith(b"\xef\xbb\xbf")
+    rows = list(csv.DictReader(io.StringIO(data.decode("utf-8-sig"))))
+    return [{k: v[1:] if v.startswith("'") else v for k, v in row.items()} for row in rows]
+
+
+async def stored(app: App, external_id: str) -> tuple[int, list[dict[str, Any]], dict[str, Any]]:
+    async with app.db.session() as session:
+        user, _ = await repo.get_or_create_user(session, channel="console", external_id=external_id)
+        assert user.id is not None
+        entries = await repo.list_entries(session, user_id=user.id)
+        answers = [
+            {"id": e.id, "status": e.status, **repo.entry_answers(e, cipher=app.db.cipher)}
+            for e in entries
+        ]
+        _, state = await repo.load_conversation(
+            session, user_id=user.id, cipher=app.db.cipher, lock=False
+        )
+        await session.commit()
+        return user.id, answers, state
+
+
+async def test_export_round_trip(any_app: App) -> None:
+    alice, _ = await alice_and_bob(any_app)
+    user_id, entries, state = await stored(any_app, "alice")
+    await alice.send("/export")
+    assert "not encrypted" in alice.text
+    json_doc, csv_doc = alice.files
+    assert isinstance(json_doc, Document)
+    assert isinstance(csv_doc, Document)
+    assert json_doc.filename == "kindbot-export-2026-03-02.json"
+    assert json_doc.mime_type == "application/json"
+    assert csv_doc.filename.endswith(".csv")
+    assert csv_doc.mime_type == "text/csv"
+
+    document = json.loads(json_doc.data)
+    assert document["format"] == "kindbot-export"
+    assert document["user"]["id"] == user_id
+    assert document["user"]["external_id"] == "alice"
+    assert document["user"]["consented_at"]
+    # Every table that can hold something about a person is there, even when empty.
+    assert set(document["tables"]) == {t.name for t, _ in person_tables()}
+    assert document["tables"]["conversations"][0]["state"] == state
+    exported = {e["id"]: e for e in document["tables"]["entries"]}
+    assert len(exported) == len(entries) == 2
+    for entry in entries:
+        out = exported[entry["id"]]
+        assert out["status"] == entry["status"]
+        assert {**out["answers"], **out["scores"]} == {
+            k: v for k, v in entry.items() if k not in ("id", "status")
+        }
+    text = json_doc.data.decode("utf-8")
+    for sentence in ALICE.values():
+        assert sentence in text
+    assert "Bob's private sentence" not in text
+
+    rows = parse_csv(csv_doc.data)
+    assert [int(r["id"]) for r in rows] == sorted(exported)  # oldest first
+    for row in rows:
+        out = exported[int(row["id"])]
+        merged = {**out["answers"], **out["scores"]}
+        for key, value in merged.items():
+            assert row[key] == str(value)
+    assert list(rows[0])[:8] == [
+        "id", "kind", "dialog", "status", "started_at", "finished_at", "thought", "feeling",
+    ]  # fmt: skip
+    raw_csv = csv_doc.data.decode("utf-8-sig")
+    assert "'=SUM(A1)" in raw_csv  # no formula runs when the file is opened
+
+
+def run_cli(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, key: str, *argv: str) -> int:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("ENCRYPTION_KEY", key)
+    return main(list(argv))
+
+
+async def _fill(settings: Any, clock: Clock) -> None:
+    async with open_app(settings, clock=clock) as app:
+        await alice_and_bob(app)
+
+
+def test_cli_export_writes_the_same(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    clock: Clock,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import asyncio
+
+    settings = make_settings(tmp_path)
+    assert settings.encryption_key
+    asyncio.run(_fill(settings, clock))
+    out = tmp_path / "alice.json"
+    assert run_cli(monkeypatch, tmp_path, settings.encryption_key, "export", "--user", "alice",
+                   "--out", str(out)) == 0  # fmt: skip
+    assert stat.S_IMODE(out.stat().st_mode) == 0o600
+    document = json.loads(out.read_text(encoding="utf-8"))
+    assert document["user"]["external_id"] == "alice"
+    texts = json.dumps(document, ensure_ascii=False)
+    assert all(sentence in texts for sentence in ALICE.values())
+    assert len(document["tables"]["entries"]) == 2
+
+    capsys.readouterr()
+    assert run_cli(monkeypatch, tmp_path, settings.encryption_key, "export", "--user", "alice",
+                   "--format", "csv") == 0  # fmt: skip
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out.lstrip("\ufeff"))))
+    assert {r["thought"] for r in rows} >= {ALICE["thought"]}
+
+    assert (
+        run_cli(monkeypatch, tmp_path, settings.encryption_key, "export", "--user", "nobody") == 1
+    )
+    assert "no user 'nobody'" in capsys.readouterr().err

@@ -1,0 +1,164 @@
+"""/history: entries newest first, paged with buttons; one entry opens in full."""
+
+from __future__ import annotations
+
+import io
+from datetime import UTC, datetime, timedelta
+
+from bot.app import App
+from bot.console import Console
+from bot.engine.events import ChoiceMade, Message
+from storage import repo
+from tests.chat import Person
+
+
+async def seed(app: App, person: Person, count: int) -> list[int]:
+    """`count` finished reframes, one a day from 1 Feb 2026 (the last is the newest)."""
+    ids = []
+    async with app.db.session() as session:
+        user, _ = await repo.get_or_create_user(
+            session, channel=person.ref.channel, external_id=person.ref.external_id
+        )
+        assert user.id is not None
+        for n in range(count):
+            when = datetime(2026, 2, 1, 8, 30, tzinfo=UTC) + timedelta(days=n)
+            entry = await repo.create_entry(
+                session,
+                user_id=user.id,
+                kind="reframe",
+                dialog="reframe",
+                cipher=app.db.cipher,
+                started_at=when,
+            )
+            assert entry.id is not None
+            answers = {"thought": f"thought number {n}", "rating_before": 7, "rating_after": 3}
+            await repo.record_entry(
+                session,
+                entry_id=entry.id,
+                answers=answers,
+                status="finished" if n % 4 else "stopped",
+                cipher=app.db.cipher,
+                finished_at=when if n % 4 else None,
+            )
+            ids.append(entry.id)
+        await session.commit()
+    return ids
+
+
+async def test_pages_of_five_newest_first(app: App) -> None:
+    alice = Person(app)
+    await alice.consent()
+    await seed(app, alice, 12)
+    await alice.send("/history")
+    assert "page 1" in alice.text
+    assert alice.labels == [
+        "12 Feb 2026 · Reframe · 7 → 3",
+        "11 Feb 2026 · Reframe · 7 → 3",
+        "10 Feb 2026 · Reframe · 7 → 3",
+        "9 Feb 2026 · Reframe · 7 → 3 (unfinished)",
+        "8 Feb 2026 · Reframe · 7 → 3",
+        "Older ▶",
+        "Done",
+    ]
+    await alice.press("Older ▶")
+    assert "page 2" in alice.text
+    assert alice.labels[0] == "7 Feb 2026 · Reframe · 7 → 3"
+    assert alice.labels[-3:] == ["◀ Newer", "Older ▶", "Done"]
+    await alice.press("Older ▶")
+    assert "page 3" in alice.text
+    assert alice.labels == [
+        "2 Feb 2026 · Reframe · 7 → 3",
+        "1 Feb 2026 · Reframe · 7 → 3 (unfinished)",
+        "◀ Newer",
+        "Done",
+    ]
+    await alice.press("◀ Newer")
+    assert "page 2" in alice.text
+    await alice.press("Done")
+    assert "kept safe" in alice.text or "look back" in alice.text
+    await alice.send("/history")
+    assert "page 1" in alice.text  # a new visit starts at the newest
+
+
+async def test_an_entry_opens_in_full(app: App) -> None:
+    alice = Person(app)
+    await alice.consent()
+    await alice.reframe(
+        "I always let my team down",
+        feeling="guilty",
+        before=9,
+        friend="One hard week does not make you a bad teammate.",
+        kind="I care about my team, and I am allowed to have a hard week.",
+        after=4,
+    )
+    await alice.send("/history")
+    assert alice.labels == ["2 Mar 2026 · Reframe · 9 → 4", "Done"]
+    await alice.press("2 Mar 2026 · Reframe · 9 → 4")
+    shown = alice.text
+    for expected in (
+        "Reframe · 2 March 2026, 09:00 UTC",
+        "The thought: I always let my team down",
+        "The feeling: guilty",
+        "How strong it felt before: 9",
+        "What you'd say to a friend: One hard week does not make you a bad teammate.",
+        "Your kind words: I care about my team, and I am allowed to have a hard week.",
+        "How strong it felt after: 4",
+    ):
+        assert expected in shown, shown
+    assert shown.index("The thought") < shown.index("Your kind words")
+    assert alice.labels == ["Back to the list", "Done"]
+    await alice.press("Back to the list")
+    assert alice.labels == ["2 Mar 2026 · Reframe · 9 → 4", "Done"]
+
+
+async def test_empty_history_is_kind(app: App) -> None:
+    alice = Person(app)
+    await alice.consent()
+    await alice.send("/history")
+    assert "nothing here yet" in alice.text
+    assert alice.labels == ["Done"]
+
+
+async def test_someone_elses_entry_cannot_be_opened(app: App) -> None:
+    alice, bob = Person(app, "alice"), Person(app, "bob")
+    await bob.consent()
+    bob_ids = await seed(app, bob, 1)
+    await alice.consent()
+    await alice.send("/history")
+    assert alice.offer is not None
+    reply = await app.engine.handle(alice.ref, ChoiceMade(f"open_{bob_ids[0]}", alice.offer.step))
+    texts = [m.text for m in reply if isinstance(m, Message)]
+    assert not any("thought number" in t for t in texts), texts
+
+
+async def test_history_during_a_reframe_returns_to_it(app: App) -> None:
+    alice = Person(app)
+    await alice.consent()
+    await alice.send("/reframe")
+    await alice.send("Nobody would miss me at work")
+    await alice.send("/history")
+    assert "newest first" in alice.text
+    await alice.press("Done")
+    assert "Nobody would miss me at work" in alice.text  # the feeling question again
+
+
+async def test_terminal_shows_numbered_entries(app: App, tmp_path: object) -> None:
+    alice = Person(app, "local")
+    await alice.consent()
+    await seed(app, alice, 2)
+    out = io.StringIO()
+    console = Console(app.engine, "local", out, interactive=False)
+    await console.send("/history")
+    assert "1. 2 Feb 2026 · Reframe · 7 → 3" in out.getvalue()
+    await console.send("2")
+    assert "The thought: thought number 0" in out.getvalue()
+
+
+async def test_opening_another_dialog_closes_the_history(app: App) -> None:
+    alice = Person(app)
+    await alice.consent()
+    await alice.send("/history")
+    await alice.reframe("I talk too much in meetings")
+    assert "newest first" not in alice.text  # not dropped back into an old list
+    await alice.send("/history")
+    assert alice.labels[0].startswith("2 Mar 2026 · Reframe")
