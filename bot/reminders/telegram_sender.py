@@ -1,16 +1,20 @@
 """Sending reminders through python-telegram-bot, mapping Telegram's errors to the
 dispatcher's: 403 → Blocked, 429 → RetryLater, network trouble → SendFailed (retried).
 
-Buttons carry `callback_data = f"{step}:{value}"` — the format the Telegram adapter decodes
-into `ChoiceMade(value, step)`; keep the two in step when either changes.
+Rendered like the Telegram adapter (bot/telegram/render.py on the telegram branch): text
+HTML-escaped and sent in HTML mode, one button per row with callback data "<step>:<value>"
+("-" for no step), so a button pressed on a reminder reaches the adapter's decoder as
+`ChoiceMade(value, step)`. Once both are merged this can use that module's `keyboard`.
 """
 
 from __future__ import annotations
 
+import html
 import logging
 from datetime import timedelta
 
-from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup
+from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, LinkPreviewOptions
+from telegram.constants import ParseMode
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
 
 from bot.engine.events import Message, Output
@@ -23,25 +27,31 @@ log = logging.getLogger(__name__)
 _GONE = ("chat not found", "user is deactivated", "bot was kicked", "peer_id_invalid")
 
 
-def callback_data(step: int | None, value: str) -> str:
-    return f"{'' if step is None else step}:{value}"
+NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
+
+
+def callback_data(step: int | None, value: str | int) -> str:
+    return f"{'-' if step is None else step}:{value}"
 
 
 def keyboard(message: Message) -> InlineKeyboardMarkup | None:
-    """Inline buttons for a message's choices (short labels share a row) or its scale."""
+    """Buttons for a message's options (one per row) or its scale (two compact rows)."""
     if message.options:
-        buttons = [
-            InlineKeyboardButton(o.label, callback_data=callback_data(message.step, o.value))
-            for o in message.options
-        ]
-        width = 3 if all(len(o.label) <= 8 for o in message.options) else 1
-        return InlineKeyboardMarkup([buttons[i : i + width] for i in range(0, len(buttons), width)])
+        return InlineKeyboardMarkup(
+            [
+                [InlineKeyboardButton(o.label, callback_data=callback_data(message.step, o.value))]
+                for o in message.options
+            ]
+        )
     if message.scale is not None:
-        numbers = [
-            InlineKeyboardButton(str(n), callback_data=callback_data(message.step, str(n)))
-            for n in range(message.scale.low, message.scale.high + 1)
+        numbers = list(range(message.scale.low, message.scale.high + 1))
+        half = (len(numbers) + 1) // 2 if len(numbers) > 6 else len(numbers)
+        buttons = [
+            InlineKeyboardButton(str(n), callback_data=callback_data(message.step, n))
+            for n in numbers
         ]
-        return InlineKeyboardMarkup([numbers[i : i + 6] for i in range(0, len(numbers), 6)])
+        rows = [buttons[:half], buttons[half:]] if half < len(buttons) else [buttons]
+        return InlineKeyboardMarkup(rows)
     return None
 
 
@@ -68,7 +78,13 @@ class TelegramSender:
             if not isinstance(output, Message):
                 continue  # reminders only ever say something (no pauses, charts or files)
             try:
-                await self.bot.send_message(chat_id, output.text, reply_markup=keyboard(output))
+                await self.bot.send_message(
+                    chat_id,
+                    html.escape(output.text, quote=False),
+                    parse_mode=ParseMode.HTML,
+                    reply_markup=keyboard(output),
+                    link_preview_options=NO_PREVIEW,
+                )
             except Forbidden as exc:
                 raise Blocked() from exc
             except RetryAfter as exc:
