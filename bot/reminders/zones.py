@@ -133,10 +133,10 @@ PREFERRED = (
     "Asia/Tokyo",
     "Australia/Perth",
     "Australia/Eucla",
-    "Australia/Darwin",
     "Australia/Adelaide",
-    "Australia/Brisbane",
+    "Australia/Darwin",
     "Australia/Sydney",
+    "Australia/Brisbane",
     "Australia/Lord_Howe",
     "Pacific/Noumea",
     "Pacific/Auckland",
@@ -178,6 +178,8 @@ def _index() -> dict[str, str]:
     index: dict[str, str] = {_key(alias): name for alias, name in ALIASES.items()}
 
     def add(name: str) -> None:
+        if name.startswith("Etc/"):
+            return  # "GMT-5" and "GMT+5" look alike once normalized; offsets are read apart
         parts = name.split("/")
         for key in (_key(name), _key(parts[-1]), _key(" ".join(parts[-2:]))):
             index.setdefault(key, name)
@@ -202,11 +204,19 @@ def _index() -> dict[str, str]:
     return index
 
 
+@cache
+def _exact() -> dict[str, str]:
+    return {name.casefold(): name for name in available_timezones()}
+
+
 def match_zone_name(text: str) -> str | None:
     """A typed city, single-zone country or zone name → IANA zone; None if not recognized."""
     cleaned = text.strip().strip(".!?")
     if not cleaned or len(cleaned) > 80:
         return None
+    exact = _exact().get(cleaned.casefold())
+    if exact:
+        return exact
     index = _index()
     candidates = [cleaned, cleaned.split(",")[0]]
     for candidate in candidates:
@@ -255,16 +265,19 @@ def zone_from_local_time(local: time, now: datetime) -> str | None:
 
 
 def zone_from_text(text: str, now: datetime) -> str | None:
-    """Whatever a person typed: a place or zone name, an offset like UTC+2, or their time."""
-    found = match_zone_name(text)
-    if found:
-        return found
+    """Whatever a person typed: a zone name, an offset like UTC+2, a place, or their time."""
+    exact = _exact().get(text.strip().casefold())
+    if exact:
+        return exact
     offset = _offset_minutes(text)
     if offset is not None:
         # An offset typed on purpose is kept as a fixed offset where the database has one.
         if offset % 60 == 0 and -12 * 60 <= offset <= 14 * 60:
             return "UTC" if offset == 0 else f"Etc/GMT{-offset // 60:+d}"
         return zone_for_offset(offset, now)
+    found = match_zone_name(text)
+    if found:
+        return found
     local = parse_time(text)
     if local is not None:
         return zone_from_local_time(local, now)
