@@ -250,3 +250,18 @@ async def test_run_loop_starts_and_stops(app: App, clock: Clock) -> None:
         await asyncio.sleep(0.01)
     await worker.stop()
     assert len(sender.sent) == 1
+
+
+async def test_a_claim_taken_over_is_not_sent_by_its_old_owner(app: App, clock: Clock) -> None:
+    """A dispatcher that stalled past its lease leaves the reminder to the new owner."""
+    await make_person(app, "1", now=clock.now)
+    clock.now = NINE_PM_BERLIN
+    slow_sender, fast_sender = FakeSender(clock), FakeSender(clock)
+    slow = dispatcher(app, slow_sender, clock, owner="slow")
+    [claim] = await slow.claim()
+    clock.now = NINE_PM_BERLIN + slow.config.lease + timedelta(seconds=1)
+    fast = dispatcher(app, fast_sender, clock, owner="fast")
+    assert await fast.tick() == 1
+    await slow._deliver(claim)  # the slow one wakes up at last
+    assert [s.external_id for s in fast_sender.sent] == ["1"]
+    assert slow_sender.sent == []

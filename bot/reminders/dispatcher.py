@@ -346,6 +346,13 @@ class Dispatcher:
         user = claim.user
         await self._chat_turn(user.external_id)
         await self.limiter.acquire(1)
+        if not await self._renew(claim):
+            # Waiting for our turn took longer than the lease and someone else took the
+            # claim over: it is theirs to send now.
+            log.warning(
+                "reminder %s: lease lost while waiting; left to its new owner", claim.delivery_id
+            )
+            return
         ref = UserRef(channel=user.channel, external_id=user.external_id, locale=user.locale)
         outputs = await self.engine.handle(ref, Reminder(claim.kind))
         messages = [o for o in outputs if isinstance(o, Message)]
@@ -391,6 +398,21 @@ class Dispatcher:
                 continue
             await self._record(claim, SENT, attempts=attempts)
             return
+
+    async def _renew(self, claim: Claim) -> bool:
+        """Stretch our lease just before sending; False if the claim is no longer ours."""
+        async with self.db.session() as session:
+            result = await session.execute(
+                update(ReminderDelivery)
+                .where(
+                    col(ReminderDelivery.id) == claim.delivery_id,
+                    col(ReminderDelivery.lease_owner) == self.owner,
+                    col(ReminderDelivery.status) == CLAIMED,
+                )
+                .values(lease_expires_at=self._now() + self.config.lease)
+            )
+            await session.commit()
+        return _rowcount(result) == 1
 
     async def _wait(self, claim: Claim, seconds: float) -> None:
         """Sleep before a retry, first stretching the lease so no one takes the claim over."""
