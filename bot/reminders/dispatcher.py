@@ -95,6 +95,7 @@ class Claim:
     due_utc: datetime
     attempts: int
     user: User
+    leased_until: datetime | None = None
 
 
 @dataclass
@@ -317,6 +318,8 @@ class Dispatcher:
                     continue  # this occurrence was already claimed once
                 claims.append(Claim(delivery_id, schedule.id, schedule.kind, due_at, 0, user))
             await session.commit()
+        for claim in claims:
+            claim.leased_until = expires
         self.stats.claimed += len(claims)
         return claims
 
@@ -400,7 +403,14 @@ class Dispatcher:
             return
 
     async def _renew(self, claim: Claim) -> bool:
-        """Stretch our lease just before sending; False if the claim is no longer ours."""
+        """Stretch our lease just before sending; False if the claim is no longer ours.
+
+        Skipped (no write) while more than half the lease is left: nobody can take it yet.
+        """
+        now = self._now()
+        if claim.leased_until is not None and claim.leased_until - now > self.config.lease / 2:
+            return True
+        claim.leased_until = now + self.config.lease
         async with self.db.session() as session:
             result = await session.execute(
                 update(ReminderDelivery)
@@ -409,7 +419,7 @@ class Dispatcher:
                     col(ReminderDelivery.lease_owner) == self.owner,
                     col(ReminderDelivery.status) == CLAIMED,
                 )
-                .values(lease_expires_at=self._now() + self.config.lease)
+                .values(lease_expires_at=claim.leased_until)
             )
             await session.commit()
         return _rowcount(result) == 1
