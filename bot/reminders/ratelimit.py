@@ -85,7 +85,7 @@ class SharedBucket:
         self.db = db
         self.rate = rate
         self.clock = clock
-        self.burst = max(1.0, burst if burst is not None else rate * 0.2)
+        self.burst = max(1.0, burst if burst is not None else rate * 0.5)
         self.chunk = max(1, chunk if chunk is not None else math.ceil(rate / 10))
         self._local = 0
         self._local_at: datetime | None = None
