@@ -11,6 +11,9 @@ from datetime import datetime
 from bot.config import Settings
 from bot.engine.catalog import Catalog
 from bot.engine.runner import CORE_ACTIONS, Action, CommandHandler, Engine
+from bot.reminders.actions import ACTION_NAMES as REMINDER_ACTIONS
+from bot.reminders.actions import install as install_reminders
+from bot.reminders.texts import ReminderTexts
 from bot.safety import SAFETY_ACTIONS, Safety, install, load_safety
 from storage.crypto import Cipher, load_or_create_key
 from storage.db import Database
@@ -59,7 +62,7 @@ def all_actions() -> dict[str, Action]:
 
 
 def known_actions() -> set[str]:
-    return set(all_actions()) | SAFETY_ACTIONS
+    return set(all_actions()) | SAFETY_ACTIONS | REMINDER_ACTIONS
 
 
 def all_commands() -> dict[str, CommandHandler]:
@@ -81,6 +84,7 @@ async def open_app(
         default=settings.default_locale,
         default_country=settings.default_country,
     )
+    reminder_texts = ReminderTexts.load(settings.dialogs_dir, default=settings.default_locale)
     key = load_or_create_key(settings.encryption_key, settings.key_file)
     db = await Database.open(
         settings.resolved_database_url(), Cipher.from_string(key), schema=schema
@@ -98,6 +102,7 @@ async def open_app(
                 "low": settings.low_distress_threshold,
             },
         )
+        install_reminders(engine, texts=reminder_texts, default_timezone=settings.default_timezone)
         yield App(settings, db, catalog, engine, safety)
     finally:
         await db.close()

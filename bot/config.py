@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -40,11 +40,28 @@ class Settings(BaseSettings):
     webhook_secret: SecretStr | None = None
     telegram_max_concurrent: int = Field(default=256, ge=1, le=100_000)
 
+    default_timezone: str = "UTC"
+    reminder_rate_limit: float = Field(default=25.0, ge=0)
+    reminder_poll_seconds: float = Field(default=5.0, gt=0, le=300)
+    reminder_lease_seconds: float = Field(default=120.0, ge=5)
+    reminder_max_attempts: int = Field(default=5, ge=1, le=50)
+
     @model_validator(mode="after")
     def _bands_in_order(self) -> Settings:
         if self.low_distress_threshold >= self.high_distress_threshold:
             raise ValueError("LOW_DISTRESS_THRESHOLD must be below HIGH_DISTRESS_THRESHOLD")
         return self
+
+    @field_validator("default_timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo
+
+        try:
+            ZoneInfo(value)
+        except (KeyError, ValueError):
+            raise ValueError(f"unknown IANA timezone {value!r} (e.g. Europe/Berlin)") from None
+        return value
 
     def resolved_database_url(self) -> str:
         """The database to use: `DATABASE_URL`, else a SQLite file in the data directory."""

@@ -6,7 +6,18 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, DateTime, ForeignKey, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    Text,
+    UniqueConstraint,
+)
 from sqlmodel import Field, SQLModel
 
 
@@ -35,6 +46,8 @@ class User(SQLModel, table=True):
     # Set when the person blocked the bot (Telegram 403 or my_chat_member); /start clears it.
     blocked_at: datetime | None = _optional_ts()
     counters: dict[str, int] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    # IANA zone the person chose for reminders; None: DEFAULT_TIMEZONE.
+    timezone: str | None = Field(default=None, max_length=64)
 
 
 class Conversation(SQLModel, table=True):
@@ -102,4 +115,76 @@ class SafetyPlan(SQLModel, table=True):
         sa_column=Column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
     )
     plan_enc: str = Field(sa_column=Column(Text, nullable=False))
+    updated_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+
+
+class ReminderSchedule(SQLModel, table=True):
+    """One reminder a person set: a local time on some weekdays, in their IANA zone.
+
+    `next_due_utc` is the next instant to send, or NULL while the reminder is off, paused
+    past any occurrence, or the person cannot be reached (`disabled_reason`, e.g. "blocked").
+    """
+
+    __tablename__ = "reminder_schedules"
+    __table_args__ = (
+        UniqueConstraint("user_id", "kind", "slot", name="uq_reminder_schedules_user_kind_slot"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(
+        sa_column=Column(ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True)
+    )
+    kind: str = Field(max_length=16)
+    slot: int = Field(default=0, sa_column=Column(Integer, nullable=False))
+    local_time: str = Field(max_length=5)
+    days: int = Field(default=127, sa_column=Column(Integer, nullable=False))
+    timezone: str = Field(max_length=64)
+    enabled: bool = Field(default=True, sa_column=Column(Boolean, nullable=False))
+    paused_until: datetime | None = _optional_ts()
+    disabled_reason: str | None = Field(default=None, max_length=32)
+    next_due_utc: datetime | None = Field(
+        default=None, sa_column=Column(DateTime(timezone=True), nullable=True, index=True)
+    )
+    updated_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+
+
+class ReminderDelivery(SQLModel, table=True):
+    """One due occurrence of a schedule, recorded (claimed) before it is sent.
+
+    The unique (schedule, due instant) pair is what makes an occurrence go out at most once
+    per claim; a claim whose lease expired unsent is taken over by any dispatcher.
+    """
+
+    __tablename__ = "reminder_deliveries"
+    __table_args__ = (
+        UniqueConstraint("schedule_id", "due_utc", name="uq_reminder_deliveries_schedule_due"),
+        Index("ix_reminder_deliveries_status_lease", "status", "lease_expires_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    schedule_id: int = Field(
+        sa_column=Column(ForeignKey("reminder_schedules.id", ondelete="CASCADE"), nullable=False)
+    )
+    user_id: int = Field(
+        sa_column=Column(ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True)
+    )
+    kind: str = Field(max_length=16)
+    due_utc: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False, index=True))
+    status: str = Field(default="claimed", max_length=16)
+    attempts: int = Field(default=0, sa_column=Column(Integer, nullable=False))
+    error: str | None = Field(default=None, max_length=64)
+    claimed_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    sent_at: datetime | None = _optional_ts()
+    lease_owner: str | None = Field(default=None, max_length=64)
+    lease_expires_at: datetime | None = _optional_ts()
+
+
+class ReminderRate(SQLModel, table=True):
+    """The shared token bucket of the reminder rate limit (one row), so that several
+    dispatchers on one database together stay within `REMINDER_RATE_LIMIT`."""
+
+    __tablename__ = "reminder_rate"
+
+    id: int = Field(default=1, primary_key=True)
+    tokens: float = Field(default=0.0, sa_column=Column(Float, nullable=False))
     updated_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))

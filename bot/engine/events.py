@@ -50,7 +50,15 @@ class Unsupported:
     caption: str = ""
 
 
-Event = Text | ChoiceMade | Command | Reminder | Unsupported
+@dataclass(frozen=True, slots=True)
+class Location:
+    """A place the person shared; used at once (to find their timezone), never stored."""
+
+    latitude: float
+    longitude: float
+
+
+Event = Text | ChoiceMade | Command | Reminder | Unsupported | Location
 
 
 @dataclass(frozen=True, slots=True)

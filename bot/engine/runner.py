@@ -27,6 +27,7 @@ from bot.engine.events import (
     Command,
     DialogEnded,
     Event,
+    Location,
     Message,
     Option,
     Output,
@@ -109,6 +110,7 @@ Action = Callable[["Turn", Frame], Awaitable[None]]
 CommandHandler = Callable[["Turn", str], Awaitable[None]]
 Interceptor = Callable[["Turn", str], Awaitable[bool]]
 ReminderHandler = Callable[["Turn", Reminder], Awaitable[None]]
+LocationHandler = Callable[["Turn", Location], Awaitable[None]]
 
 
 def clean_text(text: str) -> str:
@@ -378,6 +380,7 @@ class Engine:
         # Params every start of a dialog gets (such as thresholds from settings).
         self.dialog_params: dict[str, dict[str, Any]] = {}
         self.reminders: dict[str, ReminderHandler] = {}
+        self.on_location: LocationHandler | None = None
         self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
 
     # -- public --------------------------------------------------------------------------
@@ -463,6 +466,11 @@ class Engine:
                 await handler(turn, event)
             elif self.catalog.dialog(event.kind, turn.locale.code) and turn.top is None:
                 await turn.start_dialog(event.kind)
+        elif isinstance(event, Location):
+            if self.on_location is None:
+                turn.reprompt(turn.text("unsupported_input"))
+            else:
+                await self.on_location(turn, event)
 
     async def _command(self, turn: Turn, name: str, args: str) -> None:
         if args:
@@ -573,8 +581,8 @@ class Engine:
         if state.expect == "text":
             if not text:
                 turn.say("empty_text")
-            elif not has_words(text):
-                turn.say("need_words")
+            elif turn.machine(frame).spec.entry and not has_words(text):
+                turn.say("need_words")  # a journal answer needs words; settings may not
             elif len(text) > self.max_text_chars:
                 turn.say("too_long", limit=self.max_text_chars, length=len(text))
             else:

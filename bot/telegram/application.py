@@ -132,7 +132,9 @@ def bot_commands(catalog: Catalog, locale: str, code: Iterable[str] = ()) -> lis
         commands.append(BotCommand(command, description[:256]))
     for command in code:
         key = f"command_{command}"
-        if command in CORE_COMMANDS or key not in texts.messages:
+        if command in CORE_COMMANDS:
+            continue
+        if key not in texts.messages:
             log.warning("/%s has no %s message; left out of the command menu", command, key)
             continue
         commands.append(BotCommand(command, texts.message(key)[:256]))

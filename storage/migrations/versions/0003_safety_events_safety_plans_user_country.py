@@ -1,7 +1,7 @@
 """safety events, safety plans, user country
 
-Revision ID: 0002
-Revises: 0003
+Revision ID: 0003
+Revises: 0002
 Create Date: 2026-11-25 18:34:41.927225
 """
 
@@ -12,8 +12,8 @@ import sqlmodel
 from alembic import op
 
 
-revision: str = '0002'
-down_revision: str | None = '0003'
+revision: str = '0003'
+down_revision: str | None = '0002'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,0 +1,1 @@
+"""Scheduled reminders: schedules, the dispatcher, the settings dialog\x27s actions."""

@@ -1,0 +1,358 @@
+"""The engine side of reminders: what a fired reminder starts, and the settings dialog's
+actions (reading times, days and zones a person types), plus a shared location.
+
+Sentences live in dialogs/<locale>/reminder_settings.yaml (whole messages) and
+reminder_texts.yaml (pieces combined here). Actions pass values to the dialog through the
+frame's params and branch on `*_ok` flags, so every bad input is answered by a dialog state
+and changes nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from bot.engine.events import Location, Message, Reminder
+from bot.engine.runner import Action, Engine, Frame, Turn, _match_choice
+from bot.reminders import store
+from bot.reminders.parse import parse_days, parse_time
+from bot.reminders.schedule import EVERY_DAY, WEEKDAYS, WEEKENDS, format_hhmm, local_now
+from bot.reminders.texts import ReminderTexts
+from bot.reminders.zones import zone_from_location, zone_from_text
+from storage import repo
+from storage.models import ReminderSchedule
+
+SETTINGS_DIALOG = "reminder_settings"
+REFLECTION_DIALOG = "reflection"
+PING_DIALOG = "checkin_ping"
+CHECKIN_DIALOG = "checkin"
+REMINDER_DIALOGS = {store.REFLECTION: REFLECTION_DIALOG, store.CHECKIN: PING_DIALOG}
+# A person who wrote within this window is mid-conversation: a reminder does not interrupt.
+ACTIVE_WINDOW = timedelta(minutes=30)
+# States of the settings dialog where a typed time or days answer a row of buttons.
+TYPED_AT_CHOICE = {
+    "target_menu": ("time_text", "parse_time", "time"),
+    "pick_days": ("days_text", "parse_days", "days"),
+}
+ZONE_STATES = ("ask_zone", "bad_zone")
+TIME_CHOICES = {"t0800": "08:00", "t1200": "12:00", "t1800": "18:00", "t2000": "20:00",
+                "t2100": "21:00", "t2200": "22:00"}  # fmt: skip
+DAY_CHOICES = {"every": EVERY_DAY, "weekdays": WEEKDAYS, "weekends": WEEKENDS}
+
+ACTION_NAMES = frozenset(
+    {
+        "reminders_overview",
+        "reminders_target_reflection",
+        "reminders_checkins",
+        "reminders_target_ping",
+        "reminders_parse_time",
+        "reminders_parse_days",
+        "reminders_save",
+        "reminders_keep_zone",
+        "reminders_target_off",
+        "reminders_parse_zone",
+        "reminders_pause_day",
+        "reminders_pause_week",
+        "reminders_resume",
+        "reminders_all_off",
+        "save_reflection",
+        "open_checkin",
+    }
+)
+
+
+@dataclass
+class ReminderTalk:
+    """Holds what the actions need besides the turn: the texts and the default zone."""
+
+    texts: ReminderTexts
+    default_timezone: str
+
+    # -- words -----------------------------------------------------------------------------
+    def t(self, turn: Turn, key: str, **values: Any) -> str:
+        return self.texts.get(key, turn.locale.code, **values)
+
+    def zone_of(self, turn: Turn) -> str:
+        return turn.user.timezone or self.default_timezone
+
+    def zone_words(self, turn: Turn, name: str) -> str:
+        now = local_now(turn.now, name)
+        return self.t(turn, "zone_words", zone=name, time=format_hhmm(now.time()))
+
+    def days_words(self, turn: Turn, mask: int) -> str:
+        named = {EVERY_DAY: "days_every", WEEKDAYS: "days_weekdays", WEEKENDS: "days_weekends"}
+        if mask in named:
+            return self.t(turn, named[mask])
+        names = [self.t(turn, f"day_{i}") for i in range(7) if mask >> i & 1]
+        return self.t(turn, "days_some", days=", ".join(names))
+
+    def schedule_words(self, turn: Turn, schedule: ReminderSchedule | None) -> str:
+        if schedule is None or not schedule.enabled:
+            return self.t(turn, "state_off")
+        return self.t(
+            turn,
+            "state_on",
+            time=schedule.local_time,
+            days=self.days_words(turn, schedule.days),
+        )
+
+    def target_name(self, turn: Turn, kind: str, slot: int) -> str:
+        if kind == store.REFLECTION:
+            return self.t(turn, "reflection_name")
+        return self.t(turn, "checkin_name", n=slot + 1)
+
+    async def _schedules(self, turn: Turn) -> list[ReminderSchedule]:
+        return await store.list_schedules(turn.session, user_id=_uid(turn))
+
+    # -- the settings dialog ---------------------------------------------------------------
+    async def overview(self, turn: Turn, frame: Frame) -> None:
+        """Fill the overview: each reminder that is on, any pause, the zone in words."""
+        lines = []
+        paused_until: datetime | None = None
+        for s in await self._schedules(turn):
+            if s.paused_until and store.as_utc(s.paused_until) > turn.now:
+                paused_until = store.as_utc(s.paused_until)
+            if not s.enabled:
+                continue
+            days = self.days_words(turn, s.days)
+            if s.kind == store.REFLECTION:
+                lines.append(self.t(turn, "line_reflection", time=s.local_time, days=days))
+            else:
+                lines.append(
+                    self.t(turn, "line_checkin", n=s.slot + 1, time=s.local_time, days=days)
+                )
+        summary = "\n".join(lines) if lines else self.t(turn, "nothing_set")
+        if paused_until is not None:
+            when = local_now(paused_until, self.zone_of(turn))
+            words = f"{self.t(turn, f'day_{when.weekday()}')} {format_hhmm(when.time())}"
+            summary += "\n\n" + self.t(turn, "paused", when=words)
+        frame.params["summary"] = summary
+        frame.params["zone_words"] = self.zone_words(turn, self.zone_of(turn))
+        for key in ("time_text", "days_text", "zone_text"):
+            frame.answers.pop(key, None)
+
+    async def _target(self, turn: Turn, frame: Frame, kind: str, slot: int) -> None:
+        frame.params["target_kind"] = kind
+        frame.params["target_slot"] = slot
+        frame.params["target_name"] = self.target_name(turn, kind, slot)
+        found = await store.get_schedule(turn.session, user_id=_uid(turn), kind=kind, slot=slot)
+        frame.params["target_now"] = self.schedule_words(turn, found)
+
+    async def target_reflection(self, turn: Turn, frame: Frame) -> None:
+        await self._target(turn, frame, store.REFLECTION, 0)
+
+    async def checkins(self, turn: Turn, frame: Frame) -> None:
+        """Label the three ping buttons with what each is set to."""
+        found = {s.slot: s for s in await self._schedules(turn) if s.kind == store.CHECKIN}
+        for slot in range(store.CHECKIN_SLOTS):
+            frame.params[f"ping{slot + 1}"] = self.schedule_words(turn, found.get(slot))
+
+    async def target_ping(self, turn: Turn, frame: Frame) -> None:
+        chosen = str(frame.answers.get("ping", "ping1"))
+        slot = min(max(int(chosen[-1]) - 1, 0), store.CHECKIN_SLOTS - 1)
+        await self._target(turn, frame, store.CHECKIN, slot)
+
+    async def parse_time_action(self, turn: Turn, frame: Frame) -> None:
+        typed = frame.answers.pop("time_text", None)
+        chosen = frame.answers.get("time_choice")
+        if typed is not None:
+            parsed = parse_time(str(typed))
+            value = format_hhmm(parsed) if parsed else None
+        else:
+            value = TIME_CHOICES.get(str(chosen))
+        frame.params["time_ok"] = "yes" if value else "no"
+        if value:
+            frame.params["time"] = value
+
+    async def parse_days_action(self, turn: Turn, frame: Frame) -> None:
+        typed = frame.answers.pop("days_text", None)
+        mask = parse_days(str(typed)) if typed is not None else None
+        if typed is None:
+            mask = DAY_CHOICES.get(str(frame.answers.get("days_choice")))
+        frame.params["days_ok"] = "yes" if mask else "no"
+        if mask:
+            frame.params["days"] = mask
+
+    async def save(self, turn: Turn, frame: Frame) -> None:
+        """Turn the chosen reminder on; note whether the zone is still only the default."""
+        zone = self.zone_of(turn)
+        schedule = await store.set_schedule(
+            turn.session,
+            user_id=_uid(turn),
+            kind=str(frame.params["target_kind"]),
+            slot=int(frame.params["target_slot"]),
+            local_time=str(frame.params["time"]),
+            days=int(frame.params["days"]),
+            timezone=zone,
+            now=turn.now,
+        )
+        frame.params["saved_time"] = schedule.local_time
+        frame.params["saved_days"] = self.days_words(turn, schedule.days)
+        frame.params["zone_words"] = self.zone_words(turn, zone)
+        frame.params["needs_zone"] = "yes" if turn.user.timezone is None else "no"
+
+    async def keep_zone(self, turn: Turn, frame: Frame) -> None:
+        await store.set_timezone(
+            turn.session, user=turn.user, timezone=self.zone_of(turn), now=turn.now
+        )
+
+    async def target_off(self, turn: Turn, frame: Frame) -> None:
+        await store.turn_off(
+            turn.session,
+            user_id=_uid(turn),
+            kind=str(frame.params["target_kind"]),
+            slot=int(frame.params["target_slot"]),
+            now=turn.now,
+        )
+
+    async def parse_zone(self, turn: Turn, frame: Frame) -> None:
+        typed = str(frame.answers.pop("zone_text", ""))
+        found = zone_from_text(typed, turn.now)
+        frame.params["zone_ok"] = "yes" if found else "no"
+        if found:
+            await store.set_timezone(turn.session, user=turn.user, timezone=found, now=turn.now)
+            frame.params["zone_words"] = self.zone_words(turn, found)
+
+    async def _pause(self, turn: Turn, frame: Frame, days: int | None) -> None:
+        until = turn.now + timedelta(days=days) if days else None
+        await store.pause_all(turn.session, user_id=_uid(turn), until=until, now=turn.now)
+
+    async def pause_day(self, turn: Turn, frame: Frame) -> None:
+        await self._pause(turn, frame, 1)
+
+    async def pause_week(self, turn: Turn, frame: Frame) -> None:
+        await self._pause(turn, frame, 7)
+
+    async def resume(self, turn: Turn, frame: Frame) -> None:
+        await self._pause(turn, frame, None)
+
+    async def all_off(self, turn: Turn, frame: Frame) -> None:
+        await store.turn_all_off(turn.session, user_id=_uid(turn), now=turn.now)
+
+    # -- the reminders themselves ------------------------------------------------------------
+    async def save_reflection(self, turn: Turn, frame: Frame) -> None:
+        """Keep an answered reflection as a journal entry (unanswered ones leave no trace)."""
+        answers = {k: v for k, v in frame.answers.items() if v not in (None, "")}
+        if not answers:
+            return
+        entry = await repo.create_entry(
+            turn.session,
+            user_id=_uid(turn),
+            kind="reflection",
+            dialog=frame.dialog,
+            cipher=turn.cipher,
+            started_at=turn.now,
+        )
+        assert entry.id is not None
+        await repo.record_entry(
+            turn.session,
+            entry_id=entry.id,
+            answers=answers,
+            status="finished",
+            cipher=turn.cipher,
+            finished_at=turn.now,
+        )
+
+    async def open_checkin(self, turn: Turn, frame: Frame) -> None:
+        """The ping's one tap: the distress check-in when this build has it."""
+        if turn.engine.catalog.dialog(CHECKIN_DIALOG, turn.locale.code) is not None:
+            await turn.start_dialog(CHECKIN_DIALOG)
+        else:
+            turn.emit(Message(self.t(turn, "checkin_fallback")))
+
+    async def on_reminder(self, turn: Turn, event: Reminder) -> None:
+        """Start the reminder's dialog, quietly: never over a conversation in progress."""
+        dialog = REMINDER_DIALOGS.get(event.kind)
+        if dialog is None or not turn.consented:
+            return
+        top = turn.top
+        if top is not None:
+            replaceable = top.dialog in (*REMINDER_DIALOGS.values(), turn.engine.menu)
+            updated = store.as_utc(turn.row.updated_at)
+            if not replaceable and updated > turn.now - ACTIVE_WINDOW:
+                return  # they are busy with something else; no reminder on top of it
+            # An unanswered reminder or an old, left conversation: set it aside (recorded
+            # dialogs stay resumable) and start afresh. Nothing is said about it.
+            await turn.stop_all()
+        await turn.start_dialog(dialog)
+
+    async def on_location(self, turn: Turn, event: Location) -> None:
+        """A shared location sets the timezone; the coordinates go no further than here."""
+        found = zone_from_location(event.latitude, event.longitude)
+        top = turn.top
+        if top is not None and top.dialog == SETTINGS_DIALOG and top.state in ZONE_STATES:
+            # Answer the question being asked, as if the zone's name had been typed.
+            await turn.engine.answer(turn, found or "")
+            return
+        if found is None:
+            turn.emit(Message(self.t(turn, "zone_not_found_from_location")))
+        else:
+            await store.set_timezone(turn.session, user=turn.user, timezone=found, now=turn.now)
+            words = self.zone_words(turn, found)
+            turn.emit(Message(self.t(turn, "zone_set_from_location", zone_words=words)))
+            if top is not None and top.dialog == SETTINGS_DIALOG:
+                top.params["zone_words"] = words
+        turn.reprompt()
+
+    async def typed_answer(self, turn: Turn, text: str) -> bool:
+        """A time or days typed where buttons are offered in the settings dialog."""
+        frame = turn.top
+        if frame is None or frame.dialog != SETTINGS_DIALOG:
+            return False
+        spec = TYPED_AT_CHOICE.get(frame.state)
+        if spec is None or _match_choice(text, turn.render(frame).options) is not None:
+            return False
+        store_as, parse_state, kind = spec
+        readable = parse_time(text) if kind == "time" else parse_days(text)
+        if readable is None:
+            return False  # the engine asks to pick an option; nothing changes
+        frame.answers[store_as] = text
+        frame.state = parse_state
+        turn.step += 1
+        await turn.engine.enter(turn)
+        return True
+
+    def actions(self) -> dict[str, Action]:
+        found: dict[str, Action] = {
+            "reminders_overview": self.overview,
+            "reminders_target_reflection": self.target_reflection,
+            "reminders_checkins": self.checkins,
+            "reminders_target_ping": self.target_ping,
+            "reminders_parse_time": self.parse_time_action,
+            "reminders_parse_days": self.parse_days_action,
+            "reminders_save": self.save,
+            "reminders_keep_zone": self.keep_zone,
+            "reminders_target_off": self.target_off,
+            "reminders_parse_zone": self.parse_zone,
+            "reminders_pause_day": self.pause_day,
+            "reminders_pause_week": self.pause_week,
+            "reminders_resume": self.resume,
+            "reminders_all_off": self.all_off,
+            "save_reflection": self.save_reflection,
+            "open_checkin": self.open_checkin,
+        }
+        assert set(found) == ACTION_NAMES
+        return found
+
+
+async def _settings_command(turn: Turn, args: str) -> None:
+    """/settings and /reminders both open the reminder settings."""
+    await turn.engine.open_dialog(turn, SETTINGS_DIALOG)
+
+
+def install(engine: Engine, *, texts: ReminderTexts, default_timezone: str) -> ReminderTalk:
+    """Register the reminder handlers, actions, commands and the location handler."""
+    talk = ReminderTalk(texts, default_timezone)
+    engine.actions.update(talk.actions())
+    for kind in REMINDER_DIALOGS:
+        engine.reminders[kind] = talk.on_reminder
+    engine.commands.setdefault("settings", _settings_command)
+    engine.on_location = talk.on_location
+    engine.interceptors.append(talk.typed_answer)
+    return talk
+
+
+def _uid(turn: Turn) -> int:
+    assert turn.user.id is not None
+    return turn.user.id

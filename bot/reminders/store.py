@@ -1,0 +1,222 @@
+"""Reading and changing a person's reminder schedules (repository functions).
+
+Every change recomputes `next_due_utc`, the only column the dispatcher looks at: NULL means
+nothing to send (off, or the person cannot be reached).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col, select
+
+from bot.reminders.schedule import EVERY_DAY, format_hhmm, next_occurrence, parse_hhmm, zone
+from storage.db import Database
+from storage.models import ReminderSchedule, User, utcnow
+
+REFLECTION = "reflection"
+CHECKIN = "checkin"
+KINDS = (REFLECTION, CHECKIN)
+CHECKIN_SLOTS = 3
+BLOCKED = "blocked"
+
+
+def refresh_next_due(schedule: ReminderSchedule, now: datetime) -> None:
+    """Set the next due instant from the schedule's own fields (None while off)."""
+    if not schedule.enabled or schedule.disabled_reason:
+        schedule.next_due_utc = None
+        return
+    schedule.next_due_utc = next_occurrence(
+        now,
+        parse_hhmm(schedule.local_time),
+        zone(schedule.timezone),
+        days=schedule.days,
+        paused_until=as_utc(schedule.paused_until) if schedule.paused_until else None,
+    )
+
+
+async def list_schedules(session: AsyncSession, *, user_id: int) -> list[ReminderSchedule]:
+    query = (
+        select(ReminderSchedule)
+        .where(col(ReminderSchedule.user_id) == user_id)
+        .order_by(col(ReminderSchedule.kind).desc(), col(ReminderSchedule.slot))
+    )
+    return list((await session.execute(query)).scalars())
+
+
+async def get_schedule(
+    session: AsyncSession, *, user_id: int, kind: str, slot: int = 0
+) -> ReminderSchedule | None:
+    query = select(ReminderSchedule).where(
+        col(ReminderSchedule.user_id) == user_id,
+        col(ReminderSchedule.kind) == kind,
+        col(ReminderSchedule.slot) == slot,
+    )
+    return (await session.execute(query)).scalar_one_or_none()
+
+
+async def set_schedule(
+    session: AsyncSession,
+    *,
+    user_id: int,
+    kind: str,
+    slot: int = 0,
+    local_time: str,
+    days: int = EVERY_DAY,
+    timezone: str,
+    now: datetime,
+) -> ReminderSchedule:
+    """Turn a reminder on at `local_time` ('HH:MM') on `days` (created if new)."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown reminder kind {kind!r}")
+    local_time = format_hhmm(parse_hhmm(local_time))
+    zone(timezone)
+    schedule = await get_schedule(session, user_id=user_id, kind=kind, slot=slot)
+    if schedule is None:
+        schedule = ReminderSchedule(
+            user_id=user_id,
+            kind=kind,
+            slot=slot,
+            local_time=local_time,
+            days=days,
+            timezone=timezone,
+            updated_at=now,
+        )
+        session.add(schedule)
+    # A pause the person set for all their reminders applies to a new one as well.
+    others = await list_schedules(session, user_id=user_id)
+    pauses = [as_utc(s.paused_until) for s in others if s.paused_until]
+    pauses = [p for p in pauses if p > now]
+    schedule.paused_until = max(pauses) if pauses else None
+    schedule.local_time = local_time
+    schedule.days = days
+    schedule.timezone = timezone
+    schedule.enabled = True
+    schedule.updated_at = now
+    refresh_next_due(schedule, now)
+    await session.flush()
+    return schedule
+
+
+async def turn_off(
+    session: AsyncSession, *, user_id: int, kind: str, slot: int = 0, now: datetime
+) -> bool:
+    schedule = await get_schedule(session, user_id=user_id, kind=kind, slot=slot)
+    if schedule is None or not schedule.enabled:
+        return False
+    schedule.enabled = False
+    schedule.updated_at = now
+    refresh_next_due(schedule, now)
+    return True
+
+
+async def turn_all_off(session: AsyncSession, *, user_id: int, now: datetime) -> int:
+    count = 0
+    for schedule in await list_schedules(session, user_id=user_id):
+        if schedule.enabled:
+            schedule.enabled = False
+            count += 1
+        schedule.paused_until = None
+        schedule.updated_at = now
+        refresh_next_due(schedule, now)
+    return count
+
+
+async def pause_all(
+    session: AsyncSession, *, user_id: int, until: datetime | None, now: datetime
+) -> int:
+    """Pause every reminder until `until` (None: resume now); returns how many are on."""
+    count = 0
+    for schedule in await list_schedules(session, user_id=user_id):
+        schedule.paused_until = until
+        schedule.updated_at = now
+        refresh_next_due(schedule, now)
+        count += schedule.enabled
+    return count
+
+
+async def set_timezone(session: AsyncSession, *, user: User, timezone: str, now: datetime) -> None:
+    """The person's zone; every reminder keeps its local time in the new zone."""
+    zone(timezone)
+    user.timezone = timezone
+    assert user.id is not None
+    for schedule in await list_schedules(session, user_id=user.id):
+        schedule.timezone = timezone
+        schedule.updated_at = now
+        refresh_next_due(schedule, now)
+
+
+async def disable_schedules(
+    session: AsyncSession, *, user_id: int, reason: str = BLOCKED, now: datetime | None = None
+) -> None:
+    """Stop sending to a person who cannot be reached (403: blocked the bot, deactivated)."""
+    await session.execute(
+        update(ReminderSchedule)
+        .where(col(ReminderSchedule.user_id) == user_id)
+        .values(disabled_reason=reason, next_due_utc=None, updated_at=now or utcnow())
+    )
+
+
+async def reenable_schedules(
+    session: AsyncSession, *, user_id: int, now: datetime, reason: str = BLOCKED
+) -> int:
+    """Undo `disable_schedules` once the person is back; returns how many resume."""
+    count = 0
+    for schedule in await list_schedules(session, user_id=user_id):
+        if schedule.disabled_reason == reason:
+            schedule.disabled_reason = None
+            schedule.updated_at = now
+            refresh_next_due(schedule, now)
+            count += schedule.enabled
+    return count
+
+
+async def reenable_for_user(
+    db: Database, *, channel: str, external_id: str, now: datetime | None = None
+) -> int:
+    """For adapters: call when a person who had blocked the bot writes again (e.g. /start).
+
+    Cheap when nothing was disabled (one indexed read); returns how many reminders resume.
+    """
+    now = now or utcnow()
+    async with db.session() as session:
+        query = (
+            select(ReminderSchedule)
+            .join(User, col(User.id) == col(ReminderSchedule.user_id))
+            .where(
+                col(User.channel) == channel,
+                col(User.external_id) == external_id,
+                col(ReminderSchedule.disabled_reason) == BLOCKED,
+            )
+        )
+        rows = list((await session.execute(query)).scalars())
+        count = 0
+        for schedule in rows:
+            schedule.disabled_reason = None
+            schedule.updated_at = now
+            refresh_next_due(schedule, now)
+            count += schedule.enabled
+        if rows:
+            await session.commit()
+        return count
+
+
+async def disable_for_user(
+    db: Database, *, channel: str, external_id: str, now: datetime | None = None
+) -> None:
+    """For adapters: a send to this person failed with 403 (blocked or deactivated)."""
+    async with db.session() as session:
+        query = select(User.id).where(
+            col(User.channel) == channel, col(User.external_id) == external_id
+        )
+        user_id = (await session.execute(query)).scalar_one_or_none()
+        if user_id is not None:
+            await disable_schedules(session, user_id=user_id, now=now)
+            await session.commit()
+
+
+def as_utc(value: datetime) -> datetime:
+    """SQLite hands back naive datetimes; everything kindbot stores is UTC."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
