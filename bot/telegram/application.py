@@ -32,6 +32,8 @@ from telegram.request import BaseRequest
 from bot.app import App, open_app
 from bot.config import Settings
 from bot.engine.catalog import Catalog
+from bot.reminders.dispatcher import start_dispatcher
+from bot.reminders.telegram_sender import TelegramSender
 from bot.telegram.errors import Delivery
 from bot.telegram.handlers import UPDATES, Handlers, routes
 from bot.telegram.ordering import PerUserOrder
@@ -170,6 +172,7 @@ async def serve(settings: Settings, *, stop: asyncio.Event | None = None) -> Non
         try:
             await register_commands(application.bot, app.catalog, app.engine.commands)
             await application.start()
+            reminders = start_dispatcher(app, TelegramSender(application.bot), settings)
             updater = application.updater
             assert updater is not None
             try:
@@ -193,6 +196,7 @@ async def serve(settings: Settings, *, stop: asyncio.Event | None = None) -> Non
             finally:
                 if updater.running:
                     await updater.stop()
+                await reminders.stop()
                 await application.stop()
         finally:
             await application.shutdown()

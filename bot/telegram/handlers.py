@@ -25,7 +25,17 @@ from telegram.ext import (
 )
 
 from bot.app import App
-from bot.engine.events import Command, Event, Message, Output, Text, Unsupported, UserRef
+from bot.engine.events import (
+    Command,
+    Event,
+    Location,
+    Message,
+    Output,
+    Text,
+    Unsupported,
+    UserRef,
+)
+from bot.reminders import store as reminder_store
 from bot.telegram.errors import Unreachable, where
 from bot.telegram.render import Renderer, decode_choice
 from storage import repo
@@ -93,6 +103,14 @@ class Handlers:
         if chat is None or user is None or message is None or message.text is None:
             return
         await self.converse(chat, user, Text(message.text))
+
+    async def on_location(self, update: Update, context: Context) -> None:
+        """A shared location: used at once to find the timezone, never stored."""
+        chat, user, message = update.effective_chat, update.effective_user, update.message
+        if chat is None or user is None or message is None or message.location is None:
+            return
+        place = message.location
+        await self.converse(chat, user, Location(place.latitude, place.longitude))
 
     async def on_unsupported(self, update: Update, context: Context) -> None:
         """A sticker, photo, voice note, file, location…: the engine answers gently."""
@@ -206,6 +224,17 @@ class Handlers:
             )
             if known:
                 await session.commit()
+        if not known:
+            return
+        # Reminders stop for someone who blocked the bot and resume when they come back.
+        if blocked:
+            await reminder_store.disable_for_user(
+                self.app.db, channel=CHANNEL, external_id=str(user.id)
+            )
+        else:
+            await reminder_store.reenable_for_user(
+                self.app.db, channel=CHANNEL, external_id=str(user.id)
+            )
 
     def text(self, key: str, user: User | None) -> str:
         locale = self.app.catalog.locale(user.language_code if user else None)
@@ -237,6 +266,7 @@ def routes(h: Handlers) -> list[BaseHandler[Update, Context, None]]:
     return [
         CommandHandler("start", h.on_start, filters=PRIVATE),
         MessageHandler(PRIVATE & filters.TEXT, h.on_text),
+        MessageHandler(PRIVATE & filters.LOCATION, h.on_location),
         MessageHandler(PRIVATE & filters.ATTACHMENT, h.on_unsupported),
         CallbackQueryHandler(h.on_press),
         ChatMemberHandler(h.on_membership, ChatMemberHandler.MY_CHAT_MEMBER),

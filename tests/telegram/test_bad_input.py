@@ -19,7 +19,7 @@ async def at_thought(h: Harness) -> None:
     await h.say(ANN, "/reframe")
 
 
-@pytest.mark.parametrize("kind", ["sticker", "photo", "voice", "document", "location"])
+@pytest.mark.parametrize("kind", ["sticker", "photo", "voice", "document"])
 async def test_attachments_get_a_gentle_line_and_change_nothing(app: App, kind: str) -> None:
     unsupported = app.catalog.locale("en").message("unsupported_input")
     async with harness(app) as h:
@@ -27,6 +27,15 @@ async def test_attachments_get_a_gentle_line_and_change_nothing(app: App, kind: 
         replies = await h.process(getattr(h.updates, kind)(ANN))
         assert [c.text for c in replies] == [unsupported]
         assert await position(app, ANN) == "reframe.thought"
+
+
+async def test_a_location_mid_dialog_sets_the_zone_and_keeps_the_place(app: App) -> None:
+    async with harness(app) as h:
+        await at_thought(h)
+        replies = await h.process(h.updates.location(ANN))
+        assert "Europe/Berlin" in replies[0].text
+        assert await position(app, ANN) == "reframe.thought"
+        assert replies[-1].text != replies[0].text  # the open question is asked again
 
 
 async def test_attachment_while_a_choice_is_open_reoffers_the_buttons(app: App) -> None:

@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -190,3 +191,56 @@ def test_webhook_with_its_secret(tmp_path: Path, key: str) -> None:
             assert post(updates.text(7, "/start")) == 200
             api.wait_for(lambda: len(api.texts(7)) == 3)
             assert stop(process) == 0
+
+
+def test_kindbot_run_sends_a_due_reflection_once_across_a_restart(tmp_path: Path, key: str) -> None:
+    """The dispatcher runs inside `kindbot run`: a due evening reflection goes out, once."""
+    import asyncio
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from bot.app import open_app
+    from bot.config import Settings
+    from bot.reminders.store import set_schedule
+    from storage import repo
+    from storage.models import ReminderSchedule, utcnow
+
+    async def prepare() -> None:
+        settings = Settings(data_dir=tmp_path / "data", encryption_key=key, _env_file=None)
+        async with open_app(settings) as app, app.db.session() as session:
+            user, _ = await repo.get_or_create_user(session, channel="telegram", external_id="9")
+            user.consented_at = utcnow()
+            assert user.id is not None
+            now = utcnow()
+            await set_schedule(
+                session,
+                user_id=user.id,
+                kind="reflection",
+                local_time="21:00",
+                timezone="Europe/Berlin",
+                now=now,
+            )
+            await session.execute(
+                update(ReminderSchedule).values(next_due_utc=now - timedelta(minutes=2))
+            )
+            await session.commit()
+
+    asyncio.run(prepare())
+    with FakeBotServer() as server:
+        api = server.api
+        env = environment(
+            tmp_path,
+            TELEGRAM_BOT_TOKEN=TOKEN,
+            TELEGRAM_API_URL=server.url,
+            REMINDER_POLL_SECONDS="0.2",
+        )
+        with kindbot_run(tmp_path, env) as process:
+            api.wait_for(lambda: bool(api.texts(9)), STARTUP)
+            assert "today" in api.texts(9)[0]  # the evening reflection's question
+            assert stop(process) == 0
+        with kindbot_run(tmp_path, env) as process:
+            api.wait_for(lambda: len(api.sent("setMyCommands")) >= 2, STARTUP)
+            time.sleep(1.0)  # several dispatcher ticks
+            assert stop(process) == 0
+        assert len(api.texts(9)) == 1

@@ -1,0 +1,62 @@
+"""Reminders meet Telegram: a shared location sets the zone; blocking pauses reminders."""
+
+from __future__ import annotations
+
+from sqlmodel import col, select
+
+from bot.app import App
+from bot.reminders.store import set_schedule
+from storage.models import ReminderSchedule, User, utcnow
+from tests.telegram.fakes import Harness, harness
+from tests.telegram.helpers import find_user
+
+MIA = 5151
+
+
+async def consent(h: Harness) -> None:
+    await h.say(MIA, "/start")
+    await h.press(MIA, "Yes, that's okay")
+    await h.press(MIA, "Nothing right now")
+
+
+async def test_a_shared_location_sets_the_timezone_and_is_not_stored(app: App) -> None:
+    async with harness(app) as h:
+        await consent(h)
+        replies = await h.process(h.updates.location(MIA))  # Berlin
+        assert any("Europe/Berlin" in c.text for c in replies)
+        user = await find_user(app, MIA)
+        assert user is not None
+        assert user.timezone == "Europe/Berlin"
+        for column in User.__table__.columns:  # type: ignore[attr-defined]
+            assert "52.5" not in str(getattr(user, column.name))
+
+
+async def test_blocking_pauses_reminders_and_start_resumes_them(app: App) -> None:
+    async with harness(app) as h:
+        await consent(h)
+        user = await find_user(app, MIA)
+        assert user is not None
+        assert user.id is not None
+        async with app.db.session() as session:
+            await set_schedule(
+                session,
+                user_id=user.id,
+                kind="reflection",
+                local_time="21:00",
+                timezone="Europe/Berlin",
+                now=utcnow(),
+            )
+            await session.commit()
+
+        async def next_due() -> object:
+            async with app.db.session() as session:
+                query = select(ReminderSchedule.next_due_utc).where(
+                    col(ReminderSchedule.user_id) == user.id
+                )
+                return (await session.execute(query)).scalar_one()
+
+        assert await next_due() is not None
+        await h.process(h.updates.membership(MIA, "member", "kicked"))
+        assert await next_due() is None
+        await h.say(MIA, "/start")
+        assert await next_due() is not None
