@@ -27,7 +27,6 @@ from bot.engine.events import Text, UserRef
 from storage import repo
 from storage.crypto import new_key
 from storage.models import utcnow
-from storage.repo import CONVERSATIONS
 
 LOOP_DIALOG = """\
 dialog: benchloop
@@ -80,18 +79,18 @@ async def main(steps: int, rounds: int) -> None:
                 lock = app.db.is_postgres
                 for i in range(n):
                     async with app.db.session() as session:
+                        query = repo.person_query(lock=lock)
+                        person = {"channel": "bench", "external_id": "1"}
+                        _, row = (await session.execute(query, person)).one()
                         conn = await session.connection()
-                        query = repo.person_query("bench", "1", lock=lock)
-                        found = (await conn.execute(query)).one()._mapping
-                        await conn.execute(
-                            repo.conversation_update(
-                                found[CONVERSATIONS.c.user_id],
-                                state_enc=found[CONVERSATIONS.c.state_enc],
-                                step=found[CONVERSATIONS.c.step] + 1,
-                                seen_seqs=[*found[CONVERSATIONS.c.seen_seqs], i][-repo.SEEN_SEQS :],
-                                updated_at=utcnow(),
-                            )
-                        )
+                        values = {
+                            "uid": row.user_id,
+                            "b_state_enc": row.state_enc,
+                            "b_step": row.step + 1,
+                            "b_seen_seqs": [*row.seen_seqs, i][-repo.SEEN_SEQS :],
+                            "b_updated_at": utcnow(),
+                        }
+                        await conn.execute(repo.conversation_update(), values)
                         await session.commit()
                 return (time.perf_counter() - start) / n, (time.process_time() - cpu) / n
 

@@ -6,12 +6,11 @@ import json
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, Table, Update, update
-from sqlalchemy import select as core_select
+from sqlalchemy import Table, Update, bindparam, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import make_transient_to_detached
 from sqlmodel import col, select
+from sqlmodel.sql.expression import Select
 
 from storage.crypto import Cipher
 from storage.models import Conversation, Entry, User, utcnow
@@ -24,8 +23,20 @@ SEEN_SEQS = 32
 USERS: Table = User.__table__  # type: ignore[attr-defined]
 CONVERSATIONS: Table = Conversation.__table__  # type: ignore[attr-defined]
 # The person and their conversation in one statement: the hot path of every event.
-_PERSON: Select[Any] = core_select(USERS, CONVERSATIONS).join_from(
-    USERS, CONVERSATIONS, CONVERSATIONS.c.user_id == USERS.c.id
+_PERSON = (
+    select(User, Conversation)
+    .join(Conversation, col(Conversation.user_id) == col(User.id))
+    .where(
+        col(User.channel) == bindparam("channel"),
+        col(User.external_id) == bindparam("external_id"),
+    )
+)
+_PERSON_LOCKED = _PERSON.with_for_update()
+SelectPerson = Select[User, Conversation]
+_SAVE: Update = (
+    update(CONVERSATIONS)
+    .where(CONVERSATIONS.c.user_id == bindparam("uid"))
+    .values({c: bindparam(f"b_{c}") for c in ("state_enc", "step", "seen_seqs", "updated_at")})
 )
 
 
@@ -95,14 +106,17 @@ async def load_conversation(
     return row, state
 
 
-def person_query(channel: str, external_id: str, *, lock: bool) -> Select[Any]:
-    """A person's user and conversation columns, one row (none before their first step)."""
-    query = _PERSON.where(USERS.c.channel == channel, USERS.c.external_id == external_id)
-    return query.with_for_update() if lock else query
+def person_query(*, lock: bool) -> SelectPerson:
+    """A person's user and conversation columns (bind `channel`, `external_id`): one row,
+    none before their first step. Built once: building a statement and its cache key costs
+    more than running it on SQLite."""
+    return _PERSON_LOCKED if lock else _PERSON
 
 
-def conversation_update(user_id: int, **values: Any) -> Update:
-    return update(CONVERSATIONS).where(CONVERSATIONS.c.user_id == user_id).values(**values)
+def conversation_update() -> Update:
+    """Write a conversation row back (bind `uid`, `state_enc`, `step`, `seen_seqs`,
+    `updated_at` as `b_<column>`); built once, like `person_query`."""
+    return _SAVE
 
 
 async def load_person(
@@ -116,19 +130,19 @@ async def load_person(
 ) -> tuple[User, Conversation, dict[str, Any]]:
     """The person, their conversation row and its decrypted state, for one event.
 
-    One Core query instead of two ORM ones (each statement is a round trip, and on SQLite a
-    trip to aiosqlite's thread). The user is put into the session's identity map as if the
-    ORM had loaded it, so actions keep setting `turn.user.<field>` and the ORM writes back
-    only the fields they changed, at commit. The conversation row is a plain object, written
-    back with one UPDATE by `save_conversation`.
+    One query (a join) instead of two: each statement is a round trip, and on SQLite a trip
+    to aiosqlite's thread. Both rows are ORM objects in the session, so actions keep setting
+    `turn.user.<field>` and the ORM writes back only the fields they changed, at commit; the
+    conversation row itself is written by `save_conversation` with one prepared UPDATE
+    (cheaper than the ORM's flush of a changed object).
 
     On PostgreSQL `lock` takes `FOR UPDATE` on both rows: it serializes a person's events
     across workers, and because the user row is locked too, PostgreSQL re-reads its newest
     version after waiting (counters changed by the event just before are not lost).
     A first contact (no rows yet) falls back to creating them.
     """
-    conn = await session.connection()
-    found = (await conn.execute(person_query(channel, external_id, lock=lock))).first()
+    person = {"channel": channel, "external_id": external_id}
+    found = (await session.execute(person_query(lock=lock), person)).first()
     if found is None:
         user, _ = await get_or_create_user(
             session, channel=channel, external_id=external_id, locale=locale
@@ -136,11 +150,7 @@ async def load_person(
         assert user.id is not None
         row, state = await load_conversation(session, user_id=user.id, cipher=cipher, lock=lock)
         return user, row, state
-    values = found._mapping
-    user = User(**{c.key: values[c] for c in USERS.c})
-    make_transient_to_detached(user)
-    session.add(user)
-    row = Conversation(**{c.key: values[c] for c in CONVERSATIONS.c})
+    user, row = found
     return user, row, json.loads(cipher.decrypt(row.state_enc))
 
 
@@ -155,15 +165,14 @@ async def save_conversation(
 ) -> None:
     """Write a conversation back with one UPDATE (committed with the event's transaction)."""
     conn = await session.connection()
-    await conn.execute(
-        conversation_update(
-            user_id,
-            state_enc=cipher.encrypt(json.dumps(state, ensure_ascii=False)),
-            step=step,
-            seen_seqs=seen_seqs[-SEEN_SEQS:],
-            updated_at=utcnow(),
-        )
-    )
+    values = {
+        "uid": user_id,
+        "b_state_enc": cipher.encrypt(json.dumps(state, ensure_ascii=False)),
+        "b_step": step,
+        "b_seen_seqs": seen_seqs[-SEEN_SEQS:],
+        "b_updated_at": utcnow(),
+    }
+    await conn.execute(conversation_update(), values)
 
 
 def store_conversation(
