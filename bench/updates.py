@@ -96,7 +96,7 @@ async def engine_cost(app: App, n: int) -> float:
     start = time.perf_counter()
     for i in range(n):
         text_ = CYCLE[(i // len(people)) % len(CYCLE)]
-        await app.engine.handle(people[i % len(people)], Text(text_))
+        await app.engine.handle(people[i % len(people)], Text(text_), seq=i)
     return (time.perf_counter() - start) / n * 1e6
 
 
@@ -111,7 +111,7 @@ async def adapter_cost(app: App, n: int) -> float:
         )
     ]
 
-    async def instant(ref: UserRef, event: Event) -> list[Output]:
+    async def instant(ref: UserRef, event: Event, *, seq: int | None = None) -> list[Output]:
         return canned
 
     real = app.engine.handle

@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from storage import sqlite_driver
 from storage.crypto import Cipher, WrongKeyError
 from storage.models import Meta
 
@@ -44,6 +45,21 @@ def _private_file(path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     if not path.exists():
         path.touch(mode=0o600)
+
+
+def sqlite_engine_options(driver: str) -> dict[str, Any]:
+    """Cheaper SQLite round trips (each one is a trip to aiosqlite's thread).
+
+    - One thread trip per statement (storage/sqlite_driver.py) instead of four.
+    - No rollback when a connection goes back to the pool: SQLAlchemy's Session and
+      Connection already roll back any transaction they leave open when closed, and the
+      pool's extra rollback after every commit was one more trip per event for nothing.
+    """
+    options: dict[str, Any] = {"pool_reset_on_return": None}
+    module = sqlite_driver.dbapi() if driver == "aiosqlite" else None
+    if module is not None:
+        options["module"] = module
+    return options
 
 
 def alembic_config(connection: Connection | None = None) -> Config:
@@ -73,6 +89,7 @@ class Database:
         if parsed.get_backend_name() == "sqlite":
             if parsed.database and parsed.database != ":memory:":
                 _private_file(Path(parsed.database))
+            kwargs.update(sqlite_engine_options(parsed.get_driver_name()))
         elif schema:
             kwargs["connect_args"] = {"server_settings": {"search_path": schema}}
         engine = create_async_engine(url, **kwargs)

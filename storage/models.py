@@ -61,6 +61,11 @@ class Conversation(SQLModel, table=True):
     step: int = 0
     state_enc: str = Field(sa_column=Column(Text, nullable=False))
     updated_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    # Sequence numbers (Telegram update ids) of the last few events handled, so an event
+    # delivered again after a crash is recognised and skipped (see repo.SEEN_SEQS).
+    seen_seqs: list[int] = Field(
+        default_factory=list, sa_column=Column(JSON, nullable=False, server_default="[]")
+    )
 
 
 class Entry(SQLModel, table=True):

@@ -384,12 +384,18 @@ class Engine:
         self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
 
     # -- public --------------------------------------------------------------------------
-    async def handle(self, ref: UserRef, event: Event) -> list[Output]:
-        """Process one event for one person, strictly after their previous one."""
+    async def handle(self, ref: UserRef, event: Event, *, seq: int | None = None) -> list[Output]:
+        """Process one event for one person, strictly after their previous one.
+
+        `seq` identifies the event at its source (a Telegram update id). An event whose seq
+        this person's conversation has already handled — a redelivery after a crash, which
+        at-least-once polling allows — is skipped: no outputs, no state change. The check
+        and the record of the seq are in the same transaction as the step itself.
+        """
         async with self._user_lock(ref.key):
             for attempt in range(5):
                 try:
-                    return await self._handle_once(ref, event)
+                    return await self._handle_once(ref, event, seq)
                 except DBAPIError as exc:
                     if attempt == 4 or not _retryable(exc):
                         _log_failure("database error", exc)
@@ -416,21 +422,37 @@ class Engine:
             else:
                 self._locks[key] = (lock, users - 1)
 
-    async def _handle_once(self, ref: UserRef, event: Event) -> list[Output]:
+    async def _handle_once(self, ref: UserRef, event: Event, seq: int | None) -> list[Output]:
+        """One step in one transaction: load (and lock) the rows, dispatch, save, commit.
+
+        Three statements on the way (load, save, commit) plus whatever the step's own work
+        writes (entries, user fields an action changed), so the outputs are returned only
+        once the state that produced them is committed.
+        """
         async with self.db.session() as session:
-            user, _ = await repo.get_or_create_user(
-                session, channel=ref.channel, external_id=ref.external_id, locale=ref.locale
+            user, row, state = await repo.load_person(
+                session,
+                channel=ref.channel,
+                external_id=ref.external_id,
+                locale=ref.locale,
+                cipher=self.db.cipher,
+                lock=self.db.is_postgres,
             )
-            assert user.id is not None
-            row, state = await repo.load_conversation(
-                session, user_id=user.id, cipher=self.db.cipher, lock=self.db.is_postgres
-            )
+            if seq is not None and seq in row.seen_seqs:
+                log.info("skipped an event that was already handled (delivered again)")
+                return []
             locale = self.catalog.locale(user.locale or ref.locale)
             turn = Turn(self, session, user, row, state, locale, self.clock(), ref)
             await self._dispatch(turn, event)
             if not turn.erased:
-                repo.store_conversation(
-                    row, state=turn.state_json(), step=turn.step, cipher=self.db.cipher
+                assert user.id is not None
+                await repo.save_conversation(
+                    session,
+                    user_id=user.id,
+                    state=turn.state_json(),
+                    step=turn.step,
+                    seen_seqs=row.seen_seqs if seq is None else [*row.seen_seqs, seq],
+                    cipher=self.db.cipher,
                 )
             await session.commit()
             return turn.outputs

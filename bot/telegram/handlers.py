@@ -95,14 +95,14 @@ class Handlers:
             return
         await self.set_blocked(user, blocked=False)
         args = " ".join(context.args or [])
-        await self.converse(chat, user, Command("start", args))
+        await self.converse(chat, user, Command("start", args), update.update_id)
 
     async def on_text(self, update: Update, context: Context) -> None:
         """Typed text, /commands included: the engine tells them apart."""
         chat, user, message = update.effective_chat, update.effective_user, update.message
         if chat is None or user is None or message is None or message.text is None:
             return
-        await self.converse(chat, user, Text(message.text))
+        await self.converse(chat, user, Text(message.text), update.update_id)
 
     async def on_location(self, update: Update, context: Context) -> None:
         """A shared location: used at once to find the timezone, never stored."""
@@ -110,7 +110,7 @@ class Handlers:
         if chat is None or user is None or message is None or message.location is None:
             return
         place = message.location
-        await self.converse(chat, user, Location(place.latitude, place.longitude))
+        await self.converse(chat, user, Location(place.latitude, place.longitude), update.update_id)
 
     async def on_unsupported(self, update: Update, context: Context) -> None:
         """A sticker, photo, voice note, file, location…: the engine answers gently."""
@@ -118,7 +118,8 @@ class Handlers:
         if chat is None or user is None or message is None:
             return
         kind = next((k for k in KINDS if getattr(message, k, None)), "attachment")
-        await self.converse(chat, user, Unsupported(kind, caption=message.caption or ""))
+        event = Unsupported(kind, caption=message.caption or "")
+        await self.converse(chat, user, event, update.update_id)
 
     async def on_press(self, update: Update, context: Context) -> None:
         """A button: its choice, if the step that offered it is still the current one."""
@@ -130,7 +131,10 @@ class Handlers:
             log.warning("ignored callback data we did not make (%d bytes)", len(query.data or ""))
             await self.answer(query, self.text("step_passed", user))
             return
-        outputs = await self.handle(chat.id, user_ref(user), choice)
+        outputs = await self.handle(chat.id, user_ref(user), choice, update.update_id)
+        if not outputs:  # handled before a restart (a redelivery): only stop the spinner
+            await self.answer(query)
+            return
         if self.is_step_passed(outputs):
             await self.answer(query, outputs[0].text if isinstance(outputs[0], Message) else "")
             return
@@ -182,16 +186,22 @@ class Handlers:
             log.warning("could not tell the person about the error: %s", type(exc).__name__)
 
     # -- helpers -------------------------------------------------------------------------
-    async def converse(self, chat: Chat, user: User, event: Event) -> None:
-        outputs = await self.handle(chat.id, user_ref(user), event)
+    async def converse(self, chat: Chat, user: User, event: Event, update_id: int) -> None:
+        outputs = await self.handle(chat.id, user_ref(user), event, update_id)
         await self.show(chat, user, outputs)
 
-    async def handle(self, chat_id: int, ref: UserRef, event: Event) -> list[Output]:
-        """The engine's answer; a typing action if it takes longer than a moment."""
+    async def handle(
+        self, chat_id: int, ref: UserRef, event: Event, update_id: int
+    ) -> list[Output]:
+        """The engine's answer; a typing action if it takes longer than a moment.
+
+        The update id goes with the event: polling is at-least-once, and an update handled
+        just before a crash comes again after the restart; the engine answers it only once.
+        """
         loop = asyncio.get_running_loop()
         timer = loop.call_later(self.typing_after, self._typing_soon, chat_id)
         try:
-            return await self.engine.handle(ref, event)
+            return await self.engine.handle(ref, event, seq=update_id)
         finally:
             timer.cancel()
 

@@ -289,11 +289,16 @@ class FakeBotServer:
         self.thread.join(timeout=5)
 
 
+# Telegram numbers updates per bot, increasing: a restarted Application (a new Updates) gets
+# new ids, never ones it saw before (the engine skips an update id it has already handled).
+_UPDATE_IDS = itertools.count(1)
+
+
 class Updates:
     """Update dicts as Telegram sends them, with increasing update and message ids."""
 
     def __init__(self) -> None:
-        self._update_ids = itertools.count(1)
+        self._update_ids = _UPDATE_IDS
         self._message_ids = itertools.count(1)
 
     @staticmethod

@@ -38,12 +38,12 @@ def slow_engine(app: App, monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, in
     seen: list[tuple[str, int]] = []
     real = app.engine.handle
 
-    async def handle(ref: UserRef, event: Event) -> list[Output]:
+    async def handle(ref: UserRef, event: Event, *, seq: int | None = None) -> list[Output]:
         assert isinstance(event, Text)
         index = int(event.text.rsplit(" ", 1)[-1])
         await asyncio.sleep((EACH - index) * 0.002)
         seen.append((ref.external_id, index))
-        return await real(ref, event)
+        return await real(ref, event, seq=seq)
 
     monkeypatch.setattr(app.engine, "handle", handle)
     return seen
