@@ -189,6 +189,14 @@ def _check_dialog(
             values = [c.value for c in state.choices]
             for dup in {v for v in values if values.count(v) > 1}:
                 err([*base, "choices"], f"state {sname!r}: choice value {dup!r} appears twice")
+        elif state.choices and state.expect == "text":
+            for i, choice in enumerate(state.choices):
+                if not choice.start or choice.next:
+                    err(
+                        [*base, "choices", i],
+                        f"state {sname!r}: a button under a text "
+                        "question is a shortcut: give it start (a dialog), not next",
+                    )
         elif state.choices:
             err([*base, "choices"], f"state {sname!r} has choices but expects {state.expect!r}")
         if state.expect == "none" and state.store:

@@ -233,7 +233,7 @@ class Turn:
         if state.choices_from:
             options = tuple(Option(v, label) for v, label in frame.options) + options
         scale = Scale(state.scale.low, state.scale.high) if state.expect == "scale" else None
-        waiting = state.expect in ("choice", "scale")
+        waiting = state.expect in ("choice", "scale") or bool(options)
         return Message(text, options, scale, self.step if waiting else None)
 
     def reprompt(self, hint: str | None = None) -> None:
@@ -584,6 +584,13 @@ class Engine:
         offered = {c.value for c in state.choices}
         if state.choices_from:
             offered.update(value for value, _ in frame.options)
+        if state.expect == "text" and event.value in offered:
+            # A shortcut under a question that wants words (e.g. "check in first"): the
+            # other dialog opens on top, and this question is asked again when it ends.
+            shortcut = next(c for c in state.choices if c.value == event.value)
+            assert shortcut.start is not None  # the validator requires it
+            await turn.start_dialog(shortcut.start)
+            return
         if state.expect != "choice" or event.value not in offered:
             log.warning("ignored a choice that the current step does not offer")
             turn.emit(Message(turn.text("step_passed")))

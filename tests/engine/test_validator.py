@@ -99,6 +99,12 @@ def test_a_good_dialog_passes(tmp_path: Path) -> None:
             "unknown action 'fly'",
         ),
         ("    expect: text\n", "    expect: choice\n", 5, "offers no choices"),
+        (
+            "    store: thing\n",
+            "    store: thing\n    choices:\n      - {value: x, label: X, next: rate}\n",
+            10,
+            "a button under a text question is a shortcut",
+        ),
         ("dialog: demo", "dialog: other", 1, "must live in other.yaml"),
         ("    next: rate\n", "    next: rate\n  bad: [unclosed\n", 11, "invalid YAML"),
     ],
