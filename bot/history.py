@@ -39,10 +39,26 @@ def _humanize(name: str) -> str:
     return text[:1].upper() + text[1:]
 
 
+def choice_labels(spec: DialogSpec | None) -> dict[str, dict[str, str]]:
+    """Stored answer name → {choice value → its button label}, so history shows words, not codes."""
+    if spec is None:
+        return {}
+    return {
+        s.store: {c.value: c.label for c in s.choices}
+        for s in spec.states.values()
+        if s.store and s.choices
+    }
+
+
 def ordered_answers(spec: DialogSpec | None, answers: dict[str, Any]) -> list[tuple[str, Any]]:
     """(label, value) for every answer: the dialog's order first, anything else after."""
     labels = answer_labels(spec)
-    known = [(labels[k], answers[k]) for k in labels if answers.get(k) not in (None, "")]
+    pressed = choice_labels(spec)
+    known = [
+        (labels[k], pressed.get(k, {}).get(str(answers[k]), answers[k]))
+        for k in labels
+        if answers.get(k) not in (None, "")
+    ]
     rest = [(_humanize(k), v) for k, v in sorted(answers.items()) if k not in labels]
     return known + rest
 

@@ -47,6 +47,8 @@ def rating_points(entries: list[Entry], catalog: Catalog, locale: str) -> list[P
         if machine is None:
             continue
         for derived in machine.spec.derived.values():
+            if any(name in machine.spec.params for name in derived.difference):
+                continue  # a comparison with a setting (a check-in's band), not before/after
             before, after = (entry.scores.get(n) for n in derived.difference)
             if before is not None or after is not None:
                 points.append(Point(_utc(entry.started_at), before, after))
@@ -104,8 +106,9 @@ def draw_chart(points: list[Point], weeks: list[tuple[datetime, int]], texts: Ch
     locator = AutoDateLocator()
     top.xaxis.set_major_locator(locator)
     top.xaxis.set_major_formatter(ConciseDateFormatter(locator))
-    if len(points) == 1 or points[0].at == points[-1].at:
-        middle = points[0].at
+    if points[-1].at - points[0].at < timedelta(days=1):
+        # a day either side, so practices minutes apart are not drawn on a seconds scale
+        middle = points[0].at + (points[-1].at - points[0].at) / 2
         top.set_xlim(middle - timedelta(days=1), middle + timedelta(days=1))
     bottom.bar([w for w, _ in weeks], [n for _, n in weeks], width=5, color="#7aa6c2", align="edge")
     bottom.set_ylabel(texts.week_axis)
@@ -124,7 +127,9 @@ def _average(values: list[int]) -> str:
 async def show_progress(turn: Turn, args: str) -> None:
     """The chart and a one-line summary, or a kind note when there is too little to draw."""
     assert turn.user.id is not None
-    entries = list(reversed(await repo.list_entries(turn.session, user_id=turn.user.id)))
+    stored = await repo.list_entries(turn.session, user_id=turn.user.id)
+    # practices that were done (finished), oldest first; unfinished ones are not counted
+    entries = [e for e in reversed(stored) if e.status == "finished"]
     points = rating_points(entries, turn.engine.catalog, turn.locale.code)
     if len(points) < MIN_RATED:
         turn.say("progress_too_little", count=len(entries))

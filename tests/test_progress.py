@@ -42,7 +42,7 @@ async def test_chart_from_stored_reframes(app: App, clock: Clock) -> None:
             await alice.reframe(thought, before=before, after=after)
             clock.advance(days=1)
         clock.advance(days=6)
-    await alice.send("/stop")  # a stopped one with only a before-rating joins in
+    await alice.send("/stop")  # a stopped one is not counted as a practice
     await alice.send("/reframe")
     await alice.send("I forget everything")
     await alice.send("tired")
@@ -54,7 +54,7 @@ async def test_chart_from_stored_reframes(app: App, clock: Clock) -> None:
     assert image.filename.endswith(".png")
     assert 5_000 < len(image.data) < 1_000_000, len(image.data)
     assert png_size(image.data) == (800, 700)
-    assert "You've practised 7 times since 2 Mar 2026" in image.caption
+    assert "You've practised 6 times since 2 Mar 2026" in image.caption
     assert "from 7.2 before to 3.8 after" in image.caption  # means over the six finished
 
 
@@ -67,3 +67,22 @@ async def test_progress_returns_to_an_open_question(app: App) -> None:
     await alice.send("/progress")
     assert alice.files
     assert "What" in alice.texts[-1]  # the thought question, asked again
+
+
+def test_checkins_plot_distress_before_and_after_not_their_band(app: App) -> None:
+    from datetime import UTC, datetime
+
+    from bot.progress import rating_points
+    from storage.models import Entry
+
+    entry = Entry(
+        user_id=1,
+        kind="checkin",
+        dialog="checkin",
+        status="finished",
+        answers_enc="",
+        scores={"distress": 8, "distress_after": 5},
+        started_at=datetime(2026, 3, 2, tzinfo=UTC),
+    )
+    (point,) = rating_points([entry], app.catalog, "en")
+    assert (point.before, point.after) == (8, 5)

@@ -58,7 +58,14 @@ class Location:
     longitude: float
 
 
-Event = Text | ChoiceMade | Command | Reminder | Unsupported | Location
+@dataclass(frozen=True, slots=True)
+class Edited:
+    """A message the person changed after sending: never a new answer, but still screened."""
+
+    text: str
+
+
+Event = Text | ChoiceMade | Command | Reminder | Unsupported | Location | Edited
 
 
 @dataclass(frozen=True, slots=True)

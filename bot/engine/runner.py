@@ -26,6 +26,7 @@ from bot.engine.events import (
     ChoiceMade,
     Command,
     DialogEnded,
+    Edited,
     Event,
     Location,
     Message,
@@ -270,7 +271,7 @@ class Turn:
             run=self.bump_counter(name),
             params={**defaults, **(params or {})},
         )
-        if spec.entry:
+        if spec.entry and self.consented:  # without consent it runs, but nothing is kept
             entry = await repo.create_entry(
                 self.session,
                 user_id=self._uid,
@@ -377,6 +378,9 @@ class Engine:
         self.actions: dict[str, Action] = {}
         self.commands: dict[str, CommandHandler] = {}
         self.interceptors: list[Interceptor] = []
+        # the subset of interceptors that screen for crisis language (also run on edits
+        # and captions, where nothing else may act on the text)
+        self.screens: list[Interceptor] = []
         # Params every start of a dialog gets (such as thresholds from settings).
         self.dialog_params: dict[str, dict[str, Any]] = {}
         self.reminders: dict[str, ReminderHandler] = {}
@@ -472,13 +476,19 @@ class Engine:
                 await self._stop(turn)
                 return
             await self._text(turn, text)
+        elif isinstance(event, Edited):
+            # only the safety screens look at an edit; the dialog never takes it as an answer
+            edited = clean_text(event.text)
+            for screen in self.screens if edited else ():
+                if await screen(turn, edited):
+                    return
         elif isinstance(event, Command):
             await self._command(turn, event.name.lower(), event.args)
         elif isinstance(event, ChoiceMade):
             await self._choice(turn, event)
         elif isinstance(event, Unsupported):
             caption = clean_text(event.caption)
-            for interceptor in self.interceptors if caption else ():
+            for interceptor in self.screens if caption else ():
                 if await interceptor(turn, caption):
                     return
             turn.reprompt(turn.text("unsupported_input"))

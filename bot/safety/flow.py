@@ -268,6 +268,7 @@ def install(engine: Engine, safety: Safety, *, checkin_params: dict[str, int]) -
         frame.params["has_plan"] = "yes" if any(plan.values()) else "no"
 
     engine.interceptors.insert(0, screen_text)
+    engine.screens.insert(0, screen_text)
     engine.commands["sos"] = sos
     engine.commands["help"] = help_command
     engine.commands["country"] = country

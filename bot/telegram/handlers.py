@@ -27,6 +27,7 @@ from telegram.ext import (
 from bot.app import App
 from bot.engine.events import (
     Command,
+    Edited,
     Event,
     Location,
     Message,
@@ -48,7 +49,8 @@ Context = ContextTypes.DEFAULT_TYPE
 
 PRIVATE = filters.ChatType.PRIVATE & filters.UpdateType.MESSAGE  # edits are never re-answered
 GROUPS = filters.ChatType.GROUPS & filters.UpdateType.MESSAGE
-UPDATES = ["message", "callback_query", "my_chat_member"]  # what we ask Telegram for
+# what we ask Telegram for (edits only to screen them for crisis language)
+UPDATES = ["message", "edited_message", "callback_query", "my_chat_member"]
 
 # Attachment kinds, in the order they are checked (the first one present names the input).
 KINDS = (
@@ -103,6 +105,15 @@ class Handlers:
         if chat is None or user is None or message is None or message.text is None:
             return
         await self.converse(chat, user, Text(message.text), update.update_id)
+
+    async def on_edit(self, update: Update, context: Context) -> None:
+        """An edited message is not a new answer, but crisis language in it is still heard."""
+        chat, user, message = update.effective_chat, update.effective_user, update.edited_message
+        if chat is None or user is None or message is None:
+            return
+        text = message.text or message.caption
+        if text:
+            await self.converse(chat, user, Edited(text), update.update_id)
 
     async def on_location(self, update: Update, context: Context) -> None:
         """A shared location: used at once to find the timezone, never stored."""
@@ -276,6 +287,7 @@ def routes(h: Handlers) -> list[BaseHandler[Update, Context, None]]:
     return [
         CommandHandler("start", h.on_start, filters=PRIVATE),
         MessageHandler(PRIVATE & filters.TEXT, h.on_text),
+        MessageHandler(filters.ChatType.PRIVATE & filters.UpdateType.EDITED_MESSAGE, h.on_edit),
         MessageHandler(PRIVATE & filters.LOCATION, h.on_location),
         MessageHandler(PRIVATE & filters.ATTACHMENT, h.on_unsupported),
         CallbackQueryHandler(h.on_press),

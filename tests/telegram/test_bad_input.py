@@ -53,6 +53,15 @@ async def test_edited_messages_are_not_answers(app: App) -> None:
         assert await position(app, ANN) == "reframe.thought"
 
 
+async def test_crisis_language_in_an_edit_is_still_heard(app: App) -> None:
+    async with harness(app) as h:
+        await at_thought(h)
+        replies = await h.process(h.updates.edited(ANN, "I am useless and I want to die"))
+        assert replies
+        assert "safe" in replies[0].text.lower()
+        assert (await position(app, ANN)).startswith("crisis.")
+
+
 async def test_a_button_from_an_old_message_only_answers_the_press(app: App) -> None:
     passed = app.catalog.locale("en").messages["step_passed"]
     async with harness(app) as h:
