@@ -16,6 +16,7 @@ from alembic.config import Config
 from sqlalchemy import event, select
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -68,6 +69,64 @@ def alembic_config(connection: Connection | None = None) -> Config:
     if connection is not None:
         cfg.attributes["connection"] = connection
     return cfg
+
+
+class Step:
+    """One event's transaction: a Core connection, and an ORM session only when asked for.
+
+    Most events need three statements (load the person, write the conversation, commit);
+    an AsyncSession around them costs more than they do (session setup, ORM row loading,
+    the unit of work at commit). So the hot path runs on the connection alone, and
+    `session` opens an AsyncSession bound to that same connection — hence the same
+    transaction — the first time anything (an action, a command) needs one. Objects
+    handed to `keep` (the detached user row) join that session when it opens, so changes
+    made to them before or after are flushed like those of any loaded object.
+    """
+
+    def __init__(self, conn: AsyncConnection) -> None:
+        self.conn = conn
+        self._session: AsyncSession | None = None
+        self._kept: list[Any] = []
+
+    @property
+    def session(self) -> AsyncSession:
+        if self._session is None:
+            # Joins the connection's transaction: the session's flushes are part of it and
+            # only `commit` below ends it ("conservative_savepoint", SQLAlchemy's default).
+            self._session = AsyncSession(bind=self.conn, expire_on_commit=False)
+            for obj in self._kept:
+                self._session.add(obj)
+        return self._session
+
+    @property
+    def session_opened(self) -> bool:
+        return self._session is not None
+
+    def keep(self, obj: Any) -> None:
+        """Have `obj` join the session if one is opened (now or later)."""
+        self._kept.append(obj)
+        if self._session is not None and obj not in self._session:
+            self._session.add(obj)
+
+    def forget(self, obj: Any) -> None:
+        """`obj`'s row is gone (deleted): never write it back."""
+        if obj in self._kept:
+            self._kept.remove(obj)
+        if self._session is not None and obj in self._session:
+            self._session.expunge(obj)
+
+    async def flush(self) -> None:
+        """Send the session's pending writes (if a session was opened) to the database."""
+        if self._session is not None:
+            await self._session.flush()
+
+    async def commit(self) -> None:
+        await self.flush()
+        await self.conn.commit()
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
 
 
 class Database:
@@ -141,6 +200,16 @@ class Database:
     async def session(self) -> AsyncIterator[AsyncSession]:
         async with self.sessions() as session:
             yield session
+
+    @asynccontextmanager
+    async def step(self) -> AsyncIterator[Step]:
+        """A `Step` on a pooled connection; rolled back unless committed."""
+        async with self.engine.connect() as conn:
+            step = Step(conn)
+            try:
+                yield step
+            finally:
+                await step.close()
 
     async def close(self) -> None:
         await self.engine.dispose()
