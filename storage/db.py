@@ -33,11 +33,16 @@ KEY_CHECK_PLAINTEXT = "kindbot key check"
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    # With the one-trip driver statements try the event loop first and must never wait
+    # there for a lock: busy timeout 0, and the driver waits on its thread instead.
+    on_loop = sqlite_driver.uses_loop(dbapi_connection)
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.execute(f"PRAGMA busy_timeout={0 if on_loop else sqlite_driver.BUSY_TIMEOUT_MS}")
+    if on_loop:  # the driver checkpoints on its thread (no disk sync on the loop)
+        cursor.execute("PRAGMA wal_autocheckpoint=0")
     cursor.close()
 
 
@@ -60,6 +65,8 @@ def sqlite_engine_options(driver: str) -> dict[str, Any]:
     module = sqlite_driver.dbapi() if driver == "aiosqlite" else None
     if module is not None:
         options["module"] = module
+        # statements run on the loop's thread too (see storage/sqlite_driver.py)
+        options["connect_args"] = {"check_same_thread": False}
     return options
 
 
