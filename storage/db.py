@@ -6,6 +6,7 @@ can make a fresh database (or PostgreSQL schema) each.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -144,6 +145,9 @@ class Database:
         self.cipher = cipher
         self.sessions = async_sessionmaker(engine, expire_on_commit=False)
         self.is_postgres = engine.dialect.name == "postgresql"
+        # SQLite takes one writer at a time; steps of this process queue here rather than
+        # on SQLite's lock (where each would fail busy and wait on a thread). See `step`.
+        self._sqlite_writer = asyncio.Lock() if engine.dialect.name == "sqlite" else None
 
     @classmethod
     async def open(
@@ -210,8 +214,24 @@ class Database:
 
     @asynccontextmanager
     async def step(self) -> AsyncIterator[Step]:
-        """A `Step` on a pooled connection; rolled back unless committed."""
-        async with self.engine.connect() as conn:
+        """A `Step` on a pooled connection; rolled back unless committed.
+
+        On SQLite one step at a time in this process: SQLite serializes writers anyway,
+        and its statements run on the event loop (storage/sqlite_driver.py), so a step
+        rarely yields while it holds the lock and waiting here costs nothing, whereas
+        two steps interleaving would make the second meet SQLite's lock and wait on a
+        thread. Other processes on the same file still meet SQLite's own lock as before.
+        On PostgreSQL steps run side by side (row locks keep each person's in order).
+        """
+        if self._sqlite_writer is None:
+            async with self.engine.connect() as conn:
+                step = Step(conn)
+                try:
+                    yield step
+                finally:
+                    await step.close()
+            return
+        async with self._sqlite_writer, self.engine.connect() as conn:
             step = Step(conn)
             try:
                 yield step

@@ -9,10 +9,13 @@ from typing import Any
 import pytest
 from sqlalchemy import insert, text
 from sqlalchemy.exc import IntegrityError
+from sqlmodel import select
 
 from bot.app import App
-from storage import sqlite_driver
-from storage.models import Meta
+from bot.engine.events import Text, UserRef
+from bot.engine.runner import Turn
+from storage import repo, sqlite_driver
+from storage.models import Entry, Meta
 
 
 async def test_sqlite_uses_one_thread_trip_per_statement(app: App) -> None:
@@ -117,3 +120,54 @@ async def test_checkpoints_run_on_the_thread_every_so_many_commits(
     assert len(checkpoints) == 2  # whatever the pooled connection's count was before
     async with app.db.engine.connect() as conn:
         assert await conn.scalar(text("SELECT count(*) FROM meta WHERE key LIKE 'c_'")) == 8
+
+
+async def test_concurrent_steps_queue_in_the_process_not_on_sqlites_lock(
+    app: App, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Steps of many people at once: one SQLite writer at a time (Database.step), so none
+    meets SQLite's lock and waits on a thread; a failing step leaves the others alone."""
+    trips: list[str] = []
+    patient = sqlite_driver._patiently
+
+    def spy(fn: Any, conn: Any, operation: str, parameters: Any) -> Any:
+        trips.append(operation.split()[0])
+        return patient(fn, conn, operation, parameters)
+
+    monkeypatch.setattr(sqlite_driver, "_patiently", spy)
+
+    async def boom(turn: Turn, args: str) -> None:
+        await turn.start_dialog("reframe")  # writes an entry, then fails
+        raise RuntimeError("boom")
+
+    app.engine.commands["boom"] = boom
+    people = [UserRef("console", f"p{i}") for i in range(20)]
+
+    async def person(ref: UserRef, index: int) -> None:
+        await app.engine.handle(ref, Text("/start"))
+        await app.engine.handle(ref, Text("1"))
+        await app.engine.handle(ref, Text("/boom" if index % 4 == 0 else "/reframe"))
+        await app.engine.handle(ref, Text("I always let people down"))
+
+    await asyncio.gather(*(person(ref, i) for i, ref in enumerate(people)))
+    assert trips == []
+    async with app.db.session() as session:
+        entries = (await session.execute(select(Entry))).scalars().all()
+    assert len(entries) == 15  # the five failed /boom steps left nothing behind
+    async with app.db.session() as session:
+        for index, ref in enumerate(people):
+            user, _, state = await repo.load_person(
+                session,
+                channel=ref.channel,
+                external_id=ref.external_id,
+                locale=None,
+                cipher=app.db.cipher,
+                lock=False,
+            )
+            mine = [e for e in entries if e.user_id == user.id]
+            if index % 4 == 0:  # the failed step: still where consent left them
+                assert mine == [] and [f["dialog"] for f in state["stack"]] == ["menu"]
+            else:
+                (frame,) = state["stack"]
+                assert len(mine) == 1 and frame["entry_id"] == mine[0].id
+                assert frame["answers"] == {"thought": "I always let people down"}
