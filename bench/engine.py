@@ -2,8 +2,9 @@
 
 One step = load the person's state, validate the answer, transition, render the next prompt,
 save, commit. The baseline, measured in the same run on the same SQLite file, is the bare
-database work of that step with the very statements the engine uses: the one query loading
-the user and conversation rows, one UPDATE writing the conversation row back, commit.
+database work of that step with the very statements the engine uses, on a pooled Core
+connection like the engine's: the one query loading the user and conversation rows, one
+UPDATE writing the conversation row back, commit.
 Rounds alternate between the two so machine noise hits both alike; medians are printed as
 µs per step and as the ratio. Target: the engine adds ≤ 100 µs per step.
 
@@ -73,16 +74,16 @@ async def main(steps: int, rounds: int) -> None:
                 return (time.perf_counter() - start) / n, (time.process_time() - cpu) / n
 
             async def bare_steps(n: int) -> tuple[float, float]:
-                """The same statements an engine step runs: the joined load, one UPDATE of
-                the conversation row (same columns), commit — minus everything else."""
+                """The same statements an engine step runs, on a connection as the engine
+                does (storage.db.Step): the joined load, one UPDATE of the conversation row
+                (same columns), commit — minus everything else."""
                 start, cpu = time.perf_counter(), time.process_time()
                 lock = app.db.is_postgres
                 for i in range(n):
-                    async with app.db.session() as session:
-                        query = repo.person_query(lock=lock)
+                    async with app.db.engine.connect() as conn:
+                        query = repo.person_core_query(lock=lock)
                         person = {"channel": "bench", "external_id": "1"}
-                        _, row = (await session.execute(query, person)).one()
-                        conn = await session.connection()
+                        row = (await conn.execute(query, person)).one()
                         values = {
                             "uid": row.user_id,
                             "b_state_enc": row.state_enc,
@@ -91,7 +92,7 @@ async def main(steps: int, rounds: int) -> None:
                             "b_updated_at": utcnow(),
                         }
                         await conn.execute(repo.conversation_update(), values)
-                        await session.commit()
+                        await conn.commit()
                 return (time.perf_counter() - start) / n, (time.process_time() - cpu) / n
 
             await engine_steps(200)

@@ -6,6 +6,7 @@ can make a fresh database (or PostgreSQL schema) each.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -16,6 +17,7 @@ from alembic.config import Config
 from sqlalchemy import event, select
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -32,11 +34,16 @@ KEY_CHECK_PLAINTEXT = "kindbot key check"
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    # With the one-trip driver statements try the event loop first and must never wait
+    # there for a lock: busy timeout 0, and the driver waits on its thread instead.
+    on_loop = sqlite_driver.uses_loop(dbapi_connection)
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.execute(f"PRAGMA busy_timeout={0 if on_loop else sqlite_driver.BUSY_TIMEOUT_MS}")
+    if on_loop:  # the driver checkpoints on its thread (no disk sync on the loop)
+        cursor.execute("PRAGMA wal_autocheckpoint=0")
     cursor.close()
 
 
@@ -59,6 +66,8 @@ def sqlite_engine_options(driver: str) -> dict[str, Any]:
     module = sqlite_driver.dbapi() if driver == "aiosqlite" else None
     if module is not None:
         options["module"] = module
+        # statements run on the loop's thread too (see storage/sqlite_driver.py)
+        options["connect_args"] = {"check_same_thread": False}
     return options
 
 
@@ -70,6 +79,64 @@ def alembic_config(connection: Connection | None = None) -> Config:
     return cfg
 
 
+class Step:
+    """One event's transaction: a Core connection, and an ORM session only when asked for.
+
+    Most events need three statements (load the person, write the conversation, commit);
+    an AsyncSession around them costs more than they do (session setup, ORM row loading,
+    the unit of work at commit). So the hot path runs on the connection alone, and
+    `session` opens an AsyncSession bound to that same connection — hence the same
+    transaction — the first time anything (an action, a command) needs one. Objects
+    handed to `keep` (the detached user row) join that session when it opens, so changes
+    made to them before or after are flushed like those of any loaded object.
+    """
+
+    def __init__(self, conn: AsyncConnection) -> None:
+        self.conn = conn
+        self._session: AsyncSession | None = None
+        self._kept: list[Any] = []
+
+    @property
+    def session(self) -> AsyncSession:
+        if self._session is None:
+            # Joins the connection's transaction: the session's flushes are part of it and
+            # only `commit` below ends it ("conservative_savepoint", SQLAlchemy's default).
+            self._session = AsyncSession(bind=self.conn, expire_on_commit=False)
+            for obj in self._kept:
+                self._session.add(obj)
+        return self._session
+
+    @property
+    def session_opened(self) -> bool:
+        return self._session is not None
+
+    def keep(self, obj: Any) -> None:
+        """Have `obj` join the session if one is opened (now or later)."""
+        self._kept.append(obj)
+        if self._session is not None and obj not in self._session:
+            self._session.add(obj)
+
+    def forget(self, obj: Any) -> None:
+        """`obj`'s row is gone (deleted): never write it back."""
+        if obj in self._kept:
+            self._kept.remove(obj)
+        if self._session is not None and obj in self._session:
+            self._session.expunge(obj)
+
+    async def flush(self) -> None:
+        """Send the session's pending writes (if a session was opened) to the database."""
+        if self._session is not None:
+            await self._session.flush()
+
+    async def commit(self) -> None:
+        await self.flush()
+        await self.conn.commit()
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+
 class Database:
     """One async engine and its sessions, plus the cipher for free text."""
 
@@ -78,6 +145,9 @@ class Database:
         self.cipher = cipher
         self.sessions = async_sessionmaker(engine, expire_on_commit=False)
         self.is_postgres = engine.dialect.name == "postgresql"
+        # SQLite takes one writer at a time; steps of this process queue here rather than
+        # on SQLite's lock (where each would fail busy and wait on a thread). See `step`.
+        self._sqlite_writer = asyncio.Lock() if engine.dialect.name == "sqlite" else None
 
     @classmethod
     async def open(
@@ -141,6 +211,32 @@ class Database:
     async def session(self) -> AsyncIterator[AsyncSession]:
         async with self.sessions() as session:
             yield session
+
+    @asynccontextmanager
+    async def step(self) -> AsyncIterator[Step]:
+        """A `Step` on a pooled connection; rolled back unless committed.
+
+        On SQLite one step at a time in this process: SQLite serializes writers anyway,
+        and its statements run on the event loop (storage/sqlite_driver.py), so a step
+        rarely yields while it holds the lock and waiting here costs nothing, whereas
+        two steps interleaving would make the second meet SQLite's lock and wait on a
+        thread. Other processes on the same file still meet SQLite's own lock as before.
+        On PostgreSQL steps run side by side (row locks keep each person's in order).
+        """
+        if self._sqlite_writer is None:
+            async with self.engine.connect() as conn:
+                step = Step(conn)
+                try:
+                    yield step
+                finally:
+                    await step.close()
+            return
+        async with self._sqlite_writer, self.engine.connect() as conn:
+            step = Step(conn)
+            try:
+                yield step
+            finally:
+                await step.close()
 
     async def close(self) -> None:
         await self.engine.dispose()

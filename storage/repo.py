@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Table, Update, bindparam, update
+from sqlalchemy import select as core_select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.orm import configure_mappers, make_transient_to_detached
+from sqlalchemy.orm.attributes import instance_state
 from sqlmodel import col, select
 from sqlmodel.sql.expression import Select
 
 from storage.crypto import Cipher
 from storage.models import Conversation, Entry, SafetyEvent, SafetyPlan, User, utcnow
 
+M = TypeVar("M", User, Conversation)
 EMPTY_STATE: dict[str, Any] = {"stack": [], "paused": {}}
 # How many handled sequence numbers a conversation remembers. A redelivery after a crash
 # repeats only the last unconfirmed batch of updates, a handful per person at most.
@@ -32,6 +36,17 @@ _PERSON = (
     )
 )
 _PERSON_LOCKED = _PERSON.with_for_update()
+# The same join as plain columns, for the Core hot path (`load_person_core`): no ORM loading.
+_USER_COLUMNS = tuple(USERS.c)
+_PERSON_CORE = (
+    core_select(*_USER_COLUMNS, *CONVERSATIONS.c)
+    .join(CONVERSATIONS, CONVERSATIONS.c.user_id == USERS.c.id)
+    .where(
+        USERS.c.channel == bindparam("channel"),
+        USERS.c.external_id == bindparam("external_id"),
+    )
+)
+_PERSON_CORE_LOCKED = _PERSON_CORE.with_for_update()
 SelectPerson = Select[User, Conversation]
 _SAVE: Update = (
     update(CONVERSATIONS)
@@ -113,6 +128,56 @@ def person_query(*, lock: bool) -> SelectPerson:
     return _PERSON_LOCKED if lock else _PERSON
 
 
+def person_core_query(*, lock: bool) -> Any:
+    """`person_query` as plain columns (users' first, then conversations'); built once."""
+    return _PERSON_CORE_LOCKED if lock else _PERSON_CORE
+
+
+def detached(model: type[M], values: dict[str, Any]) -> M:
+    """An ORM object for a row read with Core, as if a session had loaded and let it go.
+
+    Building it this way skips both the ORM's row loading and pydantic's validation (the
+    values come straight from the database). The object is *detached*: changes made to it
+    are tracked as usual (`changed_columns`), and `AsyncSession.add` makes it persistent
+    again so a session flushes those changes like any loaded object's.
+    """
+    configure_mappers()  # a no-op once the mappers are set up (first call only)
+    obj = model._sa_class_manager.new_instance()  # type: ignore[attr-defined]
+    instance_state(obj).dict.update(values)
+    make_transient_to_detached(obj)
+    return obj  # type: ignore[no-any-return]
+
+
+def changed_columns(obj: User) -> dict[str, Any]:
+    """Columns of a detached object set since it was loaded (new values)."""
+    state = instance_state(obj)
+    return {name: state.dict[name] for name in state.committed_state}
+
+
+async def save_user_changes(conn: AsyncConnection, user: User) -> None:
+    """Write the user fields an event changed (consent, counters…) with one UPDATE, if any."""
+    changed = changed_columns(user)
+    if changed:
+        await conn.execute(update(USERS).where(USERS.c.id == user.id).values(changed))
+
+
+async def load_person_core(
+    conn: AsyncConnection, *, channel: str, external_id: str, cipher: Cipher, lock: bool
+) -> tuple[User, Conversation, dict[str, Any]] | None:
+    """`load_person` without a session: one Core query, detached objects; None if the
+    person has no rows yet (their first contact creates them through a session)."""
+    person = {"channel": channel, "external_id": external_id}
+    found = (await conn.execute(person_core_query(lock=lock), person)).first()
+    if found is None:
+        return None
+    values = found._asdict()
+    n = len(_USER_COLUMNS)
+    keys = list(values)
+    user = detached(User, {k: values[k] for k in keys[:n]})
+    row = detached(Conversation, {k: values[k] for k in keys[n:]})
+    return user, row, json.loads(cipher.decrypt(row.state_enc))
+
+
 def conversation_update() -> Update:
     """Write a conversation row back (bind `uid`, `state_enc`, `step`, `seen_seqs`,
     `updated_at` as `b_<column>`); built once, like `person_query`."""
@@ -155,7 +220,7 @@ async def load_person(
 
 
 async def save_conversation(
-    session: AsyncSession,
+    conn: AsyncConnection,
     *,
     user_id: int,
     state: dict[str, Any],
@@ -164,7 +229,6 @@ async def save_conversation(
     cipher: Cipher,
 ) -> None:
     """Write a conversation back with one UPDATE (committed with the event's transaction)."""
-    conn = await session.connection()
     values = {
         "uid": user_id,
         "b_state_enc": cipher.encrypt(json.dumps(state, ensure_ascii=False)),

@@ -1,11 +1,22 @@
-"""aiosqlite for SQLAlchemy with one thread trip per statement instead of four.
+"""aiosqlite for SQLAlchemy: statements on the event loop's thread unless they must wait.
 
 aiosqlite runs every sqlite3 call on its own thread; SQLAlchemy's adapter makes a separate
-trip for cursor(), execute(), fetchall() and close(). Each trip costs a queue hand-off and an
-event-loop wake-up (~30-40 µs of CPU measured), which is most of what a kindbot step spends
-on SQLite. This cursor runs the whole statement — cursor, execute, fetch, close — as one
-function on aiosqlite's thread and keeps the results in memory, as the stock cursor already
-does. Nothing runs on the event loop's thread, so a busy database never blocks the loop.
+trip for cursor(), execute(), fetchall() and close(). A trip costs a queue hand-off, an
+event-loop wake-up and the GIL handed back and forth between the two threads — tens of µs,
+and over 100 µs under load — while a kindbot statement on a local SQLite file runs in a few
+µs. So the whole statement (cursor, execute, fetch, close) runs as one function, first on
+the loop's thread (`ON_LOOP`), keeping the results in memory as the stock cursor does.
+
+What must never happen on the loop is waiting. The connections' busy timeout is 0, so a
+statement that would wait for a lock held by another connection (of this process, whose
+holder may need the loop to go on, or of another process) fails at once with SQLITE_BUSY
+instead of blocking the loop; it is then run again on aiosqlite's thread with the patient
+timeout (`BUSY_TIMEOUT_MS`), in one trip, as before. COMMIT and ROLLBACK run on the loop too
+(in WAL mode with synchronous=NORMAL a commit appends to the WAL without syncing). What does
+sync the disk is a checkpoint (copying the WAL into the database file), which SQLite would
+run inside some commit: these connections turn that off (`wal_autocheckpoint=0`) and every
+`CHECKPOINT_EVERY`-th commit instead goes to aiosqlite's thread with a passive checkpoint.
+A long statement (a large export) does hold the loop for its run time; kindbot's are short.
 
 It relies on SQLAlchemy 2.1's asyncio connector internals; `dbapi()` returns None when they
 are not there (another SQLAlchemy version), and the stock driver is used instead.
@@ -20,6 +31,36 @@ from typing import Any
 
 Row = tuple[Any, ...]
 Result = tuple[Any, int, int, list[Row]]
+Statement = Any  # _run or _run_many
+BUSY_TIMEOUT_MS = 10_000
+ON_LOOP = True
+# SQLite's own auto-checkpoint runs every 1000 WAL pages; a step writes a few pages.
+CHECKPOINT_EVERY = 200
+_BUSY, _LOCKED = 5, 6  # SQLite primary result codes (extended codes keep them in the low byte)
+
+
+def is_busy(error: BaseException) -> bool:
+    """A lock held by another connection (SQLITE_BUSY / SQLITE_LOCKED)."""
+    code = getattr(error, "sqlite_errorcode", None)
+    return (
+        isinstance(error, sqlite3.OperationalError)
+        and code is not None
+        and code & 0xFF
+        in (
+            _BUSY,
+            _LOCKED,
+        )
+    )
+
+
+def _patiently(fn: Statement, conn: sqlite3.Connection, operation: str, parameters: Any) -> Result:
+    """On aiosqlite's thread: `fn`, waiting up to BUSY_TIMEOUT_MS for locks."""
+    conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+    try:
+        result: Result = fn(conn, operation, parameters)
+        return result
+    finally:
+        conn.execute("PRAGMA busy_timeout=0")
 
 
 def _run(conn: sqlite3.Connection, operation: str, parameters: Any) -> Result:
@@ -43,6 +84,25 @@ def _run_many(conn: sqlite3.Connection, operation: str, seq: Sequence[Any]) -> R
         return None, cursor.rowcount, cursor.lastrowid or 0, []
     finally:
         cursor.close()
+
+
+def _commit_and_checkpoint(conn: sqlite3.Connection) -> None:
+    """On aiosqlite's thread: commit, then copy what the WAL holds into the database file."""
+    conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+    try:
+        conn.commit()
+        conn.execute("PRAGMA wal_checkpoint(PASSIVE)").close()
+    finally:
+        conn.execute("PRAGMA busy_timeout=0")
+
+
+def _rollback(conn: sqlite3.Connection) -> None:
+    conn.rollback()
+
+
+def uses_loop(dbapi_connection: Any) -> bool:
+    """True if this connection's statements try the event loop's thread first."""
+    return ON_LOOP and getattr(dbapi_connection, "one_trip", False)
 
 
 def dbapi() -> Any | None:
@@ -87,11 +147,20 @@ def dbapi() -> Any | None:
         def lastrowid(self) -> int:
             return self._lastrowid
 
-        async def _trip(self, fn: Any, operation: str, parameters: Any) -> None:
+        async def _trip(self, fn: Statement, operation: str, parameters: Any) -> None:
             async with self._adapt_connection._execute_mutex:
-                result = await self._connection._execute(
-                    fn, self._connection._conn, operation, parameters
-                )
+                conn = self._connection._conn
+                result: Result | None = None
+                if ON_LOOP:
+                    try:
+                        result = fn(conn, operation, parameters)
+                    except sqlite3.OperationalError as error:
+                        if not is_busy(error):
+                            raise
+                if result is None:
+                    result = await self._connection._execute(
+                        _patiently, fn, conn, operation, parameters
+                    )
             self._description, self._rowcount, self._lastrowid, rows = result
             self._rows = collections.deque(rows)
 
@@ -114,12 +183,50 @@ def dbapi() -> Any | None:
             self._rows.clear()
 
     class OneTripConnection(AsyncAdapt_aiosqlite_connection):
-        __slots__ = ()
+        __slots__ = ("commits",)
+        commits: int  # commits made on this connection (see CHECKPOINT_EVERY)
         _cursor_cls = OneTripCursor
+        one_trip = True  # see uses_loop()
+
+        def commit(self) -> None:
+            """COMMIT on the loop; on the thread if busy, or for a periodic checkpoint."""
+            if not self._connection._connection:
+                return  # closed: as the stock adapter
+            conn = self._connection._conn
+            self.commits += 1
+            try:
+                if ON_LOOP and self.commits % CHECKPOINT_EVERY:
+                    try:
+                        conn.commit()
+                        return
+                    except sqlite3.OperationalError as error:
+                        if not is_busy(error):
+                            raise
+                await_(self._connection._execute(_commit_and_checkpoint, conn))
+            except Exception as error:
+                self._handle_exception(error)
+
+        def rollback(self) -> None:
+            if not self._connection._connection:
+                return  # closed: as the stock adapter
+            conn = self._connection._conn
+            try:
+                if ON_LOOP:
+                    try:
+                        conn.rollback()
+                        return
+                    except sqlite3.OperationalError as error:
+                        if not is_busy(error):
+                            raise
+                await_(self._connection._execute(_rollback, conn))
+            except Exception as error:
+                self._handle_exception(error)
 
     class OneTripDBAPI(AsyncAdapt_aiosqlite_dbapi):
         def connect(self, *arg: Any, **kw: Any) -> Any:
             stock = super().connect(*arg, **kw)
-            return OneTripConnection(self, stock._connection)
+            connection = OneTripConnection(self, stock._connection)
+            connection.commits = 0
+            return connection
 
     return OneTripDBAPI(aiosqlite, sqlite3)

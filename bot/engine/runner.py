@@ -43,7 +43,7 @@ from bot.engine.machine import DialogMachine, Position
 from bot.engine.schema import StateSpec
 from bot.engine.texts import fill, pick
 from storage import repo
-from storage.db import Database
+from storage.db import Database, Step
 from storage.models import Conversation, User, utcnow
 
 log = logging.getLogger(__name__)
@@ -148,7 +148,7 @@ class Turn:
     def __init__(
         self,
         engine: Engine,
-        session: AsyncSession,
+        unit: Step,
         user: User,
         row: Conversation,
         state: dict[str, Any],
@@ -158,7 +158,7 @@ class Turn:
     ) -> None:
         self.engine = engine
         self.ref = ref
-        self.session = session
+        self.unit = unit
         self.user = user
         self.row = row
         self.stack = [Frame.from_json(f) for f in state.get("stack", [])]
@@ -171,6 +171,12 @@ class Turn:
         self.erased = False
 
     # -- reading -------------------------------------------------------------------------
+    @property
+    def session(self) -> AsyncSession:
+        """An AsyncSession in this event's transaction, opened on first use (most events
+        never need one; see storage.db.Step)."""
+        return self.unit.session
+
     @property
     def top(self) -> Frame | None:
         return self.stack[-1] if self.stack else None
@@ -324,8 +330,7 @@ class Turn:
         self.paused.clear()
         self.erased = True
         for obj in (self.user, self.row):
-            if obj in self.session:
-                self.session.expunge(obj)
+            self.unit.forget(obj)
 
     async def stop_all(self) -> bool:
         """Stop every open dialog; recorded ones are kept as unfinished and can be resumed."""
@@ -429,36 +434,53 @@ class Engine:
     async def _handle_once(self, ref: UserRef, event: Event, seq: int | None) -> list[Output]:
         """One step in one transaction: load (and lock) the rows, dispatch, save, commit.
 
-        Three statements on the way (load, save, commit) plus whatever the step's own work
-        writes (entries, user fields an action changed), so the outputs are returned only
-        once the state that produced them is committed.
+        Three statements on the way for most steps (load, save, commit), run with Core on
+        one connection; an ORM session is opened only if the step's own work asks for
+        `turn.session` (entries, actions), in the same transaction. The outputs are
+        returned only once the state that produced them is committed.
         """
-        async with self.db.session() as session:
-            user, row, state = await repo.load_person(
-                session,
+        async with self.db.step() as unit:
+            lock = self.db.is_postgres
+            cipher = self.db.cipher
+            found = await repo.load_person_core(
+                unit.conn,
                 channel=ref.channel,
                 external_id=ref.external_id,
-                locale=ref.locale,
-                cipher=self.db.cipher,
-                lock=self.db.is_postgres,
+                cipher=cipher,
+                lock=lock,
             )
+            if found is None:  # first contact: rows are created through the session
+                found = await repo.load_person(
+                    unit.session,
+                    channel=ref.channel,
+                    external_id=ref.external_id,
+                    locale=ref.locale,
+                    cipher=cipher,
+                    lock=lock,
+                )
+            user, row, state = found
+            unit.keep(user)
             if seq is not None and seq in row.seen_seqs:
                 log.info("skipped an event that was already handled (delivered again)")
                 return []
             locale = self.catalog.locale(user.locale or ref.locale)
-            turn = Turn(self, session, user, row, state, locale, self.clock(), ref)
+            turn = Turn(self, unit, user, row, state, locale, self.clock(), ref)
             await self._dispatch(turn, event)
             if not turn.erased:
                 assert user.id is not None
+                if unit.session_opened:
+                    await unit.flush()  # entries, and the user's changed fields (kept)
+                else:
+                    await repo.save_user_changes(unit.conn, user)
                 await repo.save_conversation(
-                    session,
+                    unit.conn,
                     user_id=user.id,
                     state=turn.state_json(),
                     step=turn.step,
                     seen_seqs=row.seen_seqs if seq is None else [*row.seen_seqs, seq],
-                    cipher=self.db.cipher,
+                    cipher=cipher,
                 )
-            await session.commit()
+            await unit.commit()
             return turn.outputs
 
     async def _dispatch(self, turn: Turn, event: Event) -> None:
