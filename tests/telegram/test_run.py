@@ -244,3 +244,73 @@ def test_kindbot_run_sends_a_due_reflection_once_across_a_restart(tmp_path: Path
             time.sleep(1.0)  # several dispatcher ticks
             assert stop(process) == 0
         assert len(api.texts(9)) == 1
+
+
+def test_sigkill_mid_broadcast_then_restart_sends_every_reminder(tmp_path: Path, key: str) -> None:
+    """A worker killed while sending: after a restart every due reminder goes out, and a
+    person gets a second copy only if theirs was in flight at the kill."""
+    import asyncio
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from bot.app import open_app
+    from bot.config import Settings
+    from bot.reminders.store import set_schedule
+    from storage import repo
+    from storage.models import ReminderSchedule, utcnow
+
+    people = [str(100 + n) for n in range(40)]
+
+    async def prepare() -> None:
+        settings = Settings(data_dir=tmp_path / "data", encryption_key=key, _env_file=None)
+        async with open_app(settings) as app, app.db.session() as session:
+            now = utcnow()
+            for person in people:
+                user, _ = await repo.get_or_create_user(
+                    session, channel="telegram", external_id=person
+                )
+                user.consented_at = now
+                assert user.id is not None
+                await set_schedule(
+                    session,
+                    user_id=user.id,
+                    kind="reflection",
+                    local_time="21:00",
+                    timezone="Europe/Berlin",
+                    now=now,
+                )
+            await session.execute(
+                update(ReminderSchedule).values(next_due_utc=now - timedelta(minutes=2))
+            )
+            await session.commit()
+
+    asyncio.run(prepare())
+    with FakeBotServer() as server:
+        api = server.api
+        env = environment(
+            tmp_path,
+            TELEGRAM_BOT_TOKEN=TOKEN,
+            TELEGRAM_API_URL=server.url,
+            REMINDER_POLL_SECONDS="0.2",
+            REMINDER_RATE_LIMIT="8",
+            REMINDER_LEASE_SECONDS="5",
+        )
+
+        def reached() -> set[int]:
+            return {c.chat_id for c in api.sent()}
+
+        with kindbot_run(tmp_path, env) as process:
+            api.wait_for(lambda: len(reached()) >= 8, STARTUP)
+            process.kill()  # SIGKILL, mid-broadcast
+            process.wait(timeout=10)
+        sent_before = len(reached())
+        assert sent_before < len(people)
+        with kindbot_run(tmp_path, env) as process:
+            api.wait_for(lambda: len(reached()) == len(people), STARTUP + 30)
+            time.sleep(1.0)
+            assert stop(process) == 0
+        per_person = [len(api.texts(int(p))) for p in people]
+        assert min(per_person) >= 1
+        duplicates = sum(per_person) - len(people)
+        assert duplicates <= 2, per_person  # at most what was in flight at the kill
