@@ -59,6 +59,7 @@ SAFETY_MESSAGES = frozenset(
         "emergency_unknown",
         "sos_again",
         "country_current",
+        "country_current_none",
         "country_set",
         "country_set_unknown",
         "country_reset",
@@ -213,19 +214,32 @@ def install(engine: Engine, safety: Safety, *, checkin_params: dict[str, int]) -
         if not code:
             current = safety.country(turn)
             known = ", ".join(sorted(safety.helplines.countries))
-            turn.say("country_current", country=current.name, known=known)
+            if safety.helplines.known(current.code):
+                turn.say("country_current", country=current.name, known=known)
+            else:
+                turn.say("country_current_none", known=known)
         elif code == "AUTO":
             turn.user.country = None
             turn.say("country_reset", country=safety.country(turn).name)
+        elif (found := safety.helplines.lookup(args)) is not None:
+            turn.user.country = found
+            turn.say("country_set", country=safety.helplines.get(found).name)
         elif len(code) != 2 or not code.isalpha() or not code.isascii():
             turn.say("country_bad_code", code=args.strip()[:16])
         else:
             turn.user.country = code
-            if safety.helplines.known(code):
-                turn.say("country_set", country=safety.helplines.get(code).name)
-            else:
-                turn.say("country_set_unknown", code=code)
+            turn.say("country_set_unknown", code=code)
+        if code:
+            _refresh_contacts(turn)
         turn.reprompt()
+
+    def _refresh_contacts(turn: Turn) -> None:
+        """An open crisis pause shows the person's current country from now on."""
+        for frame in [*turn.stack, *turn.paused.values()]:
+            if frame.dialog == CRISIS:
+                level = str(frame.params.get("level", SOS))
+                category = str(frame.params.get("category", SOS))
+                frame.params.update(safety.crisis_params(turn, category, level))
 
     async def show_safety_plan(turn: Turn, frame: Frame) -> None:
         """The person's own plan, in their words; a kind note if there is none yet."""

@@ -85,7 +85,8 @@ async def test_default_country_and_the_persons_own_choice(tmp_path: Path, clock:
         await say(app, ref, "yes")
         out = await say(app, ref, "/country auto")
         assert "Germany" in texts(out)[0]
-        assert "two letters" in texts(await say(app, ref, "/country Deutschland"))[0]
+        assert "Germany" in texts(await say(app, ref, "/country Deutschland"))[0]
+        assert "two letters" in texts(await say(app, ref, "/country Atlantis"))[0]
 
 
 async def test_a_crisis_is_recorded_as_an_event_never_as_words(
