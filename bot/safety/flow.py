@@ -38,6 +38,8 @@ log = logging.getLogger(__name__)
 
 CRISIS = "crisis"
 SOS = "sos"
+# A check-in rated this high or higher shows the crisis contacts before grounding.
+CHECKIN_CONTACTS_FROM = 9
 PLAN_PARTS = (
     "warning_signs",
     "helps",
@@ -58,6 +60,7 @@ SAFETY_MESSAGES = frozenset(
         "helpline_hours",
         "emergency_unknown",
         "sos_again",
+        "checkin_contacts",
         "country_current",
         "country_current_none",
         "country_set",
@@ -281,6 +284,10 @@ def install(engine: Engine, safety: Safety, *, checkin_params: dict[str, int]) -
             )
         frame.params["has_plan"] = "yes" if any(plan.values()) else "no"
 
+    async def checkin_contacts(turn: Turn, frame: Frame) -> None:
+        """A very distressed check-in: the person's helpline and emergency number, kindly."""
+        turn.say("checkin_contacts", **safety.crisis_params(turn, SOS, "check"))
+
     engine.interceptors.insert(0, screen_text)
     engine.commands["sos"] = sos
     engine.commands["help"] = help_command
@@ -288,7 +295,8 @@ def install(engine: Engine, safety: Safety, *, checkin_params: dict[str, int]) -
     engine.actions["show_safety_plan"] = show_safety_plan
     engine.actions["save_safety_plan"] = save_safety_plan
     engine.actions["check_safety_plan"] = check_safety_plan
-    engine.dialog_params["checkin"] = dict(checkin_params)
+    engine.actions["checkin_contacts"] = checkin_contacts
+    engine.dialog_params["checkin"] = {"very_high": CHECKIN_CONTACTS_FROM, **checkin_params}
 
 
 def _plain(text: str) -> str:
@@ -300,4 +308,6 @@ def _words(items: Iterable[str]) -> set[str]:
 
 
 # Action names the dialogs may use (for validation before an engine exists).
-SAFETY_ACTIONS = frozenset({"show_safety_plan", "save_safety_plan", "check_safety_plan"})
+SAFETY_ACTIONS = frozenset(
+    {"show_safety_plan", "save_safety_plan", "check_safety_plan", "checkin_contacts"}
+)
