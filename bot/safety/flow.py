@@ -66,6 +66,7 @@ SAFETY_MESSAGES = frozenset(
         "country_set",
         "country_set_unknown",
         "country_reset",
+        "country_reset_none",
         "country_bad_code",
         "safety_plan_shown",
         "safety_plan_none",
@@ -223,7 +224,11 @@ def install(engine: Engine, safety: Safety, *, checkin_params: dict[str, int]) -
                 turn.say("country_current_none", known=known)
         elif code == "AUTO":
             turn.user.country = None
-            turn.say("country_reset", country=safety.country(turn).name)
+            now = safety.country(turn)
+            if safety.helplines.known(now.code):
+                turn.say("country_reset", country=now.name)
+            else:
+                turn.say("country_reset_none")
         elif (found := safety.helplines.lookup(args)) is not None:
             turn.user.country = found
             turn.say("country_set", country=safety.helplines.get(found).name)

@@ -86,7 +86,7 @@ async def test_default_country_and_the_persons_own_choice(tmp_path: Path, clock:
         out = await say(app, ref, "/country auto")
         assert "Germany" in texts(out)[0]
         assert "Germany" in texts(await say(app, ref, "/country Deutschland"))[0]
-        assert "two letters" in texts(await say(app, ref, "/country Atlantis"))[0]
+        assert "didn't recognise" in texts(await say(app, ref, "/country Atlantis"))[0]
 
 
 async def test_a_crisis_is_recorded_as_an_event_never_as_words(
@@ -218,3 +218,27 @@ def test_terminal_chat_shows_the_helpline_in_the_first_reply(tmp_path: Path) -> 
     assert "What feeling comes with the thought" in replies[-1]
     assert "kms" not in done.stderr
     assert REPO_ROOT.exists()
+
+
+@pytest.mark.parametrize(
+    ("answer", "understood"),
+    [
+        ("yes im safe", "glad"),
+        ("I am safe now", "glad"),
+        ("I'm okay", "glad"),
+        ("im fine", "glad"),
+        ("fine", "glad"),
+        ("ok", "glad"),
+        ("Safe, continue", "glad"),
+        ("no", "Please call"),
+        ("not safe", "Please call"),
+        ("im not ok", "Please call"),
+        ("I'm not okay.", "Please call"),
+    ],
+)
+async def test_typed_answers_to_are_you_safe(app: App, answer: str, understood: str) -> None:
+    ref = UserRef("console", f"typed-{abs(hash(answer))}")
+    await consent(app, ref)
+    await say(app, ref, "i want to hurt my self")
+    reply = texts(await say(app, ref, answer))
+    assert understood in reply[0], reply
