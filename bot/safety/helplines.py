@@ -95,7 +95,7 @@ class Helplines:
 
     def lookup(self, typed: str) -> str | None:
         """The code a person means by `typed`: a code, the name, or an alias (any case)."""
-        wanted = _plain(typed)
+        wanted = _plain(typed).removeprefix("the ")
         if not wanted:
             return None
         for country in self.countries.values():

@@ -242,3 +242,16 @@ async def test_typed_answers_to_are_you_safe(app: App, answer: str, understood: 
     await say(app, ref, "i want to hurt my self")
     reply = texts(await say(app, ref, answer))
     assert understood in reply[0], reply
+
+
+@pytest.mark.parametrize(("rating", "contacts"), [("10", True), ("9", True), ("8", False)])
+async def test_a_check_in_at_nine_or_ten_names_the_contacts_first(
+    app: App, rating: str, contacts: bool
+) -> None:
+    ref = UserRef("console", f"checkin-{rating}", language_tag="en-US")
+    await consent(app, ref)
+    await say(app, ref, "/checkin")
+    reply = texts(await say(app, ref, rating))
+    assert ("988" in reply[0]) is contacts, reply
+    assert ("911" in reply[0]) is contacts, reply
+    assert "Which would you like?" in reply[-1]  # grounding still comes next
