@@ -146,6 +146,17 @@ async def test_location_outside_settings_sets_the_zone_and_returns(app: App) -> 
     assert "isn't stored" in person.text
 
 
+async def test_location_during_a_crisis_pause_only_asks_the_question_again(app: App) -> None:
+    person = await consented(app)
+    await person.send("i want to hurt my self")
+    person.reply = await app.engine.handle(person.ref, Location(52.52, 13.40))
+    assert "Are you safe right now?" in person.text
+    assert "Europe/Berlin" not in person.text
+    async with app.db.session() as session:
+        user, _ = await repo.get_or_create_user(session, channel="console", external_id="alice")
+        assert user.timezone == "Europe/Berlin"  # kept quietly
+
+
 async def test_reminders_need_consent(app: App) -> None:
     person = Person(app, "bea")
     await person.send("/reminders")

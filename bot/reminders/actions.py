@@ -62,6 +62,10 @@ ACTION_NAMES = frozenset(
 )
 
 
+# The safety pause (bot/safety/flow.py); a shared location never talks over it.
+CRISIS_DIALOG = "crisis"
+
+
 @dataclass
 class ReminderTalk:
     """Holds what the actions need besides the turn: the texts and the default zone."""
@@ -284,6 +288,12 @@ class ReminderTalk:
         if top is not None and top.dialog == SETTINGS_DIALOG and top.state in ZONE_STATES:
             # Answer the question being asked, as if the zone's name had been typed.
             await turn.engine.answer(turn, found or "")
+            return
+        if top is not None and top.dialog == CRISIS_DIALOG:
+            # Never speak over a crisis pause: keep the zone quietly, ask the question again.
+            if found is not None:
+                await store.set_timezone(turn.session, user=turn.user, timezone=found, now=turn.now)
+            turn.reprompt()
             return
         if found is None:
             turn.emit(Message(self.t(turn, "zone_not_found_from_location")))

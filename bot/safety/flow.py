@@ -38,6 +38,8 @@ log = logging.getLogger(__name__)
 
 CRISIS = "crisis"
 SOS = "sos"
+# A check-in rated this high or higher shows the crisis contacts before grounding.
+CHECKIN_CONTACTS_FROM = 9
 PLAN_PARTS = (
     "warning_signs",
     "helps",
@@ -58,10 +60,13 @@ SAFETY_MESSAGES = frozenset(
         "helpline_hours",
         "emergency_unknown",
         "sos_again",
+        "checkin_contacts",
         "country_current",
+        "country_current_none",
         "country_set",
         "country_set_unknown",
         "country_reset",
+        "country_reset_none",
         "country_bad_code",
         "safety_plan_shown",
         "safety_plan_none",
@@ -213,19 +218,36 @@ def install(engine: Engine, safety: Safety, *, checkin_params: dict[str, int]) -
         if not code:
             current = safety.country(turn)
             known = ", ".join(sorted(safety.helplines.countries))
-            turn.say("country_current", country=current.name, known=known)
+            if safety.helplines.known(current.code):
+                turn.say("country_current", country=current.name, known=known)
+            else:
+                turn.say("country_current_none", known=known)
         elif code == "AUTO":
             turn.user.country = None
-            turn.say("country_reset", country=safety.country(turn).name)
+            now = safety.country(turn)
+            if safety.helplines.known(now.code):
+                turn.say("country_reset", country=now.name)
+            else:
+                turn.say("country_reset_none")
+        elif (found := safety.helplines.lookup(args)) is not None:
+            turn.user.country = found
+            turn.say("country_set", country=safety.helplines.get(found).name)
         elif len(code) != 2 or not code.isalpha() or not code.isascii():
             turn.say("country_bad_code", code=args.strip()[:16])
         else:
             turn.user.country = code
-            if safety.helplines.known(code):
-                turn.say("country_set", country=safety.helplines.get(code).name)
-            else:
-                turn.say("country_set_unknown", code=code)
+            turn.say("country_set_unknown", code=code)
+        if code:
+            _refresh_contacts(turn)
         turn.reprompt()
+
+    def _refresh_contacts(turn: Turn) -> None:
+        """An open crisis pause shows the person's current country from now on."""
+        for frame in [*turn.stack, *turn.paused.values()]:
+            if frame.dialog == CRISIS:
+                level = str(frame.params.get("level", SOS))
+                category = str(frame.params.get("category", SOS))
+                frame.params.update(safety.crisis_params(turn, category, level))
 
     async def show_safety_plan(turn: Turn, frame: Frame) -> None:
         """The person's own plan, in their words; a kind note if there is none yet."""
@@ -267,6 +289,10 @@ def install(engine: Engine, safety: Safety, *, checkin_params: dict[str, int]) -
             )
         frame.params["has_plan"] = "yes" if any(plan.values()) else "no"
 
+    async def checkin_contacts(turn: Turn, frame: Frame) -> None:
+        """A very distressed check-in: the person's helpline and emergency number, kindly."""
+        turn.say("checkin_contacts", **safety.crisis_params(turn, SOS, "check"))
+
     engine.interceptors.insert(0, screen_text)
     engine.screens.insert(0, screen_text)
     engine.commands["sos"] = sos
@@ -275,7 +301,8 @@ def install(engine: Engine, safety: Safety, *, checkin_params: dict[str, int]) -
     engine.actions["show_safety_plan"] = show_safety_plan
     engine.actions["save_safety_plan"] = save_safety_plan
     engine.actions["check_safety_plan"] = check_safety_plan
-    engine.dialog_params["checkin"] = dict(checkin_params)
+    engine.actions["checkin_contacts"] = checkin_contacts
+    engine.dialog_params["checkin"] = {"very_high": CHECKIN_CONTACTS_FROM, **checkin_params}
 
 
 def _plain(text: str) -> str:
@@ -287,4 +314,6 @@ def _words(items: Iterable[str]) -> set[str]:
 
 
 # Action names the dialogs may use (for validation before an engine exists).
-SAFETY_ACTIONS = frozenset({"show_safety_plan", "save_safety_plan", "check_safety_plan"})
+SAFETY_ACTIONS = frozenset(
+    {"show_safety_plan", "save_safety_plan", "check_safety_plan", "checkin_contacts"}
+)

@@ -55,6 +55,8 @@ class Helpline(_Strict):
 class CountryFile(_Strict):
     country: str
     name: str
+    # Other ways people name the country for /country ("UK", "England", "Deutschland").
+    aliases: list[str] = Field(default_factory=list)
     emergency: str | None = None
     last_checked: dt.date
     helplines: list[Helpline] = Field(min_length=1)
@@ -67,6 +69,7 @@ class Country:
     emergency: str | None
     last_checked: dt.date
     helplines: tuple[Helpline, ...]
+    aliases: tuple[str, ...] = ()
 
     def primary(self, category: str | None = None) -> list[Helpline]:
         """The general crisis line first; for a category with its own line, that one too."""
@@ -89,6 +92,22 @@ class Helplines:
 
     def known(self, code: str) -> bool:
         return code.upper() in self.countries
+
+    def lookup(self, typed: str) -> str | None:
+        """The code a person means by `typed`: a code, the name, or an alias (any case)."""
+        wanted = _plain(typed).removeprefix("the ")
+        if not wanted:
+            return None
+        for country in self.countries.values():
+            names = {_plain(n) for n in (country.code, country.name, *country.aliases)}
+            if wanted in names | {n.removeprefix("the ") for n in names}:
+                return country.code
+        return None
+
+
+def _plain(text: str) -> str:
+    kept = "".join(ch if ch.isalnum() else " " for ch in text.casefold())
+    return " ".join(kept.split())
 
 
 def region_of(language_tag: str | None) -> str | None:
@@ -149,6 +168,7 @@ def load_helplines(root: Path) -> tuple[Helplines | None, list[SourceError]]:
             emergency=spec.emergency,
             last_checked=spec.last_checked,
             helplines=tuple(spec.helplines),
+            aliases=tuple(spec.aliases),
         )
         if path.stem == INTERNATIONAL:
             international = country

@@ -5,8 +5,15 @@ Patterns live per locale in `dialogs/<locale>/crisis_patterns.yaml` (see the com
 Both the message and every pattern go through the same normalization first — casefold, no
 accents or apostrophes, common digit-for-letter swaps undone ("k1ll"), punctuation turned
 into spaces, spaced-out letters joined ("k i l l"), and repeated letters collapsed ("killl
-myselfff" and "kill myself" both become "kil myself") — so writers spell patterns normally.
-A space in a pattern also matches no space ("killmyself"), and patterns match whole words.
+myselfff" and "kill myself" both become "kil myself"), "my self" written as two words
+joined ("hurt my self" = "hurt myself"), and "2" between words read as "to" ("want 2 die")
+— so writers spell patterns normally. A space in a pattern also matches no space
+("killmyself"), and patterns match whole words. `joined` phrases are also found glued to
+the word before them ("iwanttodie", "I W A N T TO DIE").
+
+Messages about someone else's attempt ("my sister attempted suicide") match `about_others`:
+that part is cut out before matching, and if nothing else matches, the result is the level
+`concern` (a gentle "how are you doing?", not the crisis opening).
 
 Two levels: `crisis` (clearly about the person's own danger: the full crisis response) and
 `check` (unsure, or a topic word alone: a gentler "are you safe?", still a crisis pause).
@@ -18,6 +25,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -27,7 +35,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from bot.engine.yamlsource import LineDict, SourceError, line_of, load_yaml
 
 CATEGORIES = ("immediate_danger", "suicide", "self_harm", "harm_from_others")
-Level = Literal["crisis", "check"]
+Level = Literal["crisis", "check", "concern"]
 PATTERN_FILE = "crisis_patterns.yaml"
 
 _LEET = {"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "@": "a", "$": "s"}
@@ -37,6 +45,16 @@ _APOSTROPHES = re.compile(r"['’‘`´]")
 _NOT_WORD = re.compile(r"[^a-z0-9]+")
 _SPACED_LETTERS = re.compile(r"(?<![a-z0-9])(?:[a-z] ){2,}[a-z](?![a-z0-9])")
 _REPEATS = re.compile(r"([a-z])\1+")
+# "my self", "him self", "them selves" → "myself", "himself", "themselves" (not "my self esteem").
+_SPLIT_SELF = re.compile(
+    r"(?<![a-z0-9])(my|your|him|her|it|one|our|them|thy) (self|selves|selfs)(?![a-z0-9])"
+    r"(?! (esteem|worth|confidence|image|respect|care|doubt|love|belief|talk|control|awareness"
+    r"|compassion|harm|injury|help|conscious|pity|hatred|hate|defen[cs]e|portrait|discipline))"
+)
+# "2" before a verb, as a word or glued ("want 2 die", "want2die"), means "to".
+_TWO = re.compile(
+    r"(?<=[a-z]) ?2 ?(?=(die|kill|end|hurt|cut|harm|live|be|stop|off|disappear|jump)(?![a-z]))"
+)
 _PATTERN_CHARS = re.compile(r"^[a-z0-9 ()|?!*+.^$\[\]{},\\-]+$")
 
 
@@ -49,9 +67,11 @@ def _fold(text: str) -> str:
 def normalize(text: str) -> str:
     """The form every message is matched in: lowercase ASCII words, single spaces."""
     text = _fold(text)
+    text = _TWO.sub(" to ", text)
     text = _LEET_CHAR.sub(lambda m: _LEET[m.group()], text)
     text = _NOT_WORD.sub(" ", text).strip()
     text = _SPACED_LETTERS.sub(lambda m: m.group().replace(" ", ""), text)
+    text = _SPLIT_SELF.sub(lambda m: m.group(1) + m.group(2), text)
     return _REPEATS.sub(r"\1", text)
 
 
@@ -70,6 +90,19 @@ def compile_pattern(source: str) -> re.Pattern[str]:
     return compiled
 
 
+def compile_joined(source: str) -> re.Pattern[str]:
+    """A `joined` phrase → a regex that also finds it glued to what comes before it.
+
+    Only letters; each gap may be a space or nothing, and the phrase must end a word
+    ("iwanttodie", "iwant to die", but not "i want to diet").
+    """
+    letters = _REPEATS.sub(r"\1", "".join(_fold(source).split()))
+    if not letters.isascii() or not letters.isalpha() or len(letters) < 6:
+        raise ValueError("a joined phrase needs six or more plain letters")
+    # Letters doubled across a gap ("want to") were not collapsed: let each letter repeat.
+    return re.compile(" ?".join(f"{ch}(?: ?{ch})*" for ch in letters) + "(?![a-z0-9])")
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -77,6 +110,7 @@ class _Strict(BaseModel):
 class CategorySpec(_Strict):
     crisis: list[str] = Field(min_length=1)
     check: list[str] = Field(default_factory=list)
+    joined: list[str] = Field(default_factory=list)
 
 
 class ScreenSpec(_Strict):
@@ -87,6 +121,7 @@ class ScreenSpec(_Strict):
     ignore: list[str] = Field(default_factory=list)
     softer: list[str] = Field(default_factory=list)
     not_about_me: list[str] = Field(default_factory=list)
+    about_others: list[str] = Field(default_factory=list)
 
 
 class ScreenFile(_Strict):
@@ -107,17 +142,25 @@ class Screen:
 
     crisis: dict[str, list[re.Pattern[str]]] = field(default_factory=dict)
     check: dict[str, list[re.Pattern[str]]] = field(default_factory=dict)
+    joined: dict[str, list[re.Pattern[str]]] = field(default_factory=dict)
     ignore: list[re.Pattern[str]] = field(default_factory=list)
     softer: list[re.Pattern[str]] = field(default_factory=list)
     not_about_me: list[re.Pattern[str]] = field(default_factory=list)
+    about_others: list[re.Pattern[str]] = field(default_factory=list)
 
     def check_text(self, text: str) -> ScreenResult | None:
         """Screen one message; None when it is not a crisis (nor unsure enough to ask)."""
         norm = normalize(text)
         for rx in self.ignore:
             norm = rx.sub(" | ", norm)
+        others = False
+        for rx in self.about_others:
+            norm, count = rx.subn(" | ", norm)
+            others = others or count > 0
         for category in CATEGORIES:
-            if any(rx.search(norm) for rx in self.crisis.get(category, [])):
+            if any(rx.search(norm) for rx in self.crisis.get(category, [])) or any(
+                rx.search(norm) for rx in self.joined.get(category, [])
+            ):
                 softened = any(rx.search(norm) for rx in self.softer)
                 return ScreenResult(category, "check" if softened else "crisis")
         for category in CATEGORIES:
@@ -125,6 +168,8 @@ class Screen:
                 if any(rx.search(norm) for rx in self.not_about_me):
                     return None
                 return ScreenResult(category, "check")
+        if others:
+            return ScreenResult("suicide", "concern")
         return None
 
 
@@ -147,11 +192,13 @@ def load_screen(path: Path, display: str) -> tuple[Screen | None, list[SourceErr
     screen = Screen()
     problems: list[SourceError] = []
 
-    def compiled(items: list[str], path: list[Any]) -> list[re.Pattern[str]]:
+    def compiled(
+        items: list[str], path: list[Any], how: Callable[[str], re.Pattern[str]] = compile_pattern
+    ) -> list[re.Pattern[str]]:
         out = []
         for i, source in enumerate(items):
             try:
-                out.append(compile_pattern(source))
+                out.append(how(source))
             except (ValueError, re.error) as exc:
                 problems.append(
                     SourceError(display, line_of(raw, [*path, i]), f"pattern {source!r}: {exc}")
@@ -171,7 +218,9 @@ def load_screen(path: Path, display: str) -> tuple[Screen | None, list[SourceErr
         base = ["screen", "categories", name]
         screen.crisis[name] = compiled(cat.crisis, [*base, "crisis"])
         screen.check[name] = compiled(cat.check, [*base, "check"])
+        screen.joined[name] = compiled(cat.joined, [*base, "joined"], compile_joined)
     screen.ignore = compiled(spec.ignore, ["screen", "ignore"])
     screen.softer = compiled(spec.softer, ["screen", "softer"])
     screen.not_about_me = compiled(spec.not_about_me, ["screen", "not_about_me"])
+    screen.about_others = compiled(spec.about_others, ["screen", "about_others"])
     return (None if problems else screen), problems

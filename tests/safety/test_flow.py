@@ -85,7 +85,8 @@ async def test_default_country_and_the_persons_own_choice(tmp_path: Path, clock:
         await say(app, ref, "yes")
         out = await say(app, ref, "/country auto")
         assert "Germany" in texts(out)[0]
-        assert "two letters" in texts(await say(app, ref, "/country Deutschland"))[0]
+        assert "Germany" in texts(await say(app, ref, "/country Deutschland"))[0]
+        assert "didn't recognise" in texts(await say(app, ref, "/country Atlantis"))[0]
 
 
 async def test_a_crisis_is_recorded_as_an_event_never_as_words(
@@ -217,3 +218,40 @@ def test_terminal_chat_shows_the_helpline_in_the_first_reply(tmp_path: Path) -> 
     assert "What feeling comes with the thought" in replies[-1]
     assert "kms" not in done.stderr
     assert REPO_ROOT.exists()
+
+
+@pytest.mark.parametrize(
+    ("answer", "understood"),
+    [
+        ("yes im safe", "glad"),
+        ("I am safe now", "glad"),
+        ("I'm okay", "glad"),
+        ("im fine", "glad"),
+        ("fine", "glad"),
+        ("ok", "glad"),
+        ("Safe, continue", "glad"),
+        ("no", "Please call"),
+        ("not safe", "Please call"),
+        ("im not ok", "Please call"),
+        ("I'm not okay.", "Please call"),
+    ],
+)
+async def test_typed_answers_to_are_you_safe(app: App, answer: str, understood: str) -> None:
+    ref = UserRef("console", f"typed-{abs(hash(answer))}")
+    await consent(app, ref)
+    await say(app, ref, "i want to hurt my self")
+    reply = texts(await say(app, ref, answer))
+    assert understood in reply[0], reply
+
+
+@pytest.mark.parametrize(("rating", "contacts"), [("10", True), ("9", True), ("8", False)])
+async def test_a_check_in_at_nine_or_ten_names_the_contacts_first(
+    app: App, rating: str, contacts: bool
+) -> None:
+    ref = UserRef("console", f"checkin-{rating}", language_tag="en-US")
+    await consent(app, ref)
+    await say(app, ref, "/checkin")
+    reply = texts(await say(app, ref, rating))
+    assert ("988" in reply[0]) is contacts, reply
+    assert ("911" in reply[0]) is contacts, reply
+    assert "Which would you like?" in reply[-1]  # grounding still comes next

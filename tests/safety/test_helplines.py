@@ -148,3 +148,34 @@ def test_dialogs_check_reports_safety_files(
     path.write_text(path.read_text(encoding="utf-8").replace('"kms"', '"(kms"'), "utf-8")
     assert main(["dialogs", "check", "--dir", str(root)]) == 1
     assert "crisis_patterns.yaml:" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("typed", "code"),
+    [
+        ("UK", "GB"),
+        ("gb", "GB"),
+        ("England", "GB"),
+        ("scotland", "GB"),
+        ("Wales", "GB"),
+        ("Northern Ireland", "GB"),
+        ("United Kingdom", "GB"),
+        ("the UK", "GB"),
+        ("USA", "US"),
+        ("America", "US"),
+        ("the United States", "US"),
+        ("u.s.", "US"),
+        ("germany", "DE"),
+        ("Deutschland", "DE"),
+        ("Österreich", "AT"),
+        ("de", "DE"),
+        ("Atlantis", None),
+        ("", None),
+        ("PL", None),
+    ],
+)
+def test_countries_are_found_by_code_name_or_alias(typed: str, code: str | None) -> None:
+    helplines, errors = load_helplines(REPO_ROOT / "dialogs")
+    assert errors == []
+    assert helplines is not None
+    assert helplines.lookup(typed) == code

@@ -73,6 +73,42 @@ def test_a_clear_crisis_beats_a_passing_mention(screen: Screen) -> None:
     assert found.level == "crisis"
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "My sister attempted suicide last year and I feel guilty",
+        "my best friend tried to kill herself and I don't know what to say",
+        "My dad committed suicide when I was 12",
+    ],
+)
+def test_someone_elses_attempt_is_a_gentle_concern(screen: Screen, text: str) -> None:
+    found = screen.check_text(text)
+    assert found is not None
+    assert found.level == "concern"
+
+
+def test_someone_elses_attempt_does_not_hide_my_own_danger(screen: Screen) -> None:
+    found = screen.check_text("my brother attempted suicide and now I want to kill myself")
+    assert found is not None
+    assert found.level == "crisis"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "i want to kill my self",
+        "i want to hurt my self",
+        "im going to cut my self",
+        "i wanna end my self",
+        "I want to HURT MY SELF!!",
+        "i want to harm my self",
+    ],
+)
+def test_my_self_in_two_words_is_screened(screen: Screen, text: str) -> None:
+    found = screen.check_text(text)
+    assert found is not None, text
+
+
 def test_jokes_soften_but_never_silence(screen: Screen) -> None:
     found = screen.check_text("lol i want to kill myself")
     assert found is not None
@@ -89,6 +125,12 @@ def test_jokes_soften_but_never_silence(screen: Screen) -> None:
         ("k.i.l.l myself", "kil myself"),
         ("Ça va, très bien", "ca va tres bien"),
         ("I ran 10 kms", "i ran 10 kms"),
+        ("hurt my self", "hurt myself"),
+        ("them selves", "themselves"),
+        ("my self-esteem", "my self estem"),
+        ("i want 2 die", "i want to die"),
+        ("I have 2 kids", "i have 2 kids"),
+        ("I W A N T TO DIE", "iwant to die"),
     ],
 )
 def test_normalization(raw: str, normal: str) -> None:

@@ -62,3 +62,16 @@ async def test_a_caption_is_screened_too(tmp_path: Path, clock: Clock) -> None:
         assert "988" in reply[0].text
         calm = await h.process(h.updates.photo(ANN))  # caption "my thought": just the hint
         assert "988" not in " ".join(c.text for c in calm if c.method == "sendMessage")
+
+
+async def test_a_caption_with_my_self_in_two_words_is_screened(
+    tmp_path: Path, clock: Clock
+) -> None:
+    settings = make_settings(tmp_path, telegram_bot_token=TOKEN, default_country="US")
+    async with open_app(settings, clock=clock) as app, harness(app) as h:
+        size = {"file_id": "p2", "file_unique_id": "p2u", "width": 90, "height": 90}
+        caption = "i want to kill my self"
+        reply = await h.process(h.updates.message(ANN, photo=[size], caption=caption))
+        assert "988" in reply[0].text
+        assert "If you might act on these thoughts" in reply[0].text
+        assert await position(app, ANN) == "crisis.direct"
