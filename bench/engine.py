@@ -99,12 +99,20 @@ async def main(steps: int, rounds: int) -> None:
             await bare_steps(200)
             engine_runs: list[tuple[float, float]] = []
             bare_runs: list[tuple[float, float]] = []
+            core_runs: list[tuple[float, float]] = []
+            interceptors = list(app.engine.interceptors)
             for _ in range(rounds):
                 bare_runs.append(await bare_steps(steps))
                 engine_runs.append(await engine_steps(steps))
+                # the dialog step alone: without the screens that look at every message
+                # first (the crisis screen, reminder-time input), to show what each costs
+                app.engine.interceptors.clear()
+                core_runs.append(await engine_steps(steps))
+                app.engine.interceptors.extend(interceptors)
     for index, what in ((0, "wall"), (1, "cpu")):
         engine = statistics.median(r[index] for r in engine_runs) * 1e6
         bare = statistics.median(r[index] for r in bare_runs) * 1e6
+        core = statistics.median(r[index] for r in core_runs) * 1e6
         print(
             f"[{what}] bare database work: {bare:8.1f} µs/step "
             f"(median of {rounds} rounds × {steps})"
@@ -112,6 +120,10 @@ async def main(steps: int, rounds: int) -> None:
         print(f"[{what}] engine step:        {engine:8.1f} µs/step")
         print(f"[{what}] engine adds:        {engine - bare:8.1f} µs/step (target ≤ 100)")
         print(f"[{what}] ratio engine/bare:  {engine / bare:8.2f}")
+        print(
+            f"[{what}] of which the screens: {engine - core:6.1f} µs/step "
+            f"(dialog step alone adds {core - bare:.1f} µs)"
+        )
 
 
 if __name__ == "__main__":

@@ -190,7 +190,8 @@ class Turn:
         return self.engine.db.cipher
 
     def machine(self, frame: Frame) -> DialogMachine:
-        found = self.engine.catalog.dialog(frame.dialog, self.locale.code)
+        # the person's locale first, then the default's (called several times per step)
+        found = self.locale.dialogs.get(frame.dialog) or self.engine.catalog.dialog(frame.dialog)
         if found is None:
             raise LookupError(f"dialog {frame.dialog!r} is not loaded")
         return found
