@@ -259,3 +259,12 @@ async def test_disable_and_reenable_for_adapters(app: App, clock: Clock) -> None
     assert await store.reenable_for_user(app.db, channel="telegram", external_id="55") == 1
     assert await store.reenable_for_user(app.db, channel="telegram", external_id="55") == 0
     assert await store.reenable_for_user(app.db, channel="telegram", external_id="nobody") == 0
+
+
+def test_fixed_offsets_read_the_way_people_write_them() -> None:
+    from bot.reminders.actions import display_zone
+
+    assert display_zone("Etc/GMT-2") == "UTC+2"
+    assert display_zone("Etc/GMT+5") == "UTC-5"
+    assert display_zone("Etc/UTC") == "UTC"
+    assert display_zone("Europe/Berlin") == "Europe/Berlin"

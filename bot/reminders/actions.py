@@ -82,7 +82,7 @@ class ReminderTalk:
 
     def zone_words(self, turn: Turn, name: str) -> str:
         now = local_now(turn.now, name)
-        return self.t(turn, "zone_words", zone=name, time=format_hhmm(now.time()))
+        return self.t(turn, "zone_words", zone=display_zone(name), time=format_hhmm(now.time()))
 
     def days_words(self, turn: Turn, mask: int) -> str:
         named = {EVERY_DAY: "days_every", WEEKDAYS: "days_weekdays", WEEKENDS: "days_weekends"}
@@ -366,3 +366,15 @@ def install(engine: Engine, *, texts: ReminderTexts, default_timezone: str) -> R
 def _uid(turn: Turn) -> int:
     assert turn.user.id is not None
     return turn.user.id
+
+
+def display_zone(name: str) -> str:
+    """A zone as a person reads it: IANA's fixed offsets have POSIX's inverted sign
+    ("Etc/GMT-2" is two hours *ahead* of UTC), so show them as "UTC+2"."""
+    if name.startswith("Etc/GMT") and len(name) > len("Etc/GMT"):
+        offset = name[len("Etc/GMT") :]
+        flipped = offset.replace("-", "+", 1) if offset.startswith("-") else "-" + offset[1:]
+        return f"UTC{flipped}"
+    if name in ("Etc/UTC", "Etc/GMT", "UTC"):
+        return "UTC"
+    return name
