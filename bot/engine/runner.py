@@ -296,14 +296,7 @@ class Turn:
     async def resume(self, frame: Frame) -> None:
         """Put a paused frame back on top and ask its question again."""
         self.paused.pop(frame.dialog, None)
-        if frame.entry_id is not None:
-            await repo.record_entry(
-                self.session,
-                entry_id=frame.entry_id,
-                answers=frame.answers,
-                status="in_progress",
-                cipher=self.cipher,
-            )
+        await self._record(frame, "in_progress")
         self.stack.append(frame)
         self.step += 1
         if self.spec(frame).call:
@@ -313,15 +306,7 @@ class Turn:
 
     async def finish_top(self) -> Frame:
         frame = self.stack.pop()
-        if frame.entry_id is not None:
-            await repo.record_entry(
-                self.session,
-                entry_id=frame.entry_id,
-                answers=frame.answers,
-                status="finished",
-                cipher=self.cipher,
-                finished_at=self.now,
-            )
+        await self._record(frame, "finished", finished_at=self.now)
         self.emit(DialogEnded(frame.dialog, completed=True))
         return frame
 
@@ -342,18 +327,26 @@ class Turn:
                 # nothing written yet: an empty "unfinished" entry would only clutter history
                 await repo.delete_entry(self.session, entry_id=frame.entry_id)
             elif frame.entry_id is not None:
-                await repo.record_entry(
-                    self.session,
-                    entry_id=frame.entry_id,
-                    answers=frame.answers,
-                    status="stopped",
-                    cipher=self.cipher,
-                )
+                await self._record(frame, "stopped")
                 self.paused[frame.dialog] = frame
                 kept = True
             self.emit(DialogEnded(frame.dialog, completed=False))
         self.step += 1
         return kept
+
+    async def _record(
+        self, frame: Frame, status: str, *, finished_at: datetime | None = None
+    ) -> None:
+        """Write a recorded dialog's answers so far to its entry (nothing for unrecorded)."""
+        if frame.entry_id is not None:
+            await repo.record_entry(
+                self.session,
+                entry_id=frame.entry_id,
+                answers=frame.answers,
+                status=status,
+                cipher=self.cipher,
+                finished_at=finished_at,
+            )
 
     @property
     def _uid(self) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -13,12 +14,19 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import update
 
+from bot.app import open_app
+from bot.config import Settings
+from bot.reminders.store import set_schedule
+from storage import repo
 from storage.crypto import new_key
+from storage.models import ReminderSchedule, utcnow
 from tests.telegram.fakes import TOKEN, FakeBotServer, Updates
 from tests.telegram.test_webhook import SECRET, free_port
 
@@ -193,74 +201,8 @@ def test_webhook_with_its_secret(tmp_path: Path, key: str) -> None:
             assert stop(process) == 0
 
 
-def test_kindbot_run_sends_a_due_reflection_once_across_a_restart(tmp_path: Path, key: str) -> None:
-    """The dispatcher runs inside `kindbot run`: a due evening reflection goes out, once."""
-    import asyncio
-    from datetime import timedelta
-
-    from sqlalchemy import update
-
-    from bot.app import open_app
-    from bot.config import Settings
-    from bot.reminders.store import set_schedule
-    from storage import repo
-    from storage.models import ReminderSchedule, utcnow
-
-    async def prepare() -> None:
-        settings = Settings(data_dir=tmp_path / "data", encryption_key=key, _env_file=None)
-        async with open_app(settings) as app, app.db.session() as session:
-            user, _ = await repo.get_or_create_user(session, channel="telegram", external_id="9")
-            user.consented_at = utcnow()
-            assert user.id is not None
-            now = utcnow()
-            await set_schedule(
-                session,
-                user_id=user.id,
-                kind="reflection",
-                local_time="21:00",
-                timezone="Europe/Berlin",
-                now=now,
-            )
-            await session.execute(
-                update(ReminderSchedule).values(next_due_utc=now - timedelta(minutes=2))
-            )
-            await session.commit()
-
-    asyncio.run(prepare())
-    with FakeBotServer() as server:
-        api = server.api
-        env = environment(
-            tmp_path,
-            TELEGRAM_BOT_TOKEN=TOKEN,
-            TELEGRAM_API_URL=server.url,
-            REMINDER_POLL_SECONDS="0.2",
-        )
-        with kindbot_run(tmp_path, env) as process:
-            api.wait_for(lambda: bool(api.texts(9)), STARTUP)
-            assert "today" in api.texts(9)[0]  # the evening reflection's question
-            assert stop(process) == 0
-        with kindbot_run(tmp_path, env) as process:
-            api.wait_for(lambda: len(api.sent("setMyCommands")) >= 2, STARTUP)
-            time.sleep(1.0)  # several dispatcher ticks
-            assert stop(process) == 0
-        assert len(api.texts(9)) == 1
-
-
-def test_sigkill_mid_broadcast_then_restart_sends_every_reminder(tmp_path: Path, key: str) -> None:
-    """A worker killed while sending: after a restart every due reminder goes out, and a
-    person gets a second copy only if theirs was in flight at the kill."""
-    import asyncio
-    from datetime import timedelta
-
-    from sqlalchemy import update
-
-    from bot.app import open_app
-    from bot.config import Settings
-    from bot.reminders.store import set_schedule
-    from storage import repo
-    from storage.models import ReminderSchedule, utcnow
-
-    people = [str(100 + n) for n in range(40)]
+def due_reflections(tmp_path: Path, key: str, people: list[str]) -> None:
+    """Consented Telegram people, each with an evening reflection that fell due 2 min ago."""
 
     async def prepare() -> None:
         settings = Settings(data_dir=tmp_path / "data", encryption_key=key, _env_file=None)
@@ -286,6 +228,36 @@ def test_sigkill_mid_broadcast_then_restart_sends_every_reminder(tmp_path: Path,
             await session.commit()
 
     asyncio.run(prepare())
+
+
+def test_kindbot_run_sends_a_due_reflection_once_across_a_restart(tmp_path: Path, key: str) -> None:
+    """The dispatcher runs inside `kindbot run`: a due evening reflection goes out, once."""
+    due_reflections(tmp_path, key, ["9"])
+    with FakeBotServer() as server:
+        api = server.api
+        env = environment(
+            tmp_path,
+            TELEGRAM_BOT_TOKEN=TOKEN,
+            TELEGRAM_API_URL=server.url,
+            REMINDER_POLL_SECONDS="0.2",
+        )
+        with kindbot_run(tmp_path, env) as process:
+            api.wait_for(lambda: bool(api.texts(9)), STARTUP)
+            assert "today" in api.texts(9)[0]  # the evening reflection's question
+            assert stop(process) == 0
+        with kindbot_run(tmp_path, env) as process:
+            api.wait_for(lambda: len(api.sent("setMyCommands")) >= 2, STARTUP)
+            time.sleep(1.0)  # several dispatcher ticks
+            assert stop(process) == 0
+        assert len(api.texts(9)) == 1
+
+
+def test_sigkill_mid_broadcast_then_restart_sends_every_reminder(tmp_path: Path, key: str) -> None:
+    """A worker killed while sending: after a restart every due reminder goes out, and a
+    person gets a second copy only if theirs was in flight at the kill."""
+    people = [str(100 + n) for n in range(40)]
+
+    due_reflections(tmp_path, key, people)
     with FakeBotServer() as server:
         api = server.api
         env = environment(
