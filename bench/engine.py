@@ -83,7 +83,7 @@ async def main(steps: int, rounds: int) -> None:
                 for _ in range(n):
                     async with app.db.step() as unit:
                         found = await repo.load_person_core(
-                            unit.conn,
+                            unit,
                             channel="bench",
                             external_id="1",
                             cipher=app.db.cipher,
@@ -93,7 +93,7 @@ async def main(steps: int, rounds: int) -> None:
                         user, row, state = found
                         assert user.id is not None
                         await repo.save_conversation(
-                            unit.conn,
+                            unit,
                             user_id=user.id,
                             state=state,
                             step=row.step + 1,

@@ -24,8 +24,9 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
-from storage import sqlite_driver
+from storage import repo, sqlite_driver
 from storage.crypto import Cipher, WrongKeyError
+from storage.direct import Direct, DirectStatements
 from storage.models import Meta
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -84,15 +85,18 @@ class Step:
 
     Most events need three statements (load the person, write the conversation, commit);
     an AsyncSession around them costs more than they do (session setup, ORM row loading,
-    the unit of work at commit). So the hot path runs on the connection alone, and
-    `session` opens an AsyncSession bound to that same connection — hence the same
-    transaction — the first time anything (an action, a command) needs one. Objects
-    handed to `keep` (the detached user row) join that session when it opens, so changes
-    made to them before or after are flushed like those of any loaded object.
+    the unit of work at commit). So the hot path runs on the connection alone — on SQLite
+    those two statements even skip SQLAlchemy's execution layer (`direct`,
+    storage/direct.py) — and `session` opens an AsyncSession bound to that same
+    connection, hence the same transaction, the first time anything (an action, a command)
+    needs one. Objects handed to `keep` (the detached user row) join that session when it
+    opens, so changes made to them before or after are flushed like those of any loaded
+    object.
     """
 
-    def __init__(self, conn: AsyncConnection) -> None:
+    def __init__(self, conn: AsyncConnection, direct: Direct | None = None) -> None:
         self.conn = conn
+        self.direct = direct
         self._session: AsyncSession | None = None
         self._kept: list[Any] = []
 
@@ -129,12 +133,22 @@ class Step:
             await self._session.flush()
 
     async def commit(self) -> None:
+        """Commit everything the step wrote, through SQLAlchemy or `direct` (one transaction:
+        SQLAlchemy's COMMIT on the shared DBAPI connection covers the direct statements)."""
         await self.flush()
-        await self.conn.commit()
+        if self.direct is not None and not self.conn.in_transaction():
+            await self.direct.commit()
+        else:
+            await self.conn.commit()
 
     async def close(self) -> None:
+        """End the step: whatever was not committed is rolled back."""
         if self._session is not None:
             await self._session.close()
+        if self.conn.in_transaction():
+            await self.conn.rollback()
+        if self.direct is not None:
+            await self.direct.rollback()
 
 
 class Database:
@@ -148,6 +162,7 @@ class Database:
         # SQLite takes one writer at a time; steps of this process queue here rather than
         # on SQLite's lock (where each would fail busy and wait on a thread). See `step`.
         self._sqlite_writer = asyncio.Lock() if engine.dialect.name == "sqlite" else None
+        self._step_conn: tuple[AsyncConnection, Direct | None] | None = None
 
     @classmethod
     async def open(
@@ -214,14 +229,17 @@ class Database:
 
     @asynccontextmanager
     async def step(self) -> AsyncIterator[Step]:
-        """A `Step` on a pooled connection; rolled back unless committed.
+        """A `Step`; rolled back unless committed.
 
         On SQLite one step at a time in this process: SQLite serializes writers anyway,
         and its statements run on the event loop (storage/sqlite_driver.py), so a step
         rarely yields while it holds the lock and waiting here costs nothing, whereas
         two steps interleaving would make the second meet SQLite's lock and wait on a
         thread. Other processes on the same file still meet SQLite's own lock as before.
-        On PostgreSQL steps run side by side (row locks keep each person's in order).
+        Since steps take turns, they share one connection, kept open (no pool checkout per
+        event), whose DBAPI connection runs the step's own statements directly.
+        On PostgreSQL steps run side by side (row locks keep each person's in order), each on
+        a pooled connection.
         """
         if self._sqlite_writer is None:
             async with self.engine.connect() as conn:
@@ -231,14 +249,48 @@ class Database:
                 finally:
                     await step.close()
             return
-        async with self._sqlite_writer, self.engine.connect() as conn:
-            step = Step(conn)
+        async with self._sqlite_writer:
+            conn, direct = await self._sqlite_step_connection()
+            step = Step(conn, direct)
             try:
                 yield step
             finally:
-                await step.close()
+                try:
+                    await step.close()
+                except BaseException:
+                    await self._drop_step_connection()  # a connection we cannot trust
+                    raise
+
+    async def _sqlite_step_connection(self) -> tuple[AsyncConnection, Direct | None]:
+        if self._step_conn is None:
+            conn = await self.engine.connect()
+            raw = (await conn.get_raw_connection()).dbapi_connection
+            direct = None
+            if getattr(raw, "one_trip", False):  # our driver (not another SQLAlchemy's)
+                statements = DirectStatements(
+                    self.engine.dialect,
+                    repo.person_core_query(lock=False),
+                    repo.conversation_update(),
+                    user_columns=len(repo.USER_COLUMNS),
+                )
+                direct = Direct(statements, raw)
+            self._step_conn = (conn, direct)
+        return self._step_conn
+
+    async def _drop_step_connection(self) -> None:
+        if self._step_conn is not None:
+            conn, _ = self._step_conn
+            self._step_conn = None
+            try:
+                await conn.invalidate()
+            finally:
+                await conn.close()
 
     async def close(self) -> None:
+        if self._step_conn is not None:
+            conn, _ = self._step_conn
+            self._step_conn = None
+            await conn.close()
         await self.engine.dispose()
 
     async def table_names(self) -> list[str]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import Table, Update, bindparam, update
 from sqlalchemy import select as core_select
@@ -17,6 +17,9 @@ from sqlmodel.sql.expression import Select
 
 from storage.crypto import Cipher
 from storage.models import Conversation, Entry, SafetyEvent, SafetyPlan, User, utcnow
+
+if TYPE_CHECKING:
+    from storage.db import Step
 
 M = TypeVar("M", User, Conversation)
 EMPTY_STATE: dict[str, Any] = {"stack": [], "paused": {}}
@@ -37,9 +40,9 @@ _PERSON = (
 )
 _PERSON_LOCKED = _PERSON.with_for_update()
 # The same join as plain columns, for the Core hot path (`load_person_core`): no ORM loading.
-_USER_COLUMNS = tuple(USERS.c)
+USER_COLUMNS = tuple(USERS.c)
 _PERSON_CORE = (
-    core_select(*_USER_COLUMNS, *CONVERSATIONS.c)
+    core_select(*USER_COLUMNS, *CONVERSATIONS.c)
     .join(CONVERSATIONS, CONVERSATIONS.c.user_id == USERS.c.id)
     .where(
         USERS.c.channel == bindparam("channel"),
@@ -162,19 +165,28 @@ async def save_user_changes(conn: AsyncConnection, user: User) -> None:
 
 
 async def load_person_core(
-    conn: AsyncConnection, *, channel: str, external_id: str, cipher: Cipher, lock: bool
+    unit: Step, *, channel: str, external_id: str, cipher: Cipher, lock: bool
 ) -> tuple[User, Conversation, dict[str, Any]] | None:
-    """`load_person` without a session: one Core query, detached objects; None if the
-    person has no rows yet (their first contact creates them through a session)."""
-    person = {"channel": channel, "external_id": external_id}
-    found = (await conn.execute(person_core_query(lock=lock), person)).first()
-    if found is None:
-        return None
-    values = found._asdict()
-    n = len(_USER_COLUMNS)
-    keys = list(values)
-    user = detached(User, {k: values[k] for k in keys[:n]})
-    row = detached(Conversation, {k: values[k] for k in keys[n:]})
+    """`load_person` without a session: one Core query (or its direct twin, see
+    storage/direct.py), detached objects; None if the person has no rows yet (their first
+    contact creates them through a session)."""
+    if unit.direct is not None and not lock:
+        found = await unit.direct.person(channel, external_id)
+        if found is None:
+            return None
+        user_values, row_values = found
+    else:
+        person = {"channel": channel, "external_id": external_id}
+        result = (await unit.conn.execute(person_core_query(lock=lock), person)).first()
+        if result is None:
+            return None
+        values = result._asdict()
+        keys = list(values)
+        n = len(USER_COLUMNS)
+        user_values = {k: values[k] for k in keys[:n]}
+        row_values = {k: values[k] for k in keys[n:]}
+    user = detached(User, user_values)
+    row = detached(Conversation, row_values)
     return user, row, json.loads(cipher.decrypt(row.state_enc))
 
 
@@ -220,7 +232,7 @@ async def load_person(
 
 
 async def save_conversation(
-    conn: AsyncConnection,
+    unit: Step,
     *,
     user_id: int,
     state: dict[str, Any],
@@ -236,7 +248,10 @@ async def save_conversation(
         "b_seen_seqs": seen_seqs[-SEEN_SEQS:],
         "b_updated_at": utcnow(),
     }
-    await conn.execute(conversation_update(), values)
+    if unit.direct is not None:
+        await unit.direct.save(values)
+    else:
+        await unit.conn.execute(conversation_update(), values)
 
 
 def store_conversation(

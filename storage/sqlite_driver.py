@@ -148,19 +148,8 @@ def dbapi() -> Any | None:
             return self._lastrowid
 
         async def _trip(self, fn: Statement, operation: str, parameters: Any) -> None:
-            async with self._adapt_connection._execute_mutex:
-                conn = self._connection._conn
-                result: Result | None = None
-                if ON_LOOP:
-                    try:
-                        result = fn(conn, operation, parameters)
-                    except sqlite3.OperationalError as error:
-                        if not is_busy(error):
-                            raise
-                if result is None:
-                    result = await self._connection._execute(
-                        _patiently, fn, conn, operation, parameters
-                    )
+            connection: Any = self._adapt_connection  # a OneTripConnection
+            result = await connection.trip(fn, operation, parameters)
             self._description, self._rowcount, self._lastrowid, rows = result
             self._rows = collections.deque(rows)
 
@@ -188,39 +177,82 @@ def dbapi() -> Any | None:
         _cursor_cls = OneTripCursor
         one_trip = True  # see uses_loop()
 
+        async def trip(self, fn: Statement, operation: str, parameters: Any) -> Result:
+            """One statement start to finish: on the loop, or patiently on the thread if busy."""
+            async with self._execute_mutex:
+                conn = self._connection._conn
+                result: Result
+                if ON_LOOP:
+                    try:
+                        result = fn(conn, operation, parameters)
+                        return result
+                    except sqlite3.OperationalError as error:
+                        if not is_busy(error):
+                            raise
+                result = await self._connection._execute(
+                    _patiently, fn, conn, operation, parameters
+                )
+                return result
+
+        async def run(self, operation: str, parameters: Any) -> list[Row]:
+            """A statement outside SQLAlchemy (storage/direct.py): its rows, as tuples."""
+            return (await self.trip(_run, operation, parameters))[3]
+
+        def _commit_here(self) -> bool:
+            """COMMIT on the loop, unless busy or due for a checkpoint (False: use the thread)."""
+            self.commits += 1
+            if ON_LOOP and self.commits % CHECKPOINT_EVERY:
+                try:
+                    self._connection._conn.commit()
+                    return True
+                except sqlite3.OperationalError as error:
+                    if not is_busy(error):
+                        raise
+            return False
+
+        def _rollback_here(self) -> bool:
+            if ON_LOOP:
+                try:
+                    self._connection._conn.rollback()
+                    return True
+                except sqlite3.OperationalError as error:
+                    if not is_busy(error):
+                        raise
+            return False
+
         def commit(self) -> None:
             """COMMIT on the loop; on the thread if busy, or for a periodic checkpoint."""
             if not self._connection._connection:
                 return  # closed: as the stock adapter
-            conn = self._connection._conn
-            self.commits += 1
             try:
-                if ON_LOOP and self.commits % CHECKPOINT_EVERY:
-                    try:
-                        conn.commit()
-                        return
-                    except sqlite3.OperationalError as error:
-                        if not is_busy(error):
-                            raise
-                await_(self._connection._execute(_commit_and_checkpoint, conn))
+                if not self._commit_here():
+                    await_(
+                        self._connection._execute(_commit_and_checkpoint, self._connection._conn)
+                    )
             except Exception as error:
                 self._handle_exception(error)
 
         def rollback(self) -> None:
             if not self._connection._connection:
                 return  # closed: as the stock adapter
-            conn = self._connection._conn
             try:
-                if ON_LOOP:
-                    try:
-                        conn.rollback()
-                        return
-                    except sqlite3.OperationalError as error:
-                        if not is_busy(error):
-                            raise
-                await_(self._connection._execute(_rollback, conn))
+                if not self._rollback_here():
+                    await_(self._connection._execute(_rollback, self._connection._conn))
             except Exception as error:
                 self._handle_exception(error)
+
+        async def commit_direct(self) -> None:
+            """`commit` for statements made with `run` (no SQLAlchemy, no greenlet)."""
+            if not self._commit_here():
+                await self._connection._execute(_commit_and_checkpoint, self._connection._conn)
+
+        async def rollback_direct(self) -> None:
+            if not self._rollback_here():
+                await self._connection._execute(_rollback, self._connection._conn)
+
+        @property
+        def in_transaction(self) -> bool:
+            return bool(self._connection._conn.in_transaction)
 
     class OneTripDBAPI(AsyncAdapt_aiosqlite_dbapi):
         def connect(self, *arg: Any, **kw: Any) -> Any:

@@ -437,7 +437,7 @@ class Engine:
             lock = self.db.is_postgres
             cipher = self.db.cipher
             found = await repo.load_person_core(
-                unit.conn,
+                unit,
                 channel=ref.channel,
                 external_id=ref.external_id,
                 cipher=cipher,
@@ -467,7 +467,7 @@ class Engine:
                 else:
                     await repo.save_user_changes(unit.conn, user)
                 await repo.save_conversation(
-                    unit.conn,
+                    unit,
                     user_id=user.id,
                     state=turn.state_json(),
                     step=turn.step,

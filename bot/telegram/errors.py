@@ -53,11 +53,11 @@ class Delivery:
     max_wait: float = 60.0
     sleep: Sleep = asyncio.sleep
 
-    async def call(self, method: Callable[..., Awaitable[T]], /, **kwargs: Any) -> T:
+    async def call(self, method: Callable[..., Awaitable[T]], /, *args: Any, **kwargs: Any) -> T:
         name = getattr(method, "__name__", "call")
         for attempt in range(1, self.attempts + 1):
             try:
-                return await method(**kwargs)
+                return await method(*args, **kwargs)
             except Forbidden as exc:
                 raise Unreachable(name) from exc
             except BadRequest:

@@ -4,6 +4,13 @@ Engine text is plain, so every piece is HTML-escaped and sent in HTML mode (a pe
 words quoted back can never turn into markup). Choices become inline keyboards whose callback
 data, `"<step>:<value>"`, ties each button to the dialog step that offered it; a 0–10 scale is
 a compact two-row keyboard. Long texts are split on paragraph, then line, then word boundaries.
+
+Messages go out through `Bot.do_api_request` with plain JSON parameters rather than
+`send_message`: PTB would parse Telegram's answer into a full `Message` (about a hundred
+attributes, each set through a frozen-object check) and build a `TelegramObject` per button,
+and kindbot never reads either. That parsing was the largest single cost of an update, above
+the dialog step and the database (bench/updates.py). Errors are raised exactly as before,
+because the request goes through the same `_post`.
 """
 
 from __future__ import annotations
@@ -12,17 +19,13 @@ import asyncio
 import html
 import logging
 import re
+import warnings
 from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 
-from telegram import (
-    Bot,
-    CallbackQuery,
-    InlineKeyboardButton,
-    InlineKeyboardMarkup,
-    InputFile,
-    LinkPreviewOptions,
-)
+from telegram import Bot, CallbackQuery, InlineKeyboardMarkup, InputFile
 from telegram.constants import ChatAction, MessageLimit, ParseMode
+from telegram.warnings import PTBUserWarning
 
 from bot.engine.events import (
     ChoiceMade,
@@ -42,7 +45,15 @@ CAPTION_LIMIT = int(MessageLimit.CAPTION_LENGTH)  # 1024
 CALLBACK_LIMIT = 64  # bytes, Telegram's limit for callback_data
 NO_STEP = "-"
 _CALLBACK = re.compile(r"^(\d{1,12}|-):([a-z0-9_]{1,32})$")
-NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
+NO_PREVIEW = {"is_disabled": True}  # LinkPreviewOptions, as JSON
+Markup = dict[str, list[list[dict[str, str]]]]  # InlineKeyboardMarkup, as JSON
+# do_api_request asks, for endpoints PTB has a method for, to use that method instead; for the
+# ones below we mean not to (see the module docstring).
+LEAN = ("sendMessage", "editMessageText", "editMessageReplyMarkup")
+for _endpoint in LEAN:
+    warnings.filterwarnings(
+        "ignore", message=f"Please use 'Bot.{_endpoint}'", category=PTBUserWarning
+    )
 
 
 # -- callback data -----------------------------------------------------------------------
@@ -63,23 +74,21 @@ def decode_choice(data: str | None) -> ChoiceMade | None:
 
 
 # -- keyboards ---------------------------------------------------------------------------
-def keyboard(message: Message) -> InlineKeyboardMarkup | None:
+def button(text: str, step: int | None, value: str | int) -> dict[str, str]:
+    return {"text": text, "callback_data": encode_choice(step, value)}
+
+
+def keyboard(message: Message) -> Markup | None:
     """Buttons for a message's options (one per row) or its scale (two compact rows)."""
     if message.options:
-        rows = [
-            [InlineKeyboardButton(o.label, callback_data=encode_choice(message.step, o.value))]
-            for o in message.options
-        ]
-        return InlineKeyboardMarkup(rows)
+        rows = [[button(o.label, message.step, o.value)] for o in message.options]
+        return {"inline_keyboard": rows}
     if message.scale is not None:
         numbers = list(range(message.scale.low, message.scale.high + 1))
         half = (len(numbers) + 1) // 2 if len(numbers) > 6 else len(numbers)
-        buttons = [
-            InlineKeyboardButton(str(n), callback_data=encode_choice(message.step, n))
-            for n in numbers
-        ]
+        buttons = [button(str(n), message.step, n) for n in numbers]
         rows = [buttons[:half], buttons[half:]] if half < len(buttons) else [buttons]
-        return InlineKeyboardMarkup(rows)
+        return {"inline_keyboard": rows}
     return None
 
 
@@ -157,17 +166,8 @@ class Renderer:
             last = index == len(pieces) - 1
             await self.text(chat_id, piece, markup if last else None)
 
-    async def text(
-        self, chat_id: int, text: str, markup: InlineKeyboardMarkup | None = None
-    ) -> None:
-        await self.delivery.call(
-            self.bot.send_message,
-            chat_id=chat_id,
-            text=escape(text),
-            parse_mode=ParseMode.HTML,
-            reply_markup=markup,
-            link_preview_options=NO_PREVIEW,
-        )
+    async def text(self, chat_id: int, text: str, markup: Markup | None = None) -> None:
+        await self.delivery.call(send_text, self.bot, chat_id, text, markup)
 
     async def typing(self, chat_id: int) -> None:
         await self.delivery.call(
@@ -203,16 +203,35 @@ class Renderer:
             return  # too old for Telegram to show us (InaccessibleMessage)
         label = _label_of(query)
         text = message.text
+        where = {"chat_id": message.chat.id, "message_id": message.message_id}
         if text and label and _units(text) + _units(label) + 4 <= TEXT_LIMIT:
+            marked = f"{escape(text)}\n\n→ <b>{escape(label)}</b>"
             await self.delivery.call(
-                query.edit_message_text,
-                text=f"{escape(text)}\n\n→ <b>{escape(label)}</b>",
-                parse_mode=ParseMode.HTML,
-                link_preview_options=NO_PREVIEW,
-                reply_markup=None,
+                lean,
+                self.bot,
+                "editMessageText",
+                {**where, "text": marked, "parse_mode": "HTML", "link_preview_options": NO_PREVIEW},
             )
         else:
-            await self.delivery.call(query.edit_message_reply_markup, reply_markup=None)
+            await self.delivery.call(lean, self.bot, "editMessageReplyMarkup", where)
+
+
+async def lean(bot: Bot, endpoint: str, params: dict[str, Any]) -> None:
+    """A Bot API call whose answer is not parsed (one of `LEAN`)."""
+    await bot.do_api_request(endpoint, api_kwargs=params)
+
+
+async def send_text(bot: Bot, chat_id: int, text: str, markup: Markup | None = None) -> None:
+    """sendMessage in HTML mode with the text escaped, without parsing the sent Message."""
+    params: dict[str, Any] = {
+        "chat_id": chat_id,
+        "text": escape(text),
+        "parse_mode": "HTML",
+        "link_preview_options": NO_PREVIEW,
+    }
+    if markup is not None:
+        params["reply_markup"] = markup
+    await lean(bot, "sendMessage", params)
 
 
 def _label_of(query: CallbackQuery) -> str | None:

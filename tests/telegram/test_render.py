@@ -22,13 +22,15 @@ def test_keyboards() -> None:
     options = (Option("yes", "Yes"), Option("no", "No"))
     markup = keyboard(Message("?", options, step=4))
     assert markup is not None
-    assert [[b.callback_data for b in row] for row in markup.inline_keyboard] == [
+    assert [[b["callback_data"] for b in row] for row in markup["inline_keyboard"]] == [
         ["4:yes"],
         ["4:no"],
     ]
     small = keyboard(Message("?", scale=Scale(1, 5), step=2))
     assert small is not None
-    assert [[b.text for b in row] for row in small.inline_keyboard] == [["1", "2", "3", "4", "5"]]
+    assert [[b["text"] for b in row] for row in small["inline_keyboard"]] == [
+        ["1", "2", "3", "4", "5"]
+    ]
     assert keyboard(Message("plain")) is None
 
 
