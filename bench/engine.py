@@ -2,9 +2,10 @@
 
 One step = load the person's state, validate the answer, transition, render the next prompt,
 save, commit. The baseline, measured in the same run on the same SQLite file, is the bare
-database work of that step with the very statements the engine uses, on a pooled Core
-connection like the engine's: the one query loading the user and conversation rows, one
-UPDATE writing the conversation row back, commit. A second baseline adds what storing the
+database work of that step with the very statements the engine uses, run as the engine
+runs them (storage.db.Step; on SQLite straight to the DBAPI connection, storage/direct.py):
+the one query loading the user and conversation rows, one UPDATE writing the conversation
+row back, commit. A second baseline adds what storing the
 row means here: the same storage functions the engine calls (load the person and decrypt
 their state; encrypt and save it; commit), so "dialog step over storage" is the engine's own
 work. The crisis screen and other interceptors that read every message first are measured
@@ -104,25 +105,34 @@ async def main(steps: int, rounds: int) -> None:
                 return (time.perf_counter() - start) / n, (time.process_time() - cpu) / n
 
             async def bare_steps(n: int) -> tuple[float, float]:
-                """The same statements an engine step runs, on a connection as the engine
-                does (storage.db.Step): the joined load, one UPDATE of the conversation row
+                """The same statements an engine step runs, the way it runs them
+                (storage.db.Step: on SQLite straight to the DBAPI connection, see
+                storage/direct.py): the joined load, one UPDATE of the conversation row
                 (same columns), commit — minus everything else."""
                 start, cpu = time.perf_counter(), time.process_time()
                 lock = app.db.is_postgres
+                person = {"channel": "bench", "external_id": "1"}
                 for i in range(n):
-                    async with app.db.engine.connect() as conn:
-                        query = repo.person_core_query(lock=lock)
-                        person = {"channel": "bench", "external_id": "1"}
-                        row = (await conn.execute(query, person)).one()
+                    async with app.db.step() as unit:
+                        if unit.direct is not None:
+                            found = await unit.direct.person(**person)
+                            assert found is not None
+                            row = found[1]
+                        else:
+                            query = repo.person_core_query(lock=lock)
+                            row = (await unit.conn.execute(query, person)).one()._asdict()
                         values = {
-                            "uid": row.user_id,
-                            "b_state_enc": row.state_enc,
-                            "b_step": row.step + 1,
-                            "b_seen_seqs": [*row.seen_seqs, i][-repo.SEEN_SEQS :],
+                            "uid": row["user_id"],
+                            "b_state_enc": row["state_enc"],
+                            "b_step": row["step"] + 1,
+                            "b_seen_seqs": [*row["seen_seqs"], i][-repo.SEEN_SEQS :],
                             "b_updated_at": utcnow(),
                         }
-                        await conn.execute(repo.conversation_update(), values)
-                        await conn.commit()
+                        if unit.direct is not None:
+                            await unit.direct.save(values)
+                        else:
+                            await unit.conn.execute(repo.conversation_update(), values)
+                        await unit.commit()
                 return (time.perf_counter() - start) / n, (time.process_time() - cpu) / n
 
             await engine_steps(200)

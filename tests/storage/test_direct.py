@@ -1,0 +1,167 @@
+"""The step's direct statements on SQLite (storage/direct.py) read and write exactly what
+SQLAlchemy would, in the step's transaction."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+
+from bot.app import App
+from bot.engine.events import Text, UserRef
+from bot.engine.runner import Turn
+from storage import repo, sqlite_driver
+
+ME = UserRef("console", "direct")
+
+
+async def consented(app: App) -> None:
+    await app.engine.handle(ME, Text("/start"))
+    await app.engine.handle(ME, Text("1"))
+
+
+async def through_sqlalchemy(app: App) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The person's columns as the SQLAlchemy path reads them."""
+    async with app.db.engine.connect() as conn:
+        person = {"channel": ME.channel, "external_id": ME.external_id}
+        row = (await conn.execute(repo.person_core_query(lock=False), person)).one()
+    values = row._asdict()
+    keys = list(values)
+    n = len(repo.USER_COLUMNS)
+    return {k: values[k] for k in keys[:n]}, {k: values[k] for k in keys[n:]}
+
+
+async def test_steps_on_sqlite_use_the_direct_statements(app: App) -> None:
+    async with app.db.step() as unit:
+        assert unit.direct is not None  # a SQLAlchemy upgrade must not turn it off silently
+
+
+async def test_the_direct_load_reads_what_sqlalchemy_reads(app: App) -> None:
+    await consented(app)
+    async with app.db.step() as unit:  # counters (JSON), consent and a blocked time (dates)
+        await unit.conn.execute(
+            text("UPDATE users SET country = 'NZ', blocked_at = :at WHERE external_id = :e"),
+            {"at": datetime(2026, 5, 1, 12, 30, 15, 123456), "e": ME.external_id},
+        )
+        await unit.commit()
+    async with app.db.step() as unit:
+        assert unit.direct is not None
+        found = await unit.direct.person(ME.channel, ME.external_id)
+        assert await unit.direct.person(ME.channel, "nobody") is None
+    assert found == await through_sqlalchemy(app)
+    user, conversation = found
+    assert isinstance(user["consented_at"], datetime) and user["counters"]["onboarding"] == 1
+    assert user["blocked_at"] == datetime(2026, 5, 1, 12, 30, 15, 123456)
+    assert isinstance(conversation["seen_seqs"], list) and conversation["step"] > 0
+
+
+async def test_the_direct_save_writes_what_sqlalchemy_writes(app: App) -> None:
+    await consented(app)
+    _, before = await through_sqlalchemy(app)
+    at = datetime(2026, 6, 2, 8, 0, 1, 5, tzinfo=UTC)
+    values = {
+        "uid": before["user_id"],
+        "b_state_enc": before["state_enc"],
+        "b_step": before["step"] + 5,
+        "b_seen_seqs": [7, 8, 9],
+        "b_updated_at": at,
+    }
+    async with app.db.step() as unit:
+        assert unit.direct is not None
+        await unit.direct.save(values)
+        await unit.commit()
+    _, direct = await through_sqlalchemy(app)
+    async with app.db.engine.begin() as conn:
+        stored = await conn.scalar(text("SELECT updated_at FROM conversations"))
+        await conn.execute(repo.conversation_update(), values)  # the SQLAlchemy path
+        assert await conn.scalar(text("SELECT updated_at FROM conversations")) == stored
+    assert direct == (await through_sqlalchemy(app))[1]
+    assert (direct["step"], direct["seen_seqs"]) == (before["step"] + 5, [7, 8, 9])
+
+
+async def test_a_step_that_fails_after_a_direct_write_leaves_nothing(app: App) -> None:
+    await consented(app)
+    _, before = await through_sqlalchemy(app)
+
+    async def write_then_fail() -> None:
+        async with app.db.step() as unit:
+            assert unit.direct is not None
+            garbage = {"b_state_enc": "garbage", "b_step": 999, "b_seen_seqs": []}
+            await unit.direct.save(
+                {"uid": before["user_id"], "b_updated_at": datetime.now(UTC), **garbage}
+            )
+            raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError):
+        await write_then_fail()
+    assert (await through_sqlalchemy(app))[1] == before
+    await app.engine.handle(ME, Text("/reframe"))  # the shared connection carries on clean
+    after = (await through_sqlalchemy(app))[1]
+    assert before["step"] < after["step"] < 999
+    assert "reframe" in app.db.cipher.decrypt(after["state_enc"])
+
+
+async def test_session_writes_and_direct_writes_commit_together(
+    app: App, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """/reframe writes an entry and the user's counters through SQLAlchemy, then the
+    conversation directly: all or nothing."""
+    await consented(app)
+
+    async def fails_late(turn: Turn, args: str) -> None:
+        await turn.start_dialog("reframe")
+        turn.user.country = "IE"
+
+    app.engine.commands["late"] = fails_late
+    real = repo.save_conversation
+
+    async def save_then_fail(*args: Any, **kwargs: Any) -> None:
+        await real(*args, **kwargs)
+        raise RuntimeError("after the direct UPDATE")
+
+    user, conversation = await through_sqlalchemy(app)
+    async with app.db.engine.connect() as conn:
+        entries = await conn.scalar(text("SELECT count(*) FROM entries"))
+    with monkeypatch.context() as patch:
+        patch.setattr(repo, "save_conversation", save_then_fail)
+        await app.engine.handle(ME, Text("/late"))
+    assert await through_sqlalchemy(app) == (user, conversation)
+    async with app.db.engine.connect() as conn:
+        assert await conn.scalar(text("SELECT count(*) FROM entries")) == entries
+    await app.engine.handle(ME, Text("/late"))
+    after_user, after = await through_sqlalchemy(app)
+    assert after_user["country"] == "IE" and after["step"] > conversation["step"]
+    async with app.db.engine.connect() as conn:
+        assert await conn.scalar(text("SELECT count(*) FROM entries")) == entries + 1
+
+
+async def test_a_direct_statement_waits_off_the_loop_for_another_writer(
+    app: App, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another connection (a reminder, another process) holds SQLite's write lock: the
+    step's UPDATE waits on aiosqlite's thread, the loop runs on, and nothing is lost."""
+    await consented(app)
+    trips: list[str] = []
+    patient = sqlite_driver._patiently
+
+    def spy(fn: Any, conn: Any, operation: str, parameters: Any) -> Any:
+        trips.append(operation.split()[0])
+        return patient(fn, conn, operation, parameters)
+
+    await app.engine.handle(ME, Text("/reframe"))
+    monkeypatch.setattr(sqlite_driver, "_patiently", spy)
+    async with app.db.engine.connect() as other:
+        await other.execute(text("UPDATE users SET country = 'FR'"))  # holds the write lock
+        step = asyncio.create_task(app.engine.handle(ME, Text("I never get anything right")))
+        await asyncio.sleep(0.1)
+        assert not step.done()
+        await other.commit()
+    assert await step
+    assert trips == ["UPDATE"]
+    user, conversation = await through_sqlalchemy(app)
+    assert user["country"] == "FR"
+    state = app.db.cipher.decrypt(conversation["state_enc"])
+    assert "I never get anything right" in state
