@@ -23,10 +23,11 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.sql import Executable
 
-from storage import repo, sqlite_driver
+from storage import sqlite_driver
 from storage.crypto import Cipher, WrongKeyError
-from storage.direct import Direct, DirectStatements
+from storage.direct import Direct, Row
 from storage.models import Meta
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -85,13 +86,13 @@ class Step:
 
     Most events need three statements (load the person, write the conversation, commit);
     an AsyncSession around them costs more than they do (session setup, ORM row loading,
-    the unit of work at commit). So the hot path runs on the connection alone — on SQLite
-    those two statements even skip SQLAlchemy's execution layer (`direct`,
-    storage/direct.py) — and `session` opens an AsyncSession bound to that same
-    connection, hence the same transaction, the first time anything (an action, a command)
-    needs one. Objects handed to `keep` (the detached user row) join that session when it
-    opens, so changes made to them before or after are flushed like those of any loaded
-    object.
+    the unit of work at commit). So the engine's own statements (those, the user's changed
+    fields, entries) are prebuilt Core statements run with `run` — on SQLite even without
+    SQLAlchemy's execution layer (`direct`, storage/direct.py) — and `session` opens an
+    AsyncSession bound to that same connection, hence the same transaction, the first time
+    anything (an action, a command) needs one. Objects handed to `keep` (the detached user
+    row) join that session when it opens, so changes made to them before or after are
+    flushed like those of any loaded object.
     """
 
     def __init__(self, conn: AsyncConnection, direct: Direct | None = None) -> None:
@@ -109,6 +110,16 @@ class Step:
             for obj in self._kept:
                 self._session.add(obj)
         return self._session
+
+    async def run(self, statement: Executable, values: dict[str, Any]) -> list[Row]:
+        """A prebuilt Core statement (see storage.repo) in this step's transaction: its rows.
+
+        An open session's pending writes go first, so statements land in the order made."""
+        await self.flush()
+        if self.direct is not None:
+            return await self.direct.execute(statement, values)
+        result = await self.conn.execute(statement, values)
+        return [tuple(row) for row in result.all()] if result.returns_rows else []
 
     @property
     def session_opened(self) -> bool:
@@ -267,13 +278,7 @@ class Database:
             raw = (await conn.get_raw_connection()).dbapi_connection
             direct = None
             if getattr(raw, "one_trip", False):  # our driver (not another SQLAlchemy's)
-                statements = DirectStatements(
-                    self.engine.dialect,
-                    repo.person_core_query(lock=False),
-                    repo.conversation_update(),
-                    user_columns=len(repo.USER_COLUMNS),
-                )
-                direct = Direct(statements, raw)
+                direct = Direct(self.engine.dialect, raw)
             self._step_conn = (conn, direct)
         return self._step_conn
 

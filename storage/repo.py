@@ -6,10 +6,10 @@ import json
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from sqlalchemy import Table, Update, bindparam, update
+from sqlalchemy import Delete, Insert, Table, Update, bindparam, delete, insert, update
 from sqlalchemy import select as core_select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import configure_mappers, make_transient_to_detached
 from sqlalchemy.orm.attributes import instance_state
 from sqlmodel import col, select
@@ -51,11 +51,28 @@ _PERSON_CORE = (
 )
 _PERSON_CORE_LOCKED = _PERSON_CORE.with_for_update()
 SelectPerson = Select[User, Conversation]
+_PERSON_NAMES = tuple(c.name for c in _PERSON_CORE.exported_columns)
 _SAVE: Update = (
     update(CONVERSATIONS)
     .where(CONVERSATIONS.c.user_id == bindparam("uid"))
     .values({c: bindparam(f"b_{c}") for c in ("state_enc", "step", "seen_seqs", "updated_at")})
 )
+ENTRIES: Table = Entry.__table__  # type: ignore[attr-defined]
+_ENTRY_FIELDS = ("answers_enc", "scores", "status", "finished_at")
+_CREATE_ENTRY: Insert = (
+    insert(ENTRIES)
+    .values({c: bindparam(f"b_{c}") for c in ("user_id", "kind", "dialog", "started_at")})
+    .values({c: bindparam(f"b_{c}") for c in _ENTRY_FIELDS})
+    .returning(ENTRIES.c.id)
+)
+_RECORD_ENTRY: Update = (
+    update(ENTRIES)
+    .where(ENTRIES.c.id == bindparam("eid"))
+    .values({c: bindparam(f"b_{c}") for c in _ENTRY_FIELDS})
+)
+_DELETE_ENTRY: Delete = delete(ENTRIES).where(ENTRIES.c.id == bindparam("eid"))
+# One UPDATE per set of user columns an event changes (consent, counters…), built once.
+_USER_UPDATES: dict[frozenset[str], Update] = {}
 
 
 async def get_or_create_user(
@@ -157,36 +174,34 @@ def changed_columns(obj: User) -> dict[str, Any]:
     return {name: state.dict[name] for name in state.committed_state}
 
 
-async def save_user_changes(conn: AsyncConnection, user: User) -> None:
+async def save_user_changes(unit: Step, user: User) -> None:
     """Write the user fields an event changed (consent, counters…) with one UPDATE, if any."""
     changed = changed_columns(user)
-    if changed:
-        await conn.execute(update(USERS).where(USERS.c.id == user.id).values(changed))
+    if not changed:
+        return
+    columns = frozenset(changed)
+    statement = _USER_UPDATES.get(columns)
+    if statement is None:
+        statement = _USER_UPDATES[columns] = (
+            update(USERS)
+            .where(USERS.c.id == bindparam("uid"))
+            .values({c: bindparam(f"b_{c}") for c in sorted(columns)})
+        )
+    await unit.run(statement, {"uid": user.id, **{f"b_{k}": v for k, v in changed.items()}})
 
 
 async def load_person_core(
     unit: Step, *, channel: str, external_id: str, cipher: Cipher, lock: bool
 ) -> tuple[User, Conversation, dict[str, Any]] | None:
-    """`load_person` without a session: one Core query (or its direct twin, see
-    storage/direct.py), detached objects; None if the person has no rows yet (their first
-    contact creates them through a session)."""
-    if unit.direct is not None and not lock:
-        found = await unit.direct.person(channel, external_id)
-        if found is None:
-            return None
-        user_values, row_values = found
-    else:
-        person = {"channel": channel, "external_id": external_id}
-        result = (await unit.conn.execute(person_core_query(lock=lock), person)).first()
-        if result is None:
-            return None
-        values = result._asdict()
-        keys = list(values)
-        n = len(USER_COLUMNS)
-        user_values = {k: values[k] for k in keys[:n]}
-        row_values = {k: values[k] for k in keys[n:]}
-    user = detached(User, user_values)
-    row = detached(Conversation, row_values)
+    """`load_person` without a session: one Core query, detached objects; None if the
+    person has no rows yet (their first contact creates them through a session)."""
+    person = {"channel": channel, "external_id": external_id}
+    rows = await unit.run(person_core_query(lock=lock), person)
+    if not rows:
+        return None
+    n = len(USER_COLUMNS)
+    user = detached(User, dict(zip(_PERSON_NAMES[:n], rows[0][:n], strict=True)))
+    row = detached(Conversation, dict(zip(_PERSON_NAMES[n:], rows[0][n:], strict=True)))
     return user, row, json.loads(cipher.decrypt(row.state_enc))
 
 
@@ -248,10 +263,7 @@ async def save_conversation(
         "b_seen_seqs": seen_seqs[-SEEN_SEQS:],
         "b_updated_at": utcnow(),
     }
-    if unit.direct is not None:
-        await unit.direct.save(values)
-    else:
-        await unit.conn.execute(conversation_update(), values)
+    await unit.run(conversation_update(), values)
 
 
 def store_conversation(
@@ -263,54 +275,54 @@ def store_conversation(
 
 
 async def create_entry(
-    session: AsyncSession,
+    unit: Step,
     *,
     user_id: int,
     kind: str,
     dialog: str,
     cipher: Cipher,
     started_at: datetime | None = None,
-) -> Entry:
-    entry = Entry(
-        user_id=user_id,
-        kind=kind,
-        dialog=dialog,
-        status="in_progress",
-        answers_enc=cipher.encrypt("{}"),
-        scores={},
-        started_at=started_at or utcnow(),
-    )
-    session.add(entry)
-    await session.flush()
-    return entry
+) -> int:
+    """A new run of a recorded dialog, in progress and empty: its id."""
+    values = {
+        "b_user_id": user_id,
+        "b_kind": kind,
+        "b_dialog": dialog,
+        "b_started_at": started_at or utcnow(),
+        "b_answers_enc": cipher.encrypt("{}"),
+        "b_scores": {},
+        "b_status": "in_progress",
+        "b_finished_at": None,
+    }
+    rows = await unit.run(_CREATE_ENTRY, values)
+    entry_id: int = rows[0][0]
+    return entry_id
 
 
 async def record_entry(
-    session: AsyncSession,
+    unit: Step,
     *,
     entry_id: int,
     answers: dict[str, Any],
     status: str,
     cipher: Cipher,
     finished_at: datetime | None = None,
-) -> Entry | None:
+) -> None:
     """Write a run's answers: numbers plain (for charts), everything else encrypted."""
-    entry = await session.get(Entry, entry_id)
-    if entry is None:
-        return None
     scores = {k: v for k, v in answers.items() if isinstance(v, int) and not isinstance(v, bool)}
     texts = {k: v for k, v in answers.items() if k not in scores}
-    entry.answers_enc = cipher.encrypt(json.dumps(texts, ensure_ascii=False))
-    entry.scores = scores
-    entry.status = status
-    entry.finished_at = finished_at
-    return entry
+    values = {
+        "eid": entry_id,
+        "b_answers_enc": cipher.encrypt(json.dumps(texts, ensure_ascii=False)),
+        "b_scores": scores,
+        "b_status": status,
+        "b_finished_at": finished_at,
+    }
+    await unit.run(_RECORD_ENTRY, values)
 
 
-async def delete_entry(session: AsyncSession, *, entry_id: int) -> None:
-    entry = await session.get(Entry, entry_id)
-    if entry is not None:
-        await session.delete(entry)
+async def delete_entry(unit: Step, *, entry_id: int) -> None:
+    await unit.run(_DELETE_ENTRY, {"eid": entry_id})
 
 
 def entry_answers(entry: Entry, *, cipher: Cipher) -> dict[str, Any]:

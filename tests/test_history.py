@@ -15,33 +15,32 @@ from tests.chat import Person
 async def seed(app: App, person: Person, count: int) -> list[int]:
     """`count` finished reframes, one a day from 1 Feb 2026 (the last is the newest)."""
     ids = []
-    async with app.db.session() as session:
+    async with app.db.step() as unit:
         user, _ = await repo.get_or_create_user(
-            session, channel=person.ref.channel, external_id=person.ref.external_id
+            unit.session, channel=person.ref.channel, external_id=person.ref.external_id
         )
         assert user.id is not None
         for n in range(count):
             when = datetime(2026, 2, 1, 8, 30, tzinfo=UTC) + timedelta(days=n)
-            entry = await repo.create_entry(
-                session,
+            entry_id = await repo.create_entry(
+                unit,
                 user_id=user.id,
                 kind="reframe",
                 dialog="reframe",
                 cipher=app.db.cipher,
                 started_at=when,
             )
-            assert entry.id is not None
             answers = {"thought": f"thought number {n}", "rating_before": 7, "rating_after": 3}
             await repo.record_entry(
-                session,
-                entry_id=entry.id,
+                unit,
+                entry_id=entry_id,
                 answers=answers,
                 status="finished" if n % 4 else "stopped",
                 cipher=app.db.cipher,
                 finished_at=when if n % 4 else None,
             )
-            ids.append(entry.id)
-        await session.commit()
+            ids.append(entry_id)
+        await unit.commit()
     return ids
 
 

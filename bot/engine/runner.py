@@ -279,15 +279,14 @@ class Turn:
             params={**defaults, **(params or {})},
         )
         if spec.entry and self.consented:  # without consent it runs, but nothing is kept
-            entry = await repo.create_entry(
-                self.session,
+            frame.entry_id = await repo.create_entry(
+                self.unit,
                 user_id=self._uid,
                 kind=spec.entry,
                 dialog=name,
                 cipher=self.cipher,
                 started_at=self.now,
             )
-            frame.entry_id = entry.id
         self.paused.pop(name, None)
         self.stack.append(frame)
         self.step += 1
@@ -325,7 +324,7 @@ class Turn:
             frame = self.stack.pop()
             if frame.entry_id is not None and not frame.answers:
                 # nothing written yet: an empty "unfinished" entry would only clutter history
-                await repo.delete_entry(self.session, entry_id=frame.entry_id)
+                await repo.delete_entry(self.unit, entry_id=frame.entry_id)
             elif frame.entry_id is not None:
                 await self._record(frame, "stopped")
                 self.paused[frame.dialog] = frame
@@ -340,7 +339,7 @@ class Turn:
         """Write a recorded dialog's answers so far to its entry (nothing for unrecorded)."""
         if frame.entry_id is not None:
             await repo.record_entry(
-                self.session,
+                self.unit,
                 entry_id=frame.entry_id,
                 answers=frame.answers,
                 status=status,
@@ -465,7 +464,7 @@ class Engine:
                 if unit.session_opened:
                     await unit.flush()  # entries, and the user's changed fields (kept)
                 else:
-                    await repo.save_user_changes(unit.conn, user)
+                    await repo.save_user_changes(unit, user)
                 await repo.save_conversation(
                     unit,
                     user_id=user.id,

@@ -240,18 +240,17 @@ class ReminderTalk:
         answers = {k: v for k, v in frame.answers.items() if v not in (None, "")}
         if not answers:
             return
-        entry = await repo.create_entry(
-            turn.session,
+        entry_id = await repo.create_entry(
+            turn.unit,
             user_id=_uid(turn),
             kind="reflection",
             dialog=frame.dialog,
             cipher=turn.cipher,
             started_at=turn.now,
         )
-        assert entry.id is not None
         await repo.record_entry(
-            turn.session,
-            entry_id=entry.id,
+            turn.unit,
+            entry_id=entry_id,
             answers=answers,
             status="finished",
             cipher=turn.cipher,

@@ -47,12 +47,13 @@ async def test_the_direct_load_reads_what_sqlalchemy_reads(app: App) -> None:
             {"at": datetime(2026, 5, 1, 12, 30, 15, 123456), "e": ME.external_id},
         )
         await unit.commit()
+    query = repo.person_core_query(lock=False)
     async with app.db.step() as unit:
         assert unit.direct is not None
-        found = await unit.direct.person(ME.channel, ME.external_id)
-        assert await unit.direct.person(ME.channel, "nobody") is None
-    assert found == await through_sqlalchemy(app)
-    user, conversation = found
+        (found,) = await unit.run(query, {"channel": ME.channel, "external_id": ME.external_id})
+        assert await unit.run(query, {"channel": ME.channel, "external_id": "nobody"}) == []
+    user, conversation = await through_sqlalchemy(app)
+    assert found == (*user.values(), *conversation.values())
     assert isinstance(user["consented_at"], datetime) and user["counters"]["onboarding"] == 1
     assert user["blocked_at"] == datetime(2026, 5, 1, 12, 30, 15, 123456)
     assert isinstance(conversation["seen_seqs"], list) and conversation["step"] > 0
@@ -71,7 +72,7 @@ async def test_the_direct_save_writes_what_sqlalchemy_writes(app: App) -> None:
     }
     async with app.db.step() as unit:
         assert unit.direct is not None
-        await unit.direct.save(values)
+        await unit.run(repo.conversation_update(), values)
         await unit.commit()
     _, direct = await through_sqlalchemy(app)
     async with app.db.engine.begin() as conn:
@@ -90,8 +91,9 @@ async def test_a_step_that_fails_after_a_direct_write_leaves_nothing(app: App) -
         async with app.db.step() as unit:
             assert unit.direct is not None
             garbage = {"b_state_enc": "garbage", "b_step": 999, "b_seen_seqs": []}
-            await unit.direct.save(
-                {"uid": before["user_id"], "b_updated_at": datetime.now(UTC), **garbage}
+            await unit.run(
+                repo.conversation_update(),
+                {"uid": before["user_id"], "b_updated_at": datetime.now(UTC), **garbage},
             )
             raise RuntimeError("boom")
 
@@ -165,3 +167,38 @@ async def test_a_direct_statement_waits_off_the_loop_for_another_writer(
     assert user["country"] == "FR"
     state = app.db.cipher.decrypt(conversation["state_enc"])
     assert "I never get anything right" in state
+
+
+async def test_entries_written_directly_read_back_through_the_orm(app: App) -> None:
+    await consented(app)
+    user, _ = await through_sqlalchemy(app)
+    started = datetime(2026, 7, 1, 9, 0, tzinfo=UTC)
+    async with app.db.step() as unit:
+        assert unit.direct is not None
+        kept = await repo.create_entry(
+            unit,
+            user_id=user["id"],
+            kind="reframe",
+            dialog="reframe",
+            cipher=app.db.cipher,
+            started_at=started,
+        )
+        gone = await repo.create_entry(
+            unit, user_id=user["id"], kind="reframe", dialog="reframe", cipher=app.db.cipher
+        )
+        answers = {"thought": "I’m never enough 🌧", "rating_before": 8, "sure": True}
+        await repo.record_entry(
+            unit,
+            entry_id=kept,
+            answers=answers,
+            status="finished",
+            cipher=app.db.cipher,
+            finished_at=started,
+        )
+        await repo.delete_entry(unit, entry_id=gone)
+        await unit.commit()
+    async with app.db.session() as session:
+        (entry,) = await repo.list_entries(session, user_id=user["id"])
+    assert entry.id == kept and entry.status == "finished" and entry.scores == {"rating_before": 8}
+    assert entry.started_at.replace(tzinfo=UTC) == started
+    assert repo.entry_answers(entry, cipher=app.db.cipher) == answers
