@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -158,19 +158,30 @@ class Screen:
             norm, count = rx.subn(" | ", norm)
             others = others or count > 0
         for category in CATEGORIES:
-            if any(rx.search(norm) for rx in self.crisis.get(category, [])) or any(
-                rx.search(norm) for rx in self.joined.get(category, [])
+            if _found(self.crisis.get(category, ()), norm) or _found(
+                self.joined.get(category, ()), norm
             ):
-                softened = any(rx.search(norm) for rx in self.softer)
+                softened = _found(self.softer, norm)
                 return ScreenResult(category, "check" if softened else "crisis")
         for category in CATEGORIES:
-            if any(rx.search(norm) for rx in self.check.get(category, [])):
-                if any(rx.search(norm) for rx in self.not_about_me):
+            if _found(self.check.get(category, ()), norm):
+                if _found(self.not_about_me, norm):
                     return None
                 return ScreenResult(category, "check")
         if others:
             return ScreenResult("suicide", "concern")
         return None
+
+
+def _found(patterns: Iterable[re.Pattern[str]], text: str) -> bool:
+    """Whether any pattern occurs in `text`. A plain loop: every message runs ~190 searches,
+    and `any()` over a generator made them 15-20% slower. One alternation of all the
+    patterns is slower still (2-3x on a sentence): a pattern alone lets the regex engine
+    skip ahead to where its first word could start."""
+    for rx in patterns:  # noqa: SIM110 (see the docstring)
+        if rx.search(text):
+            return True
+    return False
 
 
 def load_screen(path: Path, display: str) -> tuple[Screen | None, list[SourceError]]:

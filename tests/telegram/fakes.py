@@ -40,6 +40,9 @@ BOT_ID = 123456789
 BOT_USERNAME = "kindbot_test_bot"
 
 
+_JSON_STARTS = frozenset('{["-0123456789tfn')
+
+
 @dataclass
 class Call:
     method: str
@@ -77,8 +80,8 @@ class Call:
 
 def _decode(value: Any) -> Any:
     """Form values arrive JSON-encoded (except plain strings)."""
-    if not isinstance(value, str):
-        return value
+    if not isinstance(value, str) or value[:1] not in _JSON_STARTS:
+        return value  # (a failed json.loads per text would cost more than the rest of a call)
     try:
         return json.loads(value)
     except ValueError:
