@@ -1,4 +1,6 @@
-"""Repository functions: each takes the session and keyword-only arguments."""
+"""Repository functions: each takes the session — or, for what an engine step itself writes
+(the person, their conversation, entries), the step (`storage.db.Step`) — and keyword-only
+arguments."""
 
 from __future__ import annotations
 
@@ -65,12 +67,15 @@ _CREATE_ENTRY: Insert = (
     .values({c: bindparam(f"b_{c}") for c in _ENTRY_FIELDS})
     .returning(ENTRIES.c.id)
 )
+# An entry is only ever written by its owner's step: the id and the owner must both match.
 _RECORD_ENTRY: Update = (
     update(ENTRIES)
-    .where(ENTRIES.c.id == bindparam("eid"))
+    .where(ENTRIES.c.id == bindparam("eid"), ENTRIES.c.user_id == bindparam("uid"))
     .values({c: bindparam(f"b_{c}") for c in _ENTRY_FIELDS})
 )
-_DELETE_ENTRY: Delete = delete(ENTRIES).where(ENTRIES.c.id == bindparam("eid"))
+_DELETE_ENTRY: Delete = delete(ENTRIES).where(
+    ENTRIES.c.id == bindparam("eid"), ENTRIES.c.user_id == bindparam("uid")
+)
 # One UPDATE per set of user columns an event changes (consent, counters…), built once.
 _USER_UPDATES: dict[frozenset[str], Update] = {}
 
@@ -314,6 +319,7 @@ async def create_entry(
 async def record_entry(
     unit: Step,
     *,
+    user_id: int,
     entry_id: int,
     answers: dict[str, Any],
     status: str,
@@ -325,6 +331,7 @@ async def record_entry(
     texts = {k: v for k, v in answers.items() if k not in scores}
     values = {
         "eid": entry_id,
+        "uid": user_id,
         "b_answers_enc": cipher.encrypt(json.dumps(texts, ensure_ascii=False)),
         "b_scores": scores,
         "b_status": status,
@@ -333,8 +340,8 @@ async def record_entry(
     await unit.run(_RECORD_ENTRY, values)
 
 
-async def delete_entry(unit: Step, *, entry_id: int) -> None:
-    await unit.run(_DELETE_ENTRY, {"eid": entry_id})
+async def delete_entry(unit: Step, *, user_id: int, entry_id: int) -> None:
+    await unit.run(_DELETE_ENTRY, {"eid": entry_id, "uid": user_id})
 
 
 def entry_answers(entry: Entry, *, cipher: Cipher) -> dict[str, Any]:

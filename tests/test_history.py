@@ -33,6 +33,7 @@ async def seed(app: App, person: Person, count: int) -> list[int]:
             answers = {"thought": f"thought number {n}", "rating_before": 7, "rating_after": 3}
             await repo.record_entry(
                 unit,
+                user_id=user.id,
                 entry_id=entry_id,
                 answers=answers,
                 status="finished" if n % 4 else "stopped",

@@ -324,7 +324,7 @@ class Turn:
             frame = self.stack.pop()
             if frame.entry_id is not None and not frame.answers:
                 # nothing written yet: an empty "unfinished" entry would only clutter history
-                await repo.delete_entry(self.unit, entry_id=frame.entry_id)
+                await repo.delete_entry(self.unit, user_id=self._uid, entry_id=frame.entry_id)
             elif frame.entry_id is not None:
                 await self._record(frame, "stopped")
                 self.paused[frame.dialog] = frame
@@ -340,6 +340,7 @@ class Turn:
         if frame.entry_id is not None:
             await repo.record_entry(
                 self.unit,
+                user_id=self._uid,
                 entry_id=frame.entry_id,
                 answers=frame.answers,
                 status=status,

@@ -250,6 +250,7 @@ class ReminderTalk:
         )
         await repo.record_entry(
             turn.unit,
+            user_id=_uid(turn),
             entry_id=entry_id,
             answers=answers,
             status="finished",

@@ -189,13 +189,25 @@ async def test_entries_written_directly_read_back_through_the_orm(app: App) -> N
         answers = {"thought": "I’m never enough 🌧", "rating_before": 8, "sure": True}
         await repo.record_entry(
             unit,
+            user_id=user["id"],
             entry_id=kept,
             answers=answers,
             status="finished",
             cipher=app.db.cipher,
             finished_at=started,
         )
-        await repo.delete_entry(unit, entry_id=gone)
+        await repo.delete_entry(unit, user_id=user["id"], entry_id=gone)
+        # someone else's step cannot touch the entry, whatever id it names
+        stranger = user["id"] + 1000
+        await repo.delete_entry(unit, user_id=stranger, entry_id=kept)
+        await repo.record_entry(
+            unit,
+            user_id=stranger,
+            entry_id=kept,
+            answers={},
+            status="stopped",
+            cipher=app.db.cipher,
+        )
         await unit.commit()
     async with app.db.session() as session:
         (entry,) = await repo.list_entries(session, user_id=user["id"])
