@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import text, update
 
 from bot.app import App
 from bot.engine.events import Text, UserRef
@@ -43,8 +43,9 @@ async def test_the_direct_load_reads_what_sqlalchemy_reads(app: App) -> None:
     await consented(app)
     async with app.db.step() as unit:  # counters (JSON), consent and a blocked time (dates)
         await unit.conn.execute(
-            text("UPDATE users SET country = 'NZ', blocked_at = :at WHERE external_id = :e"),
-            {"at": datetime(2026, 5, 1, 12, 30, 15, 123456), "e": ME.external_id},
+            update(repo.USERS)
+            .where(repo.USERS.c.external_id == ME.external_id)
+            .values(country="NZ", blocked_at=datetime(2026, 5, 1, 12, 30, 15, 123456))
         )
         await unit.commit()
     query = repo.person_core_query(lock=False)
