@@ -62,7 +62,7 @@ class PerUserOrder(BaseUpdateProcessor):
         started = False
         try:
             if previous is not None and not previous.done():
-                await asyncio.wait([previous])  # not cancelled if we are
+                await _after(previous)
             async with self._slots:
                 started = True
                 await coroutine
@@ -78,3 +78,21 @@ class PerUserOrder(BaseUpdateProcessor):
 
     async def shutdown(self) -> None:
         """Nothing to free: PTB waits for running updates before it shuts us down."""
+
+
+async def _after(previous: asyncio.Future[None]) -> None:
+    """Wait for `previous` to finish without cancelling it if we are cancelled.
+
+    A future of our own and one callback: `asyncio.wait([previous])` does the same with a set,
+    a timeout and callbacks added and removed, once per update."""
+    waiter = asyncio.get_running_loop().create_future()
+
+    def wake(_: asyncio.Future[None]) -> None:
+        if not waiter.done():
+            waiter.set_result(None)
+
+    previous.add_done_callback(wake)
+    try:
+        await waiter
+    finally:
+        previous.remove_done_callback(wake)
