@@ -112,15 +112,11 @@ async def main(steps: int, rounds: int) -> None:
                 start, cpu = time.perf_counter(), time.process_time()
                 lock = app.db.is_postgres
                 person = {"channel": "bench", "external_id": "1"}
+                names = [c.name for c in repo.person_core_query(lock=lock).exported_columns]
                 for i in range(n):
                     async with app.db.step() as unit:
-                        if unit.direct is not None:
-                            found = await unit.direct.person(**person)
-                            assert found is not None
-                            row = found[1]
-                        else:
-                            query = repo.person_core_query(lock=lock)
-                            row = (await unit.conn.execute(query, person)).one()._asdict()
+                        (found,) = await unit.run(repo.person_core_query(lock=lock), person)
+                        row = dict(zip(names, found, strict=True))
                         values = {
                             "uid": row["user_id"],
                             "b_state_enc": row["state_enc"],
@@ -128,10 +124,7 @@ async def main(steps: int, rounds: int) -> None:
                             "b_seen_seqs": [*row["seen_seqs"], i][-repo.SEEN_SEQS :],
                             "b_updated_at": utcnow(),
                         }
-                        if unit.direct is not None:
-                            await unit.direct.save(values)
-                        else:
-                            await unit.conn.execute(repo.conversation_update(), values)
+                        await unit.run(repo.conversation_update(), values)
                         await unit.commit()
                 return (time.perf_counter() - start) / n, (time.process_time() - cpu) / n
 
