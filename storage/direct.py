@@ -4,9 +4,10 @@ Most events need three statements: load the person (one join), write their conve
 back, commit; starting or finishing a dialog adds an entry's INSERT or UPDATE and the
 user's changed fields. Through SQLAlchemy's execution (compiled-cache lookup, execution
 context, result objects, a greenlet per call; for entries also the ORM's identity map and
-unit of work) those cost about twenty times what SQLite takes to run them — ~600 µs
-against ~30 µs for a plain step on the 2-core benchmark machine (bench/engine.py), more
-than any other part of a Telegram update. So on SQLite with the one-trip driver
+unit of work) those cost about twenty times what SQLite takes to run them: a plain step's
+SELECT, UPDATE and COMMIT took ~600 µs through SQLAlchemy's async Core against ~30 µs with
+sqlite3 alone on the 2-core benchmark machine, more than any other part of a Telegram
+update (bench/updates.py). So on SQLite with the one-trip driver
 (storage/sqlite_driver.py) a step runs these statements on the DBAPI connection under its
 SQLAlchemy connection, in the same transaction: anything else the step does (an ORM
 session for a feature's own rows) still goes through SQLAlchemy on that connection, and
