@@ -28,10 +28,18 @@ def dialog_title(turn: Turn, dialog: str) -> str:
 
 
 def answer_labels(spec: DialogSpec | None) -> dict[str, str]:
-    """Stored answer name → how it is shown, in the order the dialog asks for them."""
+    """Stored answer name → how it is shown, in the order the dialog asks for them (a fixed
+    answer a state records comes before the one it asks for)."""
     if spec is None:
         return {}
-    return {s.store: s.label or _humanize(s.store) for s in spec.states.values() if s.store}
+    labels: dict[str, str] = {}
+    for state in spec.states.values():
+        for key in state.record:
+            words = spec.recorded.get(key)
+            labels[key] = words.label if words else _humanize(key)
+        if state.store:
+            labels[state.store] = state.label or _humanize(state.store)
+    return labels
 
 
 def _humanize(name: str) -> str:
@@ -40,14 +48,19 @@ def _humanize(name: str) -> str:
 
 
 def choice_labels(spec: DialogSpec | None) -> dict[str, dict[str, str]]:
-    """Stored answer name → {choice value → its button label}, so history shows words, not codes."""
+    """Stored answer name → {value → its words}: a choice's button label, or a recorded
+    value's words from `recorded:`, so history shows words, not codes."""
     if spec is None:
         return {}
-    return {
-        s.store: {c.value: c.label for c in s.choices}
-        for s in spec.states.values()
-        if s.store and s.choices
-    }
+    labels = {key: dict(words.values) for key, words in spec.recorded.items()}
+    labels.update(
+        {
+            s.store: {c.value: c.label for c in s.choices}
+            for s in spec.states.values()
+            if s.store and s.choices
+        }
+    )
+    return labels
 
 
 def ordered_answers(spec: DialogSpec | None, answers: dict[str, Any]) -> list[tuple[str, Any]]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -86,6 +86,36 @@ def _pydantic_errors(exc: ValidationError, raw: Any, name: str) -> list[SourceEr
     return out
 
 
+def _check_recorded(spec: DialogSpec, err: Callable[[list[Any], str], None]) -> None:
+    """Every fixed answer a kept dialog records has words for its name and each value (they
+    are shown in /history); and words are given only for what is recorded."""
+    recorded: dict[str, set[str]] = {}
+    for sname, state in spec.states.items():
+        for key, value in state.record.items():
+            recorded.setdefault(key, set()).add(value)
+            words = spec.recorded.get(key)
+            if spec.entry and words is None:
+                err(
+                    ["states", sname, "record"],
+                    f"state {sname!r} records {key!r}: give it words under `recorded:`",
+                )
+            elif spec.entry and words is not None and value not in words.values:
+                err(
+                    ["recorded", key],
+                    f"recorded {key!r} has no words for the value {value!r} (state {sname!r})",
+                )
+    for key, words in spec.recorded.items():
+        if key not in recorded:
+            err(["recorded", key], f"recorded {key!r}: no state records it")
+            continue
+        for value in words.values:
+            if value not in recorded[key]:
+                err(
+                    ["recorded", key, "values", value],
+                    f"recorded {key!r}: no state records the value {value!r}",
+                )
+
+
 def _check_dialog(
     spec: DialogSpec, raw: LineDict, name: str, known_dialogs: set[str], actions: set[str]
 ) -> list[SourceError]:
@@ -107,6 +137,8 @@ def _check_dialog(
                     ["derived", dname],
                     f"derived {dname!r} uses {ref!r}, which is no param and no state stores",
                 )
+
+    _check_recorded(spec, err)
 
     for sname, state in states.items():
         base = ["states", sname]

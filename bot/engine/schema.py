@@ -130,6 +130,13 @@ class Difference(_Strict):
     difference: tuple[str, str]
 
 
+class RecordedSpec(_Strict):
+    """How a fixed `record:` answer is shown back (history): its name and each value's words."""
+
+    label: str = Field(min_length=1)
+    values: dict[str, str] = Field(default_factory=dict)
+
+
 class DialogSpec(_Strict):
     """A whole dialog file."""
 
@@ -142,6 +149,8 @@ class DialogSpec(_Strict):
     requires_consent: bool = True
     params: list[str] = Field(default_factory=list)
     derived: dict[str, Difference] = Field(default_factory=dict)
+    # Words for the fixed answers states `record` (required in a dialog kept as an entry).
+    recorded: dict[str, RecordedSpec] = Field(default_factory=dict)
     states: dict[str, StateSpec] = Field(min_length=1)
 
 

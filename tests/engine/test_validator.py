@@ -142,3 +142,44 @@ def test_loading_an_invalid_tree_refuses_to_start(tmp_path: Path) -> None:
     with pytest.raises(DialogsInvalid) as info:
         Catalog.load(root, actions=known_actions())
     assert "dialogs/en/demo.yaml:9" in str(info.value)
+
+
+RECORDED = """\
+dialog: demo
+title: demo
+entry: demo
+recorded:
+  band:
+    label: "How it felt"
+    values: {high: "Very hard"}
+start: high
+states:
+  high:
+    record: {band: high}
+    say: "That is a lot."
+    end: true
+"""
+
+
+def test_recorded_answers_have_words_in_a_kept_dialog(tmp_path: Path) -> None:
+    trees = iter(range(10))
+
+    def check(demo: str) -> list[str]:
+        return errors_for(tmp_path / str(next(trees)), demo)
+
+    assert check(RECORDED) == []
+    without = RECORDED.replace(
+        'recorded:\n  band:\n    label: "How it felt"\n    values: {high: "Very hard"}\n', ""
+    )
+    assert check(without) == [
+        "dialogs/en/demo.yaml:7: state 'high' records 'band': give it words under `recorded:`"
+    ]
+    missing_value = RECORDED.replace("{band: high}", "{band: low}")
+    assert check(missing_value) == [
+        "dialogs/en/demo.yaml:5: recorded 'band' has no words for the value 'low' (state 'high')",
+        "dialogs/en/demo.yaml:7: recorded 'band': no state records the value 'high'",
+    ]
+    not_recorded = RECORDED.replace("  band:\n", "  bands:\n")
+    assert "dialogs/en/demo.yaml:5: recorded 'bands': no state records it" in check(not_recorded)
+    # a dialog that keeps no entry shows nothing in the history: words are optional there
+    assert check(without.replace("entry: demo\n", "")) == []
