@@ -115,10 +115,10 @@ class ReminderTalk:
         lines = []
         paused_until: datetime | None = None
         for s in await self._schedules(turn):
+            if not s.enabled:
+                continue  # (a pause of reminders that are off is not worth a line)
             if s.paused_until and store.as_utc(s.paused_until) > turn.now:
                 paused_until = store.as_utc(s.paused_until)
-            if not s.enabled:
-                continue
             days = self.days_words(turn, s.days)
             if s.kind == store.REFLECTION:
                 lines.append(self.t(turn, "line_reflection", time=s.local_time, days=days))
@@ -219,8 +219,11 @@ class ReminderTalk:
             frame.params["zone_words"] = self.zone_words(turn, found)
 
     async def _pause(self, turn: Turn, frame: Frame, days: int | None) -> None:
+        """Pause (or resume) every reminder; `any_on` tells the dialog whether one is on at
+        all, so nobody is told their reminders are resting, or back, when they have none."""
         until = turn.now + timedelta(days=days) if days else None
-        await store.pause_all(turn.session, user_id=_uid(turn), until=until, now=turn.now)
+        on = await store.pause_all(turn.session, user_id=_uid(turn), until=until, now=turn.now)
+        frame.params["any_on"] = "yes" if on else "no"
 
     async def pause_day(self, turn: Turn, frame: Frame) -> None:
         await self._pause(turn, frame, 1)
