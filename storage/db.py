@@ -282,20 +282,20 @@ class Database:
             self._step_conn = (conn, direct)
         return self._step_conn
 
-    async def _drop_step_connection(self) -> None:
-        if self._step_conn is not None:
-            conn, _ = self._step_conn
-            self._step_conn = None
-            try:
+    async def _drop_step_connection(self, *, broken: bool = True) -> None:
+        """Let the steps' kept connection go (a broken one is not returned to the pool)."""
+        if self._step_conn is None:
+            return
+        conn, _ = self._step_conn
+        self._step_conn = None
+        try:
+            if broken:
                 await conn.invalidate()
-            finally:
-                await conn.close()
+        finally:
+            await conn.close()
 
     async def close(self) -> None:
-        if self._step_conn is not None:
-            conn, _ = self._step_conn
-            self._step_conn = None
-            await conn.close()
+        await self._drop_step_connection(broken=False)
         await self.engine.dispose()
 
     async def table_names(self) -> list[str]:
