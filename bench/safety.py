@@ -1,163 +1,233 @@
-"""Recall and false-alarm rate of the crisis screen over the phrase sets in tests/safety/.
+"""How well, and how fast, the crisis screen works: both layers together, as the bot runs them.
 
-Run: .venv/bin/python bench/safety.py [--verbose]. Prints the numbers and every miss, so a
-change to dialogs/<locale>/crisis_patterns.yaml can be judged before it ships. Also prints
-how long screening takes per message against a baseline (lowercasing the same text).
+Run: .venv/bin/python -m bench.safety [--split dev|test|train|all] [--verbose]
+
+Quality, over the labelled examples in bot/safety/examples/ (split fixed by writer, see
+bot/safety/semantic.py), per split, per category and per language, each with a 95% Wilson
+interval:
+- crisis lines: the share that get the full crisis response, and the share that get at least
+  the gentle check;
+- safe lines: the share that get the full crisis response (false alarms) and the share that
+  get the gentle check.
+Thresholds are set on dev; the test figure is the one to quote, measured once per change.
+Also the pattern phrase sets of tests/safety/phrases.yaml (the pattern layer's own tests).
+
+Speed: CPU time of screening per message (thread time, so other load on the machine does not
+count), median and p99 over the typical messages (up to 300 characters), a 4,096-character
+message, and the start-up cost of loading the screen, with lowercasing the same texts as the
+in-process baseline.
 """
 
 from __future__ import annotations
 
+import argparse
+import math
+import statistics
 import sys
 import time
-from dataclasses import dataclass, field
+from collections import defaultdict
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
 
 import yaml
 
+from bot.safety.assess import Assessor
+from bot.safety.screen import PATTERN_FILE, ScreenResult, load_screen
+from bot.safety.semantic import (
+    CHECK_DESERVED,
+    Example,
+    ModelUnavailable,
+    load_examples,
+    load_semantic,
+)
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from bot.safety.screen import PATTERN_FILE, Screen, load_screen  # noqa: E402
-
+DIALOGS = ROOT / "dialogs"
 PHRASES = ROOT / "tests" / "safety" / "phrases.yaml"
 
 
-@dataclass
-class Report:
-    crisis_total: int = 0
-    crisis_caught: int = 0
-    crisis_full: int = 0
-    wrong_category: list[str] = field(default_factory=list)
-    missed: list[str] = field(default_factory=list)
-    unsure_total: int = 0
-    unsure_checked: int = 0
-    unsure_wrong: list[str] = field(default_factory=list)
-    calm_total: int = 0
-    false_alarms: list[str] = field(default_factory=list)
-    mentions_total: int = 0
-    mention_alarms: list[str] = field(default_factory=list)
-
-    @property
-    def recall(self) -> float:
-        return self.crisis_caught / self.crisis_total
-
-    @property
-    def false_alarm_rate(self) -> float:
-        return len(self.false_alarms) / self.calm_total
-
-    @property
-    def mention_alarm_rate(self) -> float:
-        return len(self.mention_alarms) / self.mentions_total
+def wilson(hits: int, total: int, z: float = 1.96) -> tuple[float, float]:
+    """The 95% Wilson score interval of a proportion."""
+    if total == 0:
+        return 0.0, 1.0
+    p = hits / total
+    centre = (p + z * z / (2 * total)) / (1 + z * z / total)
+    half = z * math.sqrt(p * (1 - p) / total + z * z / (4 * total * total)) / (1 + z * z / total)
+    return max(0.0, centre - half), min(1.0, centre + half)
 
 
-def load_phrases() -> dict[str, Any]:
-    data: dict[str, Any] = yaml.safe_load(PHRASES.read_text(encoding="utf-8"))
-    return data
+def share(hits: int, total: int) -> str:
+    low, high = wilson(hits, total)
+    pct = hits / total if total else 0.0
+    return f"{hits:>4}/{total:<4} {pct:6.1%} [{low:5.1%}, {high:5.1%}]"
 
 
-def screen_for(locale: str = "en") -> Screen:
-    path = ROOT / "dialogs" / locale / PATTERN_FILE
-    screen, errors = load_screen(path, str(path))
-    if screen is None:
-        raise SystemExit("\n".join(str(e) for e in errors))
-    return screen
+class Tally:
+    """Outcomes of one group of lines: how many got the full response, the check, nothing."""
 
+    def __init__(self) -> None:
+        self.total = self.full = self.check = 0
 
-def measure(screen: Screen, phrases: dict[str, Any]) -> Report:
-    report = Report()
-    for category, texts in phrases["crisis"].items():
-        for text in texts:
-            report.crisis_total += 1
-            found = screen.check_text(text)
-            if found is None:
-                report.missed.append(f"[{category}] {text}")
-                continue
-            report.crisis_caught += 1
-            report.crisis_full += found.level == "crisis"
-            if found.category != category:
-                report.wrong_category.append(f"[{category} → {found.category}] {text}")
-    for text in phrases["unsure"]:
-        report.unsure_total += 1
-        found = screen.check_text(text)
-        if found is not None and found.level == "check":
-            report.unsure_checked += 1
-        else:
-            report.unsure_wrong.append(f"{text} → {found}")
-    for text in phrases["ordinary"]:
-        report.calm_total += 1
-        if screen.check_text(text) is not None:
-            report.false_alarms.append(text)
-    for text in phrases["mentions"]:
-        report.mentions_total += 1
-        if screen.check_text(text) is not None:
-            report.mention_alarms.append(text)
-    return report
+    def add(self, level: str | None) -> None:
+        self.total += 1
+        self.full += level == "crisis"
+        self.check += level in ("check", "concern")
 
-
-def timing(screen: Screen, texts: list[str], rounds: int = 20) -> float:
-    """Screening time per message as a ratio to lowercasing it (same run, same texts)."""
-    start = time.perf_counter()
-    for _ in range(rounds):
-        for text in texts:
-            text.lower()
-    base = time.perf_counter() - start
-    start = time.perf_counter()
-    for _ in range(rounds):
-        for text in texts:
-            screen.check_text(text)
-    spent = time.perf_counter() - start
-    per_message_us = spent / (rounds * len(texts)) * 1e6
-    print(f"screening: {per_message_us:.0f} µs per message, {spent / base:.0f}× lowercasing")
-    return spent / base
-
-
-def holdouts(screen: Screen, phrases: dict[str, Any]) -> None:
-    """Sets written after tuning: recall and false alarms each (first-pass numbers in the file)."""
-    for name in sorted(k for k in phrases if k.startswith("holdout")):
-        crisis, calm = phrases[name]["crisis"], phrases[name]["calm"]
-        caught = sum(screen.check_text(t) is not None for t in crisis)
-        alarms = [t for t in calm if screen.check_text(t) is not None]
-        print(
-            f"{name}: recall {caught}/{len(crisis)} = {caught / len(crisis):.0%}, "
-            f"false alarms {len(alarms)}/{len(calm)} = {len(alarms) / len(calm):.0%}"
+    def crisis_line(self) -> str:
+        return (
+            f"full {share(self.full, self.total)}   "
+            f"at least check {share(self.full + self.check, self.total)}"
         )
-        for text in crisis:
-            if screen.check_text(text) is None:
-                print(f"  missed: {text}")
-        for text in alarms:
-            print(f"  false alarm: {text}")
+
+    def safe_line(self) -> str:
+        return (
+            f"full (false alarm) {share(self.full, self.total)}   "
+            f"check {share(self.check, self.total)}"
+        )
 
 
-def main() -> int:
-    phrases = load_phrases()
-    screen = screen_for()
-    r = measure(screen, phrases)
+def level_of(found: ScreenResult | None) -> str | None:
+    return None if found is None else found.level
+
+
+def quality(examples: list[Example], split: str, verbose: bool, screen: Assessor) -> None:
+    by: dict[tuple[str, str, str], Tally] = defaultdict(Tally)
+    misses: list[str] = []
+    for example in examples:
+        level = level_of(screen.screen_alone("en", example.text))
+        group = example.label
+        if not example.is_crisis:
+            group = "check_deserved" if example.category in CHECK_DESERVED else "ordinary"
+        for key in (
+            ("all", "", example.label),
+            ("group", "", group),
+            ("category", example.category, example.label),
+            ("language", example.lang, example.label),
+        ):
+            by[key].add(level)
+        wrong = (example.is_crisis and level != "crisis") or (
+            not example.is_crisis and level == "crisis"
+        )
+        if verbose and wrong:
+            misses.append(
+                f"  [{example.lang} {example.label}/{example.category} → {level}] "
+                f"{example.text[:160]}"
+            )
+    print(f"\n== {split} split ({len(examples)} lines) ==")
+    print(f"crisis lines : {by[('all', '', 'crisis')].crisis_line()}")
+    print(f"safe lines   : {by[('all', '', 'safe')].safe_line()}")
+    ordinary, deserved = by[("group", "", "ordinary")], by[("group", "", "check_deserved")]
+    crisis = by[("all", "", "crisis")]
     print(
-        f"recall (crisis phrases that interrupt): {r.crisis_caught}/{r.crisis_total} "
-        f"= {r.recall:.1%}  (full crisis response: {r.crisis_full}/{r.crisis_total})"
-    )
-    print(f"unsure phrases met with the gentle check: {r.unsure_checked}/{r.unsure_total}")
-    print(
-        f"false alarms on ordinary self-criticism and idioms: "
-        f"{len(r.false_alarms)}/{r.calm_total} = {r.false_alarm_rate:.1%}"
+        "  the issue's measure: crisis lines with the helpline in the first reply (any "
+        f"pause) {share(crisis.full + crisis.check, crisis.total)}"
     )
     print(
-        f"passing mentions that interrupt: {len(r.mention_alarms)}/{r.mentions_total} "
-        f"= {r.mention_alarm_rate:.1%}"
+        "  ordinary safe lines (all but negation and distant past) that get any pause: "
+        f"{share(ordinary.full + ordinary.check, ordinary.total)}"
     )
-    for title, items in (
-        ("missed", r.missed),
-        ("wrong category", r.wrong_category),
-        ("unsure not checked", r.unsure_wrong),
-        ("false alarms", r.false_alarms),
-        ("mentions interrupting", r.mention_alarms),
-    ):
-        for item in items:
-            print(f"  {title}: {item}")
-    holdouts(screen, phrases)
-    everything = [t for ts in phrases["crisis"].values() for t in ts] + phrases["ordinary"]
-    timing(screen, everything)
+    print(
+        "  negation and distant past (they deserve the gentle check) given the full "
+        f"response: {share(deserved.full, deserved.total)}"
+    )
+    for kind in ("category", "language"):
+        print(f"-- per {kind}")
+        for key in sorted(k for k in by if k[0] == kind):
+            tally = by[key]
+            line = tally.crisis_line() if key[2] == "crisis" else tally.safe_line()
+            print(f"  {key[1]:<22} {key[2]:<6} {line}")
+    for miss in misses:
+        print(miss)
+
+
+def phrase_sets(screen: Assessor) -> None:
+    """The pattern layer's own phrase sets (tests/safety/phrases.yaml), through both layers."""
+    data = yaml.safe_load(PHRASES.read_text(encoding="utf-8"))
+    crisis = Tally()
+    for texts in data["crisis"].values():
+        for text in texts:
+            crisis.add(level_of(screen.screen_alone("en", text)))
+    calm = Tally()
+    for text in [*data["ordinary"], *data["mentions"]]:
+        calm.add(level_of(screen.screen_alone("en", text)))
+    print("\n== tests/safety/phrases.yaml (written for the pattern layer; not held out) ==")
+    print(f"crisis phrases : {crisis.crisis_line()}")
+    print(f"ordinary+mentions: {calm.safe_line()}")
+
+
+def cpu_ms(screen: Assessor, texts: Iterable[str]) -> list[float]:
+    out = []
+    for text in texts:
+        start = time.thread_time()
+        screen.screen_alone("en", text)
+        out.append((time.thread_time() - start) * 1000)
+    return out
+
+
+def speed(screen: Assessor, examples: list[Example]) -> None:
+    typical = [e.text for e in examples if len(e.text) <= 300]
+    base_start = time.thread_time()
+    for text in typical:
+        text.lower()
+    base = (time.thread_time() - base_start) * 1000 / max(len(typical), 1)
+    times = sorted(cpu_ms(screen, typical))
+    median = statistics.median(times)
+    p99 = times[min(len(times) - 1, int(0.99 * len(times)))]
+    filler = (
+        "Work was long today and I keep going over the meeting again, wondering whether I "
+        "said the wrong thing to my manager, and then the train was late and I missed dinner. "
+    )
+    long_text = (filler * 40)[:4096]
+    long_ms = statistics.median(cpu_ms(screen, [long_text] * 3))
+    print("\n== speed (CPU time of the screening thread) ==")
+    print(
+        f"typical messages (<= 300 chars, n={len(times)}): median {median:.1f} ms, "
+        f"p99 {p99:.1f} ms  (baseline: lowercasing {base * 1000:.1f} µs; "
+        f"ratio {median / base:.0f}x)"
+    )
+    print(f"a 4,096-character message: {long_ms:.0f} ms")
+
+
+def load_assessor() -> Assessor:
+    """Both layers, loaded as the bot loads them (patterns of `en`, the shipped model)."""
+    path = DIALOGS / "en" / PATTERN_FILE
+    patterns, errors = load_screen(path, str(path))
+    if patterns is None:
+        raise SystemExit("\n".join(str(e) for e in errors))
+    assessor = Assessor({"en": patterns}, "en")
+    try:
+        assessor.semantic = load_semantic()
+    except ModelUnavailable as exc:
+        print(f"semantic layer OFF: {exc}")
+    return assessor
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--split", choices=("train", "dev", "test", "all"), default="all")
+    parser.add_argument("--verbose", action="store_true", help="print every wrong line")
+    parser.add_argument("--limit", type=int, default=0, help="lines per split (smoke test)")
+    args = parser.parse_args(argv)
+
+    start = time.perf_counter()
+    screen = load_assessor()
+    loaded = time.perf_counter() - start
+    print(f"screen loaded in {loaded:.2f} s; semantic layer: {'ON' if screen.semantic else 'OFF'}")
+    if screen.semantic:
+        model = screen.semantic.model
+        print(
+            f"thresholds (set on dev): crisis p >= {model.crisis_at:.3f}, "
+            f"check p >= {model.check_at:.3f}"
+        )
+    examples = load_examples()
+    splits = ("train", "dev", "test") if args.split == "all" else (args.split,)
+    for split in splits:
+        chosen = [e for e in examples if e.split == split]
+        if args.limit:
+            chosen = chosen[: args.limit]
+        quality(chosen, split, args.verbose, screen)
+    phrase_sets(screen)
+    speed(screen, examples[: args.limit * 3] if args.limit else examples)
     return 0
 
 

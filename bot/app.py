@@ -83,6 +83,7 @@ async def open_app(
         settings.dialogs_dir,
         default=settings.default_locale,
         default_country=settings.default_country,
+        semantic=settings.semantic_screen,
     )
     reminder_texts = ReminderTexts.load(settings.dialogs_dir, default=settings.default_locale)
     key = load_or_create_key(settings.encryption_key, settings.key_file)
@@ -105,4 +106,5 @@ async def open_app(
         install_reminders(engine, texts=reminder_texts, default_timezone=settings.default_timezone)
         yield App(settings, db, catalog, engine, safety)
     finally:
+        safety.assessor.close()
         await db.close()

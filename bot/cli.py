@@ -96,10 +96,10 @@ def cmd_dialogs_graph(args: argparse.Namespace) -> int:
 
 
 def cmd_helplines(args: argparse.Namespace) -> int:
-    """List the crisis contacts per country with their last-checked dates."""
+    """List every country's crisis contacts: verified or not, unconfirmed lines, sources."""
     import datetime as dt
 
-    from bot.safety.helplines import load_helplines
+    from bot.safety.helplines import Helpline, load_helplines
 
     settings = _settings()
     helplines, errors = load_helplines(Path(args.dir) if args.dir else settings.dialogs_dir)
@@ -107,21 +107,53 @@ def cmd_helplines(args: argparse.Namespace) -> int:
         for error in errors:
             print(error, file=sys.stderr)
         return 1
+
+    def reach(line: Helpline) -> str:
+        ways = [line.phone or "", f"text {line.text.number}" if line.text else ""]
+        return " / ".join(w for w in ways if w) or line.website or "-"
+
     today = dt.date.today()
-    stale = 0
+    unverified = stale = unconfirmed = sources = 0
     for country in [*helplines.countries.values(), helplines.international]:
-        age = (today - country.last_checked).days
-        stale += age > args.max_age
-        primary = country.primary()[0]
-        reach = primary.phone or (primary.text.number if primary.text else primary.website)
-        print(
-            f"{country.code:<13} checked {country.last_checked} ({age} days ago)  "
-            f"emergency {country.emergency or '-':<5} {primary.name}: {reach}"
-        )
+        if country.verified and country.verified_on is not None:
+            age = (today - country.verified_on).days
+            stale += age > args.max_age
+            status = f"verified by {country.verified_by} on {country.verified_on} ({age} days ago)"
+        else:
+            unverified += 1
+            status = "UNVERIFIED"
+        count = country.source_count()
+        sources += count
+        print(f"{country.code:<13} {country.name} - {status} - {count} source(s)")
+        if country.emergency:
+            mark = " UNCONFIRMED" if country.emergency_unconfirmed else ""
+            detail = f"{len(country.emergency_sources)} source(s)"
+            print(f"    emergency {country.emergency} [{detail}]{mark}")
+        for regional in country.emergency_by_region:
+            mark = " UNCONFIRMED" if regional.unconfirmed else ""
+            detail = f"{len(regional.sources)} source(s)"
+            print(f"    emergency {regional.number} ({regional.region}) [{detail}]{mark}")
+        for line in country.helplines:
+            unconfirmed += line.unconfirmed
+            mark = " UNCONFIRMED" if line.unconfirmed else ""
+            topics = f" (for {', '.join(line.topics)})" if line.topics else ""
+            print(
+                f"    {line.name}: {reach(line)}{topics} - {line.hours} "
+                f"[{len(line.sources)} source(s)]{mark}"
+            )
+    total = len(helplines.countries) + 1
+    print(
+        f"{total} file(s): {unverified} unverified, {unconfirmed} unconfirmed line(s), "
+        f"{sources} source(s)"
+    )
+    failed = 0
+    if args.require_verified and unverified:
+        print(f"{unverified} file(s) not verified by a person yet", file=sys.stderr)
+        failed = 1
     if stale:
-        print(f"{stale} file(s) not checked for over {args.max_age} days", file=sys.stderr)
-        return 1
-    return 0
+        print(f"{stale} file(s) not verified for over {args.max_age} days", file=sys.stderr)
+        failed = 1
+    return failed
 
 
 async def _find_person(app: App, args: argparse.Namespace) -> int | None:
@@ -334,13 +366,82 @@ def build_parser() -> argparse.ArgumentParser:
     graph.add_argument("--dir", help="dialogs folder (default: DIALOGS_DIR)")
     graph.set_defaults(func=cmd_dialogs_graph)
 
+    safety = sub.add_parser("safety", help="the crisis screen's semantic model")
+    safety_sub = safety.add_subparsers(dest="safety_command", required=True)
+    build = safety_sub.add_parser("build", help=cmd_safety_build.__doc__)
+    build.add_argument("--check", action="store_true", help="compare, do not write (for CI)")
+    build.add_argument("--examples", help="examples folder (default: the shipped one)")
+    build.add_argument(
+        "--thresholds-only",
+        action="store_true",
+        help="keep the shipped vectors (examples unchanged) and set the thresholds again",
+    )
+    build.set_defaults(func=cmd_safety_build)
+
     helplines = sub.add_parser("helplines", help=cmd_helplines.__doc__)
     helplines.add_argument("--dir", help="dialogs folder (default: DIALOGS_DIR)")
     helplines.add_argument(
-        "--max-age", type=int, default=365, help="exit 1 if a file is older (days; default 365)"
+        "--max-age",
+        type=int,
+        default=365,
+        help="exit 1 if a verified file was verified longer ago (days; default 365)",
+    )
+    helplines.add_argument(
+        "--require-verified",
+        action="store_true",
+        help="exit 1 while any file is unverified (use before a deployment)",
     )
     helplines.set_defaults(func=cmd_helplines)
     return parser
+
+
+def cmd_safety_build(args: argparse.Namespace) -> int:
+    """Rebuild the crisis screen's semantic model file from its examples (--check: compare)."""
+    import numpy as np
+
+    from bot.safety import semantic
+
+    folder = Path(args.examples) if args.examples else semantic.EXAMPLES
+    try:
+        examples = semantic.load_examples(folder)
+        embedder = semantic.E5Embedder()
+    except (semantic.ExamplesInvalid, semantic.ModelUnavailable) as exc:
+        print(f"kindbot: {exc}", file=sys.stderr)
+        return 1
+    path = folder / semantic.MODEL_FILE
+    if args.thresholds_only:  # same examples, same vectors: only the thresholds again
+        semantic.load_model(path, examples, embedder.name)  # refuses a stale file
+        vectors = semantic.stored_vectors(path)
+    else:
+        vectors = semantic.embed_examples(examples, embedder)
+        vectors = vectors.astype(np.float16).astype(np.float32)
+    model = semantic.build(examples, vectors, embedder.name)
+    if args.check:
+        try:
+            shipped = semantic.load_model(path, examples, embedder.name)
+        except semantic.ModelUnavailable as exc:
+            print(f"kindbot: {exc}", file=sys.stderr)
+            return 1
+        drift = float(np.abs(semantic.stored_vectors(path) - vectors).max())
+        moved = max(
+            abs(shipped.crisis_at - model.crisis_at), abs(shipped.check_at - model.check_at)
+        )
+        if drift > 0.01 or moved > 0.01:
+            print(
+                f"kindbot: {path.name} does not match its examples (vectors differ by up to "
+                f"{drift:.4f}, thresholds by {moved:.4f}): run `kindbot safety build`",
+                file=sys.stderr,
+            )
+            return 1
+        print(f"{path.name} matches its {len(examples)} examples and {embedder.name}")
+        return 0
+    semantic.save(path, model, vectors)
+    splits = {s: sum(1 for e in examples if e.split == s) for s in ("train", "dev", "test")}
+    print(
+        f"wrote {path} from {len(examples)} examples ({splits}); "
+        f"crisis at p >= {model.crisis_at:.3f}, gentle check at p >= {model.check_at:.3f}"
+    )
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:

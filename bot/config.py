@@ -27,6 +27,9 @@ class Settings(BaseSettings):
     max_text_chars: int = Field(default=1000, ge=50, le=4000)
     # Crisis contacts for people whose country is unknown (ISO code; unset: international).
     default_country: str | None = Field(default=None, pattern=r"^([A-Za-z]{2})?$")
+    # The crisis screen's semantic layer (a multilingual model, see bot/safety/semantic.py).
+    # Off only on purpose: the bot then says at every start that it screens on patterns only.
+    semantic_screen: bool = True
     # Check-in bands: at or above `high` → grounding first; at or below `low` → low band.
     high_distress_threshold: int = Field(default=7, ge=1, le=10)
     low_distress_threshold: int = Field(default=3, ge=0, le=9)

@@ -51,6 +51,7 @@ class Person:
     async def consent(self) -> None:
         await self.send("/start")
         await self.press("Yes, that's okay")
+        await self.press("Skip")  # the country question
         await self.press("Nothing right now")
 
     async def reframe(

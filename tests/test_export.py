@@ -37,7 +37,7 @@ async def alice_and_bob(app: App) -> tuple[Person, Person]:
     await alice.send('=SUM(A1) I am a spreadsheet disaster, comma, "quotes"')
     await alice.send("stop")
     await bob.consent()
-    await bob.reframe("Bob's private sentence about his brother")
+    await bob.reframe("Bob thinks he is useless at his new job")
     return alice, bob
 
 
@@ -95,7 +95,7 @@ async def test_export_round_trip(any_app: App) -> None:
     text = json_doc.data.decode("utf-8")
     for sentence in ALICE.values():
         assert sentence in text
-    assert "Bob's private sentence" not in text
+    assert "Bob thinks he is useless" not in text
 
     rows = parse_csv(csv_doc.data)
     assert [int(r["id"]) for r in rows] == sorted(exported)  # oldest first

@@ -65,7 +65,7 @@ async def test_forget_deletes_every_row_and_starts_fresh(any_app: App) -> None:
     left = await all_decrypted_text(any_app)
     for sentence in ALICE.values():
         assert sentence not in left
-    assert "Bob's private sentence" in left
+    assert "Bob thinks he is useless" in left
 
     await alice.send("Hello again")
     assert "Hi, I'm kindbot" in alice.text  # a new person: onboarding, consent asked again

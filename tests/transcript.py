@@ -4,6 +4,7 @@ A transcript is YAML:
 
     name: what it shows
     user: alice                  # optional; who is talking (default: "transcript")
+    language: en-GB              # optional; their language tag (as Telegram gives it)
     steps:
       - user: "I'm useless"      # the person sends text (or a /command)
       - user: {repeat: "a", times: 4000}   # generated text
@@ -75,7 +76,8 @@ def _find_option(messages: list[Message], label: str) -> tuple[Option, Message] 
 
 async def replay(data: dict[str, Any], open_app: OpenApp, clock: Any) -> None:
     """Run every step; raise AssertionError naming the transcript and step on a mismatch."""
-    state = Replay(name=data["name"], ref=UserRef("console", str(data.get("user", "transcript"))))
+    ref = UserRef("console", str(data.get("user", "transcript")), language_tag=data.get("language"))
+    state = Replay(name=data["name"], ref=ref)
     app_cm = open_app()
     app = await app_cm.__aenter__()
     try:

@@ -112,6 +112,36 @@ CommandHandler = Callable[["Turn", str], Awaitable[None]]
 Interceptor = Callable[["Turn", str], Awaitable[bool]]
 ReminderHandler = Callable[["Turn", Reminder], Awaitable[None]]
 LocationHandler = Callable[["Turn", Location], Awaitable[None]]
+# Work for an event done before its step, outside the transaction (the crisis screen runs in a
+# worker thread here, so no one waits behind it under a lock); the result is `turn.prepared`.
+Preparer = Callable[[UserRef, Event], Awaitable[Any]]
+# Answers for an event whose step could not run (the database is down): crisis help from memory.
+Fallback = Callable[[UserRef, Event, dict[str, Any]], list[Output] | None]
+
+
+def parse_command(text: str) -> tuple[str, str] | None:
+    """("name", "args") for "/name args" or "/name@bot args"; None for anything else."""
+    found = _COMMAND.match(text)
+    if found is None:
+        return None
+    return found.group(1).split("@")[0].lower(), (found.group(2) or "").strip()
+
+
+def screenable(event: Event) -> list[str]:
+    """The free text in an event that the crisis screen reads: a message (a command's words
+    after its name), an edit, a caption. Cleaned exactly as the dispatcher cleans it."""
+    if isinstance(event, Text | Edited):
+        text = clean_text(event.text)
+        command = parse_command(text) if isinstance(event, Text) else None
+        if command is not None:
+            text = command[1]
+        return [text] if text else []
+    if isinstance(event, Unsupported):
+        caption = clean_text(event.caption)
+        return [caption] if caption else []
+    if isinstance(event, Command):
+        return [event.args.strip()] if event.args.strip() else []
+    return []
 
 
 def clean_text(text: str) -> str:
@@ -155,8 +185,11 @@ class Turn:
         locale: Locale,
         now: datetime,
         ref: UserRef | None = None,
+        prepared: dict[str, Any] | None = None,
     ) -> None:
         self.engine = engine
+        # what the engine's preparers found for this event, by their names
+        self.prepared: dict[str, Any] = prepared or {}
         self.ref = ref
         self.unit = unit
         self.user = user
@@ -383,6 +416,9 @@ class Engine:
         # Params every start of a dialog gets (such as thresholds from settings).
         self.dialog_params: dict[str, dict[str, Any]] = {}
         self.reminders: dict[str, ReminderHandler] = {}
+        # run in order before every event's step; see Preparer and Fallback
+        self.preparers: dict[str, Preparer] = {}
+        self.fallbacks: list[Fallback] = []
         self.on_location: LocationHandler | None = None
         self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
 
@@ -396,9 +432,10 @@ class Engine:
         and the record of the seq are in the same transaction as the step itself.
         """
         async with self._user_lock(ref.key):
+            prepared = {name: await prepare(ref, event) for name, prepare in self.preparers.items()}
             for attempt in range(5):
                 try:
-                    return await self._handle_once(ref, event, seq)
+                    return await self._handle_once(ref, event, seq, prepared)
                 except DBAPIError as exc:
                     if attempt == 4 or not _retryable(exc):
                         _log_failure("database error", exc)
@@ -407,6 +444,10 @@ class Engine:
                 except Exception as exc:
                     _log_failure("error while handling an event", exc)
                     break
+            for fallback in self.fallbacks:
+                outputs = fallback(ref, event, prepared)
+                if outputs:
+                    return outputs
         locale = self.catalog.locale(ref.locale)
         return [Message(locale.message("something_went_wrong"))]
 
@@ -425,7 +466,9 @@ class Engine:
             else:
                 self._locks[key] = (lock, users - 1)
 
-    async def _handle_once(self, ref: UserRef, event: Event, seq: int | None) -> list[Output]:
+    async def _handle_once(
+        self, ref: UserRef, event: Event, seq: int | None, prepared: dict[str, Any]
+    ) -> list[Output]:
         """One step in one transaction: load (and lock) the rows, dispatch, save, commit.
 
         Three statements on the way for most steps (load, save, commit), run with Core on
@@ -458,7 +501,7 @@ class Engine:
                 log.info("skipped an event that was already handled (delivered again)")
                 return []
             locale = self.catalog.locale(user.locale or ref.locale)
-            turn = Turn(self, unit, user, row, state, locale, self.clock(), ref)
+            turn = Turn(self, unit, user, row, state, locale, self.clock(), ref, prepared)
             await self._dispatch(turn, event)
             if not turn.erased:
                 assert user.id is not None
@@ -480,10 +523,9 @@ class Engine:
     async def _dispatch(self, turn: Turn, event: Event) -> None:
         if isinstance(event, Text):
             text = clean_text(event.text)
-            command = _COMMAND.match(text)
+            command = parse_command(text)
             if command:
-                name, args = command.group(1), command.group(2) or ""
-                await self._command(turn, name.split("@")[0].lower(), args.strip())
+                await self._command(turn, *command)
                 return
             for interceptor in self.interceptors:
                 if await interceptor(turn, text):
@@ -499,7 +541,7 @@ class Engine:
                 if await screen(turn, edited):
                     return
         elif isinstance(event, Command):
-            await self._command(turn, event.name.lower(), event.args)
+            await self._command(turn, event.name.lower(), event.args.strip())
         elif isinstance(event, ChoiceMade):
             await self._choice(turn, event)
         elif isinstance(event, Unsupported):

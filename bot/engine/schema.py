@@ -152,6 +152,10 @@ class DialogSpec(_Strict):
     # Words for the fixed answers states `record` (required in a dialog kept as an entry).
     recorded: dict[str, RecordedSpec] = Field(default_factory=dict)
     states: dict[str, StateSpec] = Field(min_length=1)
+    # Which crisis-screen layers may pause this dialog. `patterns`: while it is on top, only
+    # the readable patterns do (every message is still screened); for a dialog whose answers
+    # are about the crisis itself, like a safety plan's warning signs and means to put away.
+    screen: Literal["both", "patterns"] = "both"
 
 
 class MessagesSpec(_Strict):

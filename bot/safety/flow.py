@@ -1,11 +1,15 @@
 """The crisis pause and everything around it, wired into the engine's extension points.
 
-- an interceptor screens every free-text message before any dialog sees it; on a match the
+- a preparer screens every free-text message before its step, in a worker thread, with the
+  person's last few messages (`assess.py`: patterns and the semantic model); an interceptor
+  acts on the verdict before any dialog sees the text; on a match the
   `crisis` dialog is pushed on top of wherever the person was (its first message names their
   country's helpline and emergency number), and "I'm safe" returns them to that exact step;
 - `/sos` opens the same pause on request, `/help` adds the contacts, `/country XX` chooses
   whose contacts to show;
-- actions for the safety plan (shown inside the crisis dialog) and the crisis record.
+- actions for the safety plan (shown inside the crisis dialog) and the crisis record;
+- a fallback for when the database is down: a crisis message, `/sos` and `/help` still get
+  the helplines (they are in memory), with a plain word that the message was not saved.
 
 The words that matched are never stored as an answer and never logged: only the category,
 the level and the dialog step are recorded (`safety_events`), and only with consent.
@@ -14,14 +18,19 @@ the level and the dialog step are recorded (`safety_events`), and only with cons
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
-from dataclasses import dataclass
+import sys
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from bot.engine.catalog import LOCALE_FOLDER, DialogsInvalid
-from bot.engine.events import Message
-from bot.engine.runner import Engine, Frame, Turn
+from bot.engine.events import Command, Event, Message, Output, Text, UserRef
+from bot.engine.runner import Engine, Frame, Turn, clean_text, parse_command, screenable
+from bot.engine.texts import fill
 from bot.engine.yamlsource import LineDict, SourceError, line_of, load_yaml
+from bot.safety.assess import Assessor
 from bot.safety.helplines import (
     Country,
     Helplines,
@@ -29,15 +38,32 @@ from bot.safety.helplines import (
     describe,
     emergency_of,
     load_helplines,
+    region_of,
     resolve_country,
 )
-from bot.safety.screen import PATTERN_FILE, Screen, load_screen
+from bot.safety.screen import PATTERN_FILE, Screen, ScreenResult, load_screen
+from bot.safety.semantic import EXAMPLES, ExamplesInvalid, ModelUnavailable, load_semantic
 from storage import repo
 
 log = logging.getLogger(__name__)
 
 CRISIS = "crisis"
 SOS = "sos"
+COUNTRY_OFFERS = frozenset({"offer", "offer_plain"})
+# The question a crisis pause comes back to, and the choice that ends it (dialogs/en/crisis.yaml).
+PAUSE_QUESTION = "after"
+SAFE_CHOICE = "safe"
+# Asked once after consent, skippable: which country's contacts to show.
+CHOOSE_COUNTRY = "choose_country"
+# A pause opened gently (check, someone else's crisis) reopens with the direct words when
+# the person then writes about a crisis of their own; any pause does for immediate danger.
+CRISIS_LEVEL = "crisis"
+GENTLE_LEVELS = frozenset({"check", "concern"})
+IMMEDIATE_DANGER = "immediate_danger"
+# The key of the screen's verdicts in `turn.prepared` ({text: ScreenResult | None}).
+PREPARED = "safety"
+# People whose country is remembered in memory, for crisis help when the database is down.
+REMEMBERED_COUNTRIES = 10_000
 # A check-in rated this high or higher shows the crisis contacts before grounding.
 CHECKIN_CONTACTS_FROM = 9
 PLAN_PARTS = (
@@ -71,6 +97,12 @@ SAFETY_MESSAGES = frozenset(
         "safety_plan_shown",
         "safety_plan_none",
         "safety_plan_skip_words",
+        "offline_crisis",
+        "offline_sos",
+        "pause_still_here",
+        "pause_heard",
+        "sos_again_question",
+        "country_skip_words",
         *(f"plan_part_{part}" for part in PLAN_PARTS),
     }
 )
@@ -84,24 +116,49 @@ class Safety:
     default_locale: str
     helplines: Helplines
     default_country: str | None = None
+    assessor: Assessor = field(init=False)
+    # why the semantic layer is off (None: it is on)
+    semantic_problem: str | None = None
+    # each person's country as last seen, for crisis help without the database
+    _countries: OrderedDict[str, str | None] = field(default_factory=OrderedDict)
+
+    def __post_init__(self) -> None:
+        self.assessor = Assessor(self.screens, self.default_locale)
 
     def screen(self, locale: str) -> Screen:
         return self.screens.get(locale) or self.screens[self.default_locale]
 
     def country(self, turn: Turn) -> Country:
         tag = turn.ref.language_tag if turn.ref else None
-        return self.helplines.get(resolve_country(turn.user.country, tag, self.default_country))
+        code = resolve_country(turn.user.country, tag, self.default_country)
+        if turn.ref is not None:
+            self._countries[turn.ref.key] = code
+            self._countries.move_to_end(turn.ref.key)
+            while len(self._countries) > REMEMBERED_COUNTRIES:
+                self._countries.popitem(last=False)
+        return self.helplines.get(code)
+
+    def remembered_country(self, ref: UserRef) -> Country:
+        """The person's country without the database: as last seen, else from their tag."""
+        code = self._countries.get(ref.key) or resolve_country(
+            None, ref.language_tag, self.default_country
+        )
+        return self.helplines.get(code)
 
     def crisis_params(self, turn: Turn, category: str, level: str) -> dict[str, str]:
         """What the crisis texts quote: helpline(s), emergency number, the full list."""
-        country = self.country(turn)
+        return self.params_for(self.country(turn), turn.text, category, level)
+
+    def params_for(
+        self, country: Country, text: Callable[..., str], category: str, level: str
+    ) -> dict[str, str]:
         primary = country.primary(category)
         return {
             "level": level,
             "category": category,
-            "helpline": "\n".join(describe(h, turn.text) for h in primary),
-            "emergency": emergency_of(country, turn.text),
-            "contacts": contact_list(country, turn.text),
+            "helpline": "\n".join(describe(h, text) for h in primary),
+            "emergency": emergency_of(country, text),
+            "contacts": contact_list(country, text),
         }
 
 
@@ -112,11 +169,36 @@ def validate_safety(root: Path, *, default: str = "en") -> list[SourceError]:
     return errors
 
 
-def load_safety(root: Path, *, default: str = "en", default_country: str | None = None) -> Safety:
+def load_safety(
+    root: Path,
+    *,
+    default: str = "en",
+    default_country: str | None = None,
+    semantic: bool = True,
+    examples: Path = EXAMPLES,
+) -> Safety:
+    """Patterns, helplines and (unless `semantic` is off) the semantic model.
+
+    If the model cannot load, the screen runs on patterns only and says so loudly, on
+    standard error and in the log: it never starts silently weaker."""
     errors, safety = _load(root, default=default)
     if errors or safety is None:
         raise DialogsInvalid(errors)
     safety.default_country = default_country.upper() if default_country else None
+    if not semantic:
+        safety.semantic_problem = "turned off by the operator (SEMANTIC_SCREEN=false)"
+    else:
+        try:
+            safety.assessor.semantic = load_semantic(examples)
+        except (ModelUnavailable, ExamplesInvalid, OSError) as exc:
+            safety.semantic_problem = str(exc)
+    if safety.semantic_problem:
+        warning = (
+            "WARNING: the crisis screen's semantic layer is OFF "
+            f"({safety.semantic_problem}); screening on patterns only"
+        )
+        log.error("%s", warning)
+        print(f"kindbot: {warning}", file=sys.stderr)
     return safety
 
 
@@ -181,16 +263,60 @@ async def record_event(turn: Turn, *, category: str, level: str) -> None:
 def install(engine: Engine, safety: Safety, *, checkin_params: dict[str, int]) -> None:
     """Wire the screen, commands and actions into `engine`."""
 
+    async def prepare(ref: UserRef, event: Event) -> dict[str, ScreenResult | None]:
+        """Screen the event's text before its step: off the event loop and outside the
+        transaction, so no one waits behind the model."""
+        locale = ref.locale or safety.default_locale
+        return {
+            text: await safety.assessor.screen_async(ref.key, locale, text)
+            for text in screenable(event)
+        }
+
     async def screen_text(turn: Turn, text: str) -> bool:
         """Runs on every free-text message before the dialog sees it."""
-        found = safety.screen(turn.locale.code).check_text(text)
+        verdicts: dict[str, ScreenResult | None] = turn.prepared.get(PREPARED, {})
+        if text in verdicts:
+            found = verdicts[text]
+        else:  # not prepared (an engine driven without preparers): screen here
+            key = turn.ref.key if turn.ref else f"user:{turn.user.id}"
+            found = safety.assessor.screen(key, turn.locale.code, text)
+        safety.country(turn)  # remembered for crisis help without the database
+        top = turn.top
+        if (
+            found is not None
+            and found.source == "model"
+            and top is not None
+            and turn.machine(top).spec.screen == "patterns"
+        ):
+            found = None  # e.g. the safety plan: its answers are about the crisis itself
         if found is None:
             return False
         await record_event(turn, category=found.category, level=found.level)
         top = turn.top
         if top is not None and top.dialog == CRISIS:
-            # Already paused: the crisis dialog answers (its texts repeat the helpline).
-            return False
+            # Already paused. The screen reads recent messages together, so an answer to the
+            # pause ("I'm fine", a button's words, a country) can be heard again: the pause
+            # takes it. Anything else gets a short word and the pause's buttons, not the
+            # whole block again (the contacts are one tap away), unless it is graver than
+            # what opened the pause: then its opening words, for this.
+            if _answers(turn, top, text) or safety.helplines.lookup(text) is not None:
+                return False
+            if turn.spec(top).expect == "text" and (
+                safety.assessor.screen_alone(turn.locale.code, text) is None
+            ):
+                return False  # a name typed for "Choose my country", heard only in context
+            params = safety.crisis_params(turn, found.category, found.level)
+            if _graver(top.params, found):
+                top.params.update(params)
+                top.state = turn.machine(top).spec.start
+                turn.step += 1
+                await turn.engine.enter(turn)
+                return True
+            level, category = top.params.get("level"), top.params.get("category")
+            top.params.update(params, level=level, category=category)
+            _to_question(turn, top)
+            turn.reprompt(_rotating(turn, top, "pause_heard", emergency=params["emergency"]))
+            return True
         await turn.start_dialog(CRISIS, safety.crisis_params(turn, found.category, found.level))
         return True
 
@@ -200,8 +326,11 @@ def install(engine: Engine, safety: Safety, *, checkin_params: dict[str, int]) -
         params = safety.crisis_params(turn, SOS, SOS)
         top = turn.top
         if top is not None and top.dialog == CRISIS:
+            # One list, then a short question with the buttons (not the state's own text,
+            # which may hold the list again).
             turn.say("sos_again", **params)
-            turn.reprompt()
+            _to_question(turn, top)
+            turn.reprompt(turn.text("sos_again_question"))
             return
         await turn.start_dialog(CRISIS, params)
 
@@ -231,15 +360,96 @@ def install(engine: Engine, safety: Safety, *, checkin_params: dict[str, int]) -
                 turn.say("country_reset_none")
         elif (found := safety.helplines.lookup(args)) is not None:
             turn.user.country = found
-            turn.say("country_set", country=safety.helplines.get(found).name)
-        elif len(code) != 2 or not code.isalpha() or not code.isascii():
-            turn.say("country_bad_code", code=args.strip()[:16])
+            if safety.helplines.known(found):
+                turn.say("country_set", country=safety.helplines.get(found).name)
+            else:  # a real country without a list of ours yet
+                turn.say("country_set_unknown", country=safety.helplines.name_of(found))
         else:
-            turn.user.country = code
-            turn.say("country_set_unknown", code=code)
+            turn.say("country_bad_code", code=args.strip()[:16])
         if code:
             _refresh_contacts(turn)
+            safety.country(turn)  # remembered for crisis help without the database
         turn.reprompt()
+
+    async def still_here(turn: Turn, text: str) -> bool:
+        """A typed message in a crisis pause that is not one of its choices gets a short,
+        varied word (the states' `retry: "{still_here}"`) with the same buttons."""
+        top = turn.top
+        if top is not None and top.dialog == CRISIS and turn.spec(top).expect == "choice":
+            top.params["still_here"] = _rotating(turn, top, "pause_still_here")
+        return False
+
+    def _rotating(turn: Turn, frame: Frame, key: str, **values: Any) -> str:
+        """The next phrasing of `key` in this pause: two messages in a row get different ones."""
+        heard = int(frame.params.get("heard", 0))
+        frame.params["heard"] = heard + 1
+        return fill(turn.locale.message(key, run=frame.run + heard), values)
+
+    def _to_question(turn: Turn, frame: Frame) -> None:
+        """Bring a pause that is elsewhere (grounding choice, typing a country) back to its
+        question, so the buttons under the next message are the pause's own."""
+        if not any(c.value == SAFE_CHOICE for c in turn.spec(frame).choices):
+            frame.state = PAUSE_QUESTION
+            turn.step += 1
+
+    async def consent_then_country(turn: Turn, frame: Frame) -> None:
+        """Onboarding said yes: record consent now, then ask (skippably) for the country
+        before going where the person was headed."""
+        turn.user.consented_at = turn.now
+        await turn.start_dialog(CHOOSE_COUNTRY, {"then": frame.params.get("then")})
+
+    async def suggest_country(turn: Turn, frame: Frame) -> None:
+        """A country button from the language tag's region (`suggested`: yes/no)."""
+        code = region_of(turn.ref.language_tag if turn.ref else None)
+        frame.params["suggested"] = "yes" if code else "no"
+        if code:
+            frame.params["suggested_code"] = code
+            frame.params["suggested_name"] = _capitalized(safety.helplines.name_of(code))
+
+    async def choose_suggested_country(turn: Turn, frame: Frame) -> None:
+        _choose(turn, frame, str(frame.params.get("suggested_code", "")) or None)
+
+    async def set_country(turn: Turn, frame: Frame) -> None:
+        """The country typed as `typed_country` (`country_found`: set, no_list, unknown or
+        skip; `country_name`); an open crisis pause shows its contacts from now on."""
+        typed = str(frame.answers.get("typed_country", ""))
+        if _plain(typed) in _words(turn.text("country_skip_words").split(",")):
+            frame.params["country_found"] = "skip"
+            return
+        _choose(turn, frame, safety.helplines.lookup(typed))
+        if frame.params["country_found"] == "unknown":
+            tries = int(frame.params.get("tries", 0)) + 1
+            frame.params["tries"] = tries
+            if tries >= 2 or len(typed.split()) > 4:
+                # a second miss, or a sentence: they are somewhere else; don't hold them here
+                frame.params["country_found"] = "gave_up"
+
+    async def typed_country(turn: Turn, text: str) -> bool:
+        """A country's name typed where the question offers buttons ("Poland" instead of
+        tapping "Another country"): taken as the answer."""
+        top = turn.top
+        if top is None or top.dialog != CHOOSE_COUNTRY or top.state not in COUNTRY_OFFERS:
+            return False
+        if safety.helplines.lookup(text) is None:
+            return False
+        top.answers["typed_country"] = text
+        top.state = "check"
+        turn.step += 1
+        await turn.engine.enter(turn)
+        return True
+
+    def _choose(turn: Turn, frame: Frame, code: str | None) -> None:
+        if code is None:
+            frame.params["country_found"] = "unknown"
+            return
+        turn.user.country = code
+        _refresh_contacts(turn)
+        frame.params["country_name"] = safety.helplines.name_of(code)
+        frame.params["country_found"] = "set" if safety.helplines.known(code) else "no_list"
+
+    async def after_country(turn: Turn, frame: Frame) -> None:
+        """The onboarding country question is done: where the person was headed, or the menu."""
+        await turn.engine.open_dialog(turn, str(frame.params.get("then") or turn.engine.menu))
 
     def _refresh_contacts(turn: Turn) -> None:
         """An open crisis pause shows the person's current country from now on."""
@@ -293,7 +503,32 @@ def install(engine: Engine, safety: Safety, *, checkin_params: dict[str, int]) -
         """A very distressed check-in: the person's helpline and emergency number, kindly."""
         turn.say("checkin_contacts", **safety.crisis_params(turn, SOS, "check"))
 
+    def offline(ref: UserRef, event: Event, prepared: dict[str, Any]) -> list[Output] | None:
+        """The step could not run (the database is down). Crisis help still goes out, from
+        memory, with a plain word that the message was not saved; other events get None."""
+        locale = engine.catalog.locale(ref.locale)
+
+        def text(key: str, **values: Any) -> str:
+            return fill(locale.message(key), values)
+
+        verdicts: dict[str, ScreenResult | None] = prepared.get(PREPARED, {})
+        found = next((v for v in verdicts.values() if v is not None), None)
+        command = _command_of(event)
+        country = safety.remembered_country(ref)
+        if found is not None:
+            params = safety.params_for(country, text, found.category, found.level)
+            return [Message(text("offline_crisis", **params))]
+        if command in ("sos", "help"):
+            params = safety.params_for(country, text, SOS, SOS)
+            return [Message(text("offline_sos", **params))]
+        return None
+
+    engine.preparers[PREPARED] = prepare
+    engine.fallbacks.append(offline)
     engine.interceptors.insert(0, screen_text)
+    engine.interceptors.insert(1, still_here)
+    engine.interceptors.insert(2, typed_country)
+    engine.gives_way.add(CHOOSE_COUNTRY)  # a command instead of an answer is a skip
     engine.screens.insert(0, screen_text)
     engine.commands["sos"] = sos
     engine.commands["help"] = help_command
@@ -302,7 +537,52 @@ def install(engine: Engine, safety: Safety, *, checkin_params: dict[str, int]) -
     engine.actions["save_safety_plan"] = save_safety_plan
     engine.actions["check_safety_plan"] = check_safety_plan
     engine.actions["checkin_contacts"] = checkin_contacts
+    engine.actions["consent_then_country"] = consent_then_country
+    engine.actions["suggest_country"] = suggest_country
+    engine.actions["choose_suggested_country"] = choose_suggested_country
+    engine.actions["set_country"] = set_country
+    engine.actions["after_country"] = after_country
     engine.dialog_params["checkin"] = {"very_high": CHECKIN_CONTACTS_FROM, **checkin_params}
+
+
+def _command_of(event: Event) -> str | None:
+    if isinstance(event, Command):
+        return event.name.lower()
+    if isinstance(event, Text):
+        found = parse_command(clean_text(event.text))
+        return found[0] if found else None
+    return None
+
+
+def _graver(params: dict[str, Any], found: ScreenResult) -> bool:
+    """Whether a new verdict inside a pause needs the pause's opening words again."""
+    if found.level != CRISIS_LEVEL:
+        return False
+    if found.category == IMMEDIATE_DANGER and params.get("category") != IMMEDIATE_DANGER:
+        return True
+    return params.get("level") in GENTLE_LEVELS
+
+
+def _answers(turn: Turn, frame: Frame, text: str) -> bool:
+    """Whether `text` picks one of the current state's choices: its number, its label or
+    value, or one of its aliases (apostrophes dropped), as the engine reads typed choices."""
+    state = turn.spec(frame)
+    if state.expect != "choice":
+        return False
+    wanted = _plain(text.replace("'", "").replace("’", ""))
+    if wanted.isdigit():
+        return 0 < int(wanted) <= len(state.choices)
+    values = turn.values(frame)
+    return any(
+        wanted in {_plain(fill(c.label, values).replace("'", "")), _plain(c.value)}
+        or wanted in {_plain(a.replace("'", "")) for a in c.aliases}
+        for c in state.choices
+    )
+
+
+def _capitalized(name: str) -> str:
+    """A country's name for a button: "the United Kingdom" → "United Kingdom"."""
+    return name.removeprefix("the ")
 
 
 def _plain(text: str) -> str:
@@ -315,5 +595,15 @@ def _words(items: Iterable[str]) -> set[str]:
 
 # Action names the dialogs may use (for validation before an engine exists).
 SAFETY_ACTIONS = frozenset(
-    {"show_safety_plan", "save_safety_plan", "check_safety_plan", "checkin_contacts"}
+    {
+        "show_safety_plan",
+        "save_safety_plan",
+        "check_safety_plan",
+        "checkin_contacts",
+        "consent_then_country",
+        "suggest_country",
+        "choose_suggested_country",
+        "set_country",
+        "after_country",
+    }
 )

@@ -19,6 +19,14 @@ Two levels: `crisis` (clearly about the person's own danger: the full crisis res
 `check` (unsure, or a topic word alone: a gentler "are you safe?", still a crisis pause).
 A `check` that comes only from a topic word is dropped when the message is plainly about
 something else (a film, an essay, statistics): that is a passing mention.
+
+A crisis match in a message that also says `negation` ("I would never kill myself") or
+`distant_past` ("I attempted suicide years ago, I'm stable now") is a `check`, marked
+`capped`: no other layer may raise it back to the full response.
+
+Every alternative of a "not followed by" exclusion, `(?! to| on)`, ends at a word boundary
+when it ends in a letter or digit (` to` excludes "to", never "today"); `compile_pattern`
+adds the boundary, so writers need not remember it.
 """
 
 from __future__ import annotations
@@ -75,12 +83,89 @@ def normalize(text: str) -> str:
     return _REPEATS.sub(r"\1", text)
 
 
+def bounded_exclusions(body: str) -> str:
+    """Each alternative of every `(?!…)` ends at a word boundary if it ends in a word
+    character or a group (so ` to` no longer excludes "today"); alternatives that end in a
+    space, `$` or a nested lookahead are exact already and left alone."""
+    out: list[str] = []
+    i = 0
+    while i < len(body):
+        if body.startswith("(?!", i):
+            end = _closing(body, i)
+            inner = bounded_exclusions(body[i + 3 : end])
+            parts = [_with_boundary(p) for p in _alternatives(inner)]
+            out.append("(?!" + "|".join(parts) + ")")
+            i = end + 1
+        else:
+            out.append(body[i])
+            i += 1
+    return "".join(out)
+
+
+_BOUNDARY = "(?![a-z0-9])"
+
+
+def _closing(body: str, start: int) -> int:
+    """Index of the parenthesis closing the group that opens at `start`."""
+    depth, j = 0, start
+    while j < len(body):
+        if body[j] == "\\":
+            j += 2
+            continue
+        if body[j] == "(":
+            depth += 1
+        elif body[j] == ")":
+            depth -= 1
+            if depth == 0:
+                return j
+        j += 1
+    raise ValueError("unbalanced parentheses")
+
+
+def _alternatives(inner: str) -> list[str]:
+    """`inner` split at its top-level `|`."""
+    parts: list[str] = []
+    current: list[str] = []
+    depth = 0
+    for ch in inner:
+        if ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+        if ch == "|" and depth == 0:
+            parts.append("".join(current))
+            current = []
+        else:
+            current.append(ch)
+    parts.append("".join(current))
+    return parts
+
+
+def _with_boundary(alternative: str) -> str:
+    """The alternative with a word boundary after its last word, before any lookarounds
+    it ends with (" to(?! stop)" → " to(?![a-z0-9])(?! stop)"; " for (?!a while)" as is)."""
+    head, tail = alternative, ""
+    while head.endswith(")"):
+        depth = 0
+        for j in range(len(head) - 1, -1, -1):
+            depth += {")": 1, "(": -1}.get(head[j], 0)
+            if depth == 0:  # the group that ends `head` opens here
+                break
+        if not head.startswith(("(?!", "(?=", "(?<"), j):
+            break
+        head, tail = head[:j], head[j:] + tail
+    if not head or head[-1] in " $" or head.endswith(_BOUNDARY):
+        return alternative
+    return head + _BOUNDARY + tail
+
+
 def compile_pattern(source: str) -> re.Pattern[str]:
     """A pattern as written → a regex over normalized text (whole words; spaces optional)."""
     body = _REPEATS.sub(r"\1", " ".join(_fold(source).split()))
     if not _PATTERN_CHARS.match(body):
         bad = sorted({ch for ch in body if not _PATTERN_CHARS.match(ch)})
         raise ValueError(f"characters that never occur in normalized text: {''.join(bad)!r}")
+    body = bounded_exclusions(body)
     # A space between words may also be missing ("killmyself"); a space before a lookahead
     # "(?!" or a quantifier stays exactly one space, so exclusions stay exact.
     body = re.sub(r" (?![?*+{]|\(\?)", " ?", body)
@@ -120,6 +205,8 @@ class ScreenSpec(_Strict):
     ]
     ignore: list[str] = Field(default_factory=list)
     softer: list[str] = Field(default_factory=list)
+    negation: list[str] = Field(default_factory=list)
+    distant_past: list[str] = Field(default_factory=list)
     not_about_me: list[str] = Field(default_factory=list)
     about_others: list[str] = Field(default_factory=list)
 
@@ -134,6 +221,10 @@ class ScreenResult:
 
     category: str
     level: Level
+    # a negation or distant past made this a check: nothing may raise it to crisis
+    capped: bool = False
+    # which layer heard it: the readable patterns, or the semantic model
+    source: Literal["patterns", "model"] = "patterns"
 
 
 @dataclass
@@ -145,6 +236,8 @@ class Screen:
     joined: dict[str, list[re.Pattern[str]]] = field(default_factory=dict)
     ignore: list[re.Pattern[str]] = field(default_factory=list)
     softer: list[re.Pattern[str]] = field(default_factory=list)
+    negation: list[re.Pattern[str]] = field(default_factory=list)
+    distant_past: list[re.Pattern[str]] = field(default_factory=list)
     not_about_me: list[re.Pattern[str]] = field(default_factory=list)
     about_others: list[re.Pattern[str]] = field(default_factory=list)
 
@@ -161,6 +254,8 @@ class Screen:
             if _found(self.crisis.get(category, ()), norm) or _found(
                 self.joined.get(category, ()), norm
             ):
+                if _found(self.negation, norm) or _found(self.distant_past, norm):
+                    return ScreenResult(category, "check", capped=True)
                 softened = _found(self.softer, norm)
                 return ScreenResult(category, "check" if softened else "crisis")
         for category in CATEGORIES:
@@ -232,6 +327,8 @@ def load_screen(path: Path, display: str) -> tuple[Screen | None, list[SourceErr
         screen.joined[name] = compiled(cat.joined, [*base, "joined"], compile_joined)
     screen.ignore = compiled(spec.ignore, ["screen", "ignore"])
     screen.softer = compiled(spec.softer, ["screen", "softer"])
+    screen.negation = compiled(spec.negation, ["screen", "negation"])
+    screen.distant_past = compiled(spec.distant_past, ["screen", "distant_past"])
     screen.not_about_me = compiled(spec.not_about_me, ["screen", "not_about_me"])
     screen.about_others = compiled(spec.about_others, ["screen", "about_others"])
     return (None if problems else screen), problems

@@ -80,8 +80,8 @@ async def test_default_country_and_the_persons_own_choice(tmp_path: Path, clock:
         await say(app, ref, "yes")
         assert "3114" in texts(await say(app, ref, "I want to die"))[0]
         await say(app, ref, "yes")
-        await say(app, ref, "/country PL")  # no list yet: the international one
-        assert "findahelpline" in texts(await say(app, ref, "I want to die"))[0]
+        await say(app, ref, "/country Bolivia")  # no list yet: the international one
+        assert "befrienders" in texts(await say(app, ref, "I want to die"))[0]
         await say(app, ref, "yes")
         out = await say(app, ref, "/country auto")
         assert "Germany" in texts(out)[0]
@@ -255,3 +255,32 @@ async def test_a_check_in_at_nine_or_ten_names_the_contacts_first(
     assert ("988" in reply[0]) is contacts, reply
     assert ("911" in reply[0]) is contacts, reply
     assert "Which would you like?" in reply[-1]  # grounding still comes next
+
+
+async def test_typed_messages_in_a_pause_get_short_varied_replies(app: App) -> None:
+    ref = UserRef("telegram", "still", language_tag="en-GB")
+    first = texts(await say(app, ref, "/sos"))
+    assert "Samaritans" in first[0]
+    replies = [texts(await say(app, ref, line)) for line in ("hmm", "I'm not sure what to type")]
+    assert all(len(r) == 1 and "Samaritans" not in r[0] for r in replies)
+    assert replies[0] != replies[1]
+    assert all("Are you safe" in r[0] for r in replies)
+
+
+async def test_sos_in_an_open_pause_sends_one_list(app: App) -> None:
+    ref = UserRef("telegram", "sos2", language_tag="en-GB")
+    await say(app, ref, "/sos")
+    again = await say(app, ref, "/sos")
+    got = texts(again)
+    assert sum("Samaritans" in t for t in got) == 1
+    last = [o for o in again if isinstance(o, Message)][-1]
+    assert last.text == "Are you safe right now?"
+    assert "Choose my country" in [o.label for o in last.options]
+
+
+async def test_declining_consent_is_not_asked_the_country(app: App) -> None:
+    ref = UserRef("telegram", "decl", language_tag="en-GB")
+    out = await say(app, ref, "/start")
+    out = await press(app, ref, out, "Not now")
+    assert not any("Which country" in t for t in texts(out))
+    assert (await user_of(app, ref)).country is None

@@ -166,7 +166,7 @@ async def test_concurrent_steps_queue_in_the_process_not_on_sqlites_lock(
             )
             mine = [e for e in entries if e.user_id == user.id]
             if index % 4 == 0:  # the failed step: still where consent left them
-                assert mine == [] and [f["dialog"] for f in state["stack"]] == ["menu"]
+                assert mine == [] and [f["dialog"] for f in state["stack"]] == ["choose_country"]
             else:
                 (frame,) = state["stack"]
                 assert len(mine) == 1 and frame["entry_id"] == mine[0].id

@@ -31,6 +31,8 @@ async def test_a_whole_reframe_with_buttons(app: App) -> None:
         edit = pressed[1]
         assert edit.text.endswith("→ <b>Yes, that's okay</b>")
         assert "reply_markup" not in edit.params  # the keyboard is gone
+        assert pressed[-1].labels == ["Choose my country", "Skip"]
+        pressed = await h.press(ANN, "Skip")
         assert pressed[-1].labels == [
             "Work with a harsh thought",
             "Check in with how I feel",

@@ -30,6 +30,7 @@ async def test_two_reframes_seen_charted_exported_and_forgotten(app: App) -> Non
     async with harness(app) as h:
         await h.say(ZOE, "/start")
         await h.press(ZOE, "Yes, that's okay")
+        await h.press(ZOE, "Skip")
         await h.press(ZOE, "Nothing right now")
         await reframe(h, "I am lazy-walrus-17 and worthless", "8", "4")
         await reframe(h, "I never finish anything (otter-93)", "7", "5")
@@ -74,6 +75,7 @@ async def test_export_document_holds_the_persons_entries(app: App) -> None:
     async with harness(app) as h:
         await h.say(ZOE, "/start")
         await h.press(ZOE, "Yes, that's okay")
+        await h.press(ZOE, "Skip")
         await h.press(ZOE, "Nothing right now")
         await reframe(h, "Everyone is better than me", "9", "6")
         exported = await h.say(ZOE, "/export")

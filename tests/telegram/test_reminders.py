@@ -16,6 +16,7 @@ MIA = 5151
 async def consent(h: Harness) -> None:
     await h.say(MIA, "/start")
     await h.press(MIA, "Yes, that's okay")
+    await h.press(MIA, "Skip")
     await h.press(MIA, "Nothing right now")
 
 
