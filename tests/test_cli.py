@@ -92,7 +92,7 @@ def test_killed_mid_dialog_resumes_at_the_same_step(tmp_path: Path) -> None:
         cwd=tmp_path,
     )
     assert proc.stdin and proc.stdout
-    for line in REFRAME[:5]:
+    for line in REFRAME[:6]:
         proc.stdin.write(line + "\n")
     proc.stdin.flush()
     lines: list[str] = []

@@ -21,7 +21,7 @@ from tests.chat import Person
 from tests.conftest import Clock, make_settings
 from tests.test_export import ALICE, alice_and_bob, run_cli, stored
 
-SECRET = "My cello teacher Ingeborg thinks I practise like a startled walrus"
+SECRET = "My cello teacher Ingeborg says my walrus-like bowing is sloppy"
 
 
 def raw_files(settings: Settings) -> dict[str, bytes]:

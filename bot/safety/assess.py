@@ -4,9 +4,9 @@
   `check` when softened (a joke, a negation, a clearly distant past).
 - **Semantic** (`semantic.py`): a multilingual embedding model and a classifier over labelled
   examples; catches what no pattern names, in any of the model's languages.
-- **Context**: a risk split over quick messages ("I have a plan" / "and the rope") is read
-  together: the person's last few messages from the last couple of minutes are joined with
-  the new one and screened again. They are kept in memory only, never stored or logged.
+- **Context**: a risk split over quick messages ("I want to" / "die") is read together: the
+  person's last few messages from the last couple of minutes are joined with the new one and
+  screened again by the patterns (the model reads each message alone). They are kept in memory only, never stored or logged.
 
 Either layer's `crisis` gets the full response, except that a negation or distant past found
 by the patterns ("I would never…", "years ago, and I'm stable now") caps the verdict at the
@@ -72,14 +72,10 @@ class Assessor:
         earlier = self._remember(key, text)
         found = self.screen_alone(locale, text)
         if earlier and (found is None or found.level != "crisis"):
-            # the model reads the joined text only if the new message could be read alone,
-            # and only its sure verdict counts there: answers to different questions joined
-            # (a harsh thought, then kind words to a friend) read darker than either alone
-            joined = self.screen_alone(
-                locale, " ".join([*earlier, text]), model=_for_the_model(text)
-            )
-            if joined is not None and joined.source == "model" and joined.level != "crisis":
-                joined = None
+            # the joined text is read by the patterns only: answers to different questions
+            # joined (a harsh thought, then kind words, then a time) read darker to the
+            # model than any of them alone, and paused people mid-dialog
+            joined = self.screen_alone(locale, " ".join([*earlier, text]), model=False)
             if joined is not None and (found is None or _RANK[joined.level] > _RANK[found.level]):
                 found = joined
         if found is not None:
