@@ -6,7 +6,8 @@
   examples; catches what no pattern names, in any of the model's languages.
 - **Context**: a risk split over quick messages ("I want to" / "die") is read together: the
   person's last few messages from the last couple of minutes are joined with the new one and
-  screened again by the patterns (the model reads each message alone). They are kept in memory only, never stored or logged.
+  screened again by the patterns (the model reads each message alone). They are kept in
+  memory only, never stored or logged.
 
 Either layer's `crisis` gets the full response, except that a negation or distant past found
 by the patterns ("I would never…", "years ago, and I'm stable now") caps the verdict at the
