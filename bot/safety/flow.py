@@ -444,6 +444,7 @@ def install(engine: Engine, safety: Safety, *, checkin_params: dict[str, int]) -
             return
         turn.user.country = code
         _refresh_contacts(turn)
+        safety.country(turn)  # remembered for crisis help without the database
         frame.params["country_name"] = safety.helplines.name_of(code)
         frame.params["country_found"] = "set" if safety.helplines.known(code) else "no_list"
 
