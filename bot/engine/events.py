@@ -7,6 +7,7 @@ they see fit: buttons or a numbered list, an image or a file path.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,7 +129,20 @@ class DialogEnded:
     completed: bool = True
 
 
-Output = Message | Image | Document | Pause | DialogEnded
+@dataclass(frozen=True, slots=True)
+class Later:
+    """Output made after the step has committed, off the event loop: a chart, an export.
+
+    `kind` names a producer in `Engine.producers`; `data` is what it needs, JSON-able (it is
+    kept in the outbox with the rest of the reply until the reply is sent). Slow work done
+    here holds no lock and no transaction, so nobody waits behind it.
+    """
+
+    kind: str
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+Output = Message | Image | Document | Pause | DialogEnded | Later
 
 
 @dataclass(frozen=True, slots=True)

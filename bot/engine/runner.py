@@ -12,7 +12,7 @@ import logging
 import re
 import traceback
 import unicodedata
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -28,6 +28,7 @@ from bot.engine.events import (
     DialogEnded,
     Edited,
     Event,
+    Later,
     Location,
     Message,
     Option,
@@ -115,6 +116,8 @@ LocationHandler = Callable[["Turn", Location], Awaitable[None]]
 # Work for an event done before its step, outside the transaction (the crisis screen runs in a
 # worker thread here, so no one waits behind it under a lock); the result is `turn.prepared`.
 Preparer = Callable[[UserRef, Event], Awaitable[Any]]
+# Makes the outputs a `Later` stands for, after the step (see Engine.produce).
+Producer = Callable[[UserRef, dict[str, Any]], Awaitable[list[Output]]]
 # Answers for an event whose step could not run (the database is down): crisis help from memory.
 Fallback = Callable[[UserRef, Event, dict[str, Any]], list[Output] | None]
 
@@ -419,6 +422,8 @@ class Engine:
         # run in order before every event's step; see Preparer and Fallback
         self.preparers: dict[str, Preparer] = {}
         self.fallbacks: list[Fallback] = []
+        # what makes each kind of `Later` output, after the step has committed
+        self.producers: dict[str, Producer] = {}
         self.on_location: LocationHandler | None = None
         self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
 
@@ -450,6 +455,30 @@ class Engine:
                     return outputs
         locale = self.catalog.locale(ref.locale)
         return [Message(locale.message("something_went_wrong"))]
+
+    async def produce(self, ref: UserRef, outputs: Sequence[Output]) -> list[Output]:
+        """`outputs` with every `Later` replaced by what its producer makes.
+
+        Called by adapters after the step has committed (no lock, no transaction held). A
+        producer that fails is logged (never its content) and answered with a short apology,
+        so the rest of the reply still goes out.
+        """
+        made: list[Output] = []
+        for output in outputs:
+            if not isinstance(output, Later):
+                made.append(output)
+                continue
+            producer = self.producers.get(output.kind)
+            try:
+                if producer is None:
+                    raise LookupError(f"no producer for {output.kind!r}")
+                made.extend(await producer(ref, output.data))
+            except Exception as exc:
+                _log_failure(f"could not make {output.kind}", exc)
+                made.append(
+                    Message(self.catalog.locale(ref.locale).message("something_went_wrong"))
+                )
+        return made
 
     # -- internals -----------------------------------------------------------------------
     @asynccontextmanager
