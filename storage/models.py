@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Column,
     DateTime,
@@ -193,3 +194,45 @@ class ReminderRate(SQLModel, table=True):
     id: int = Field(default=1, primary_key=True)
     tokens: float = Field(default=0.0, sa_column=Column(Float, nullable=False))
     updated_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+
+
+class OutboxReply(SQLModel, table=True):
+    """A reply the engine produced, kept from its step's commit until Telegram has it.
+
+    Written in the same transaction as the step, so a committed step always has its reply
+    somewhere: sent (row deleted), or here to be sent after a crash. `sent` counts the outputs
+    already delivered (a restart resends only the one in flight). `lease_until` keeps two
+    workers from sending the same reply: the one that wrote it holds it first; a sweeper takes
+    over only after it has lapsed. Not exported: it is a message in transit, not a record.
+    """
+
+    __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_user_seq", "user_id", "seq"), {"info": {"export": False}})
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(
+        sa_column=Column(ForeignKey("users.id", ondelete="CASCADE"), nullable=False)
+    )
+    # the update id that caused it (None: not from an update)
+    seq: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    created_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    sent: int = Field(default=0, sa_column=Column(Integer, nullable=False))
+    lease_until: datetime = Field(
+        sa_column=Column(DateTime(timezone=True), nullable=False, index=True)
+    )
+    payload_enc: str = Field(sa_column=Column(Text, nullable=False))
+
+
+class Forgotten(SQLModel, table=True):
+    """A person who used /forget, for a day: a salted hash of who they were and the last
+    update id their erasure covered, so a late copy of an update sent before /forget (a
+    redelivery after a crash) cannot bring them back. Telegram drops unconfirmed updates
+    after 24 hours, and so do we."""
+
+    __tablename__ = "forgotten"
+
+    key: str = Field(primary_key=True, max_length=64)
+    up_to_seq: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    forgotten_at: datetime = Field(
+        sa_column=Column(DateTime(timezone=True), nullable=False, index=True)
+    )

@@ -44,6 +44,11 @@ def person_tables() -> Iterator[tuple[Table, list[Column[Any]]]]:
             yield table, columns
 
 
+def exported_tables() -> Iterator[tuple[Table, list[Column[Any]]]]:
+    """`person_tables` without those in transit (the outbox): what an export holds."""
+    return ((t, c) for t, c in person_tables() if t.info.get("export") is not False)
+
+
 def encrypted_columns(table: Table) -> list[Column[Any]]:
     return [c for c in table.columns if c.name.endswith(ENC_SUFFIX)]
 
@@ -87,7 +92,7 @@ async def dump_person(session: AsyncSession, *, user_id: int, cipher: Cipher) ->
     if user_row is None:
         raise LookupError("no such user")
     tables: dict[str, list[dict[str, Any]]] = {}
-    for table, columns in sorted(person_tables(), key=lambda t: t[0].name):
+    for table, columns in sorted(exported_tables(), key=lambda t: t[0].name):
         condition = columns[0] == user_id
         for column in columns[1:]:
             condition = condition | (column == user_id)

@@ -52,6 +52,9 @@ _PERSON_CORE = (
     )
 )
 _PERSON_CORE_LOCKED = _PERSON_CORE.with_for_update()
+_USER_EXISTS = core_select(USERS.c.id).where(
+    USERS.c.channel == bindparam("channel"), USERS.c.external_id == bindparam("external_id")
+)
 SelectPerson = Select[User, Conversation]
 _PERSON_NAMES = tuple(c.name for c in _PERSON_CORE.exported_columns)
 _SAVE: Update = (
@@ -220,6 +223,11 @@ async def load_person_core(
     user = detached(User, dict(zip(_PERSON_NAMES[:n], rows[0][:n], strict=True)))
     row = detached(Conversation, dict(zip(_PERSON_NAMES[n:], rows[0][n:], strict=True)))
     return user, row, json.loads(cipher.decrypt(row.state_enc))
+
+
+async def user_exists(unit: Step, *, channel: str, external_id: str) -> bool:
+    """Whether this person has a users row (with or without a conversation yet)."""
+    return bool(await unit.run(_USER_EXISTS, {"channel": channel, "external_id": external_id}))
 
 
 def conversation_update() -> Update:

@@ -15,7 +15,7 @@ from bot.app import App, open_app
 from bot.cli import main
 from bot.engine.events import Document
 from storage import repo
-from storage.personal import person_tables
+from storage.personal import exported_tables
 from tests.chat import Person
 from tests.conftest import Clock, make_settings
 
@@ -82,7 +82,7 @@ async def test_export_round_trip(any_app: App) -> None:
     assert document["user"]["external_id"] == "alice"
     assert document["user"]["consented_at"]
     # Every table that can hold something about a person is there, even when empty.
-    assert set(document["tables"]) == {t.name for t, _ in person_tables()}
+    assert set(document["tables"]) == {t.name for t, _ in exported_tables()}
     assert document["tables"]["conversations"][0]["state"] == state
     exported = {e["id"]: e for e in document["tables"]["entries"]}
     assert len(exported) == len(entries) == 2

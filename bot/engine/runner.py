@@ -41,8 +41,10 @@ from bot.engine.events import (
     UserRef,
 )
 from bot.engine.machine import DialogMachine, Position
+from bot.engine.outbox import Outbox, Reply
 from bot.engine.schema import StateSpec
 from bot.engine.texts import fill, pick
+from storage import outbox as outbox_store
 from storage import repo
 from storage.db import Database, Step
 from storage.models import Conversation, User, utcnow
@@ -205,6 +207,8 @@ class Turn:
         self.outputs: list[Output] = []
         self.prompts = 0
         self.erased = False
+        # the event's id at its source (a Telegram update id), if it has one
+        self.seq: int | None = None
 
     # -- reading -------------------------------------------------------------------------
     @property
@@ -426,35 +430,28 @@ class Engine:
         self.producers: dict[str, Producer] = {}
         self.on_location: LocationHandler | None = None
         self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
+        self.outbox = Outbox(db)
 
     # -- public --------------------------------------------------------------------------
     async def handle(self, ref: UserRef, event: Event, *, seq: int | None = None) -> list[Output]:
-        """Process one event for one person, strictly after their previous one.
+        """Process one event for one person, strictly after their previous one; its outputs.
 
         `seq` identifies the event at its source (a Telegram update id). An event whose seq
         this person's conversation has already handled — a redelivery after a crash, which
-        at-least-once polling allows — is skipped: no outputs, no state change. The check
-        and the record of the seq are in the same transaction as the step itself.
+        at-least-once delivery allows — is not processed again: no outputs, no state change.
+        The check and the record of the seq are in the same transaction as the step itself.
+        Nothing is kept for sending later: adapters that can lose a reply use `reply`.
         """
-        async with self._user_lock(ref.key):
-            prepared = {name: await prepare(ref, event) for name, prepare in self.preparers.items()}
-            for attempt in range(5):
-                try:
-                    return await self._handle_once(ref, event, seq, prepared)
-                except DBAPIError as exc:
-                    if attempt == 4 or not _retryable(exc):
-                        _log_failure("database error", exc)
-                        break
-                    await asyncio.sleep(0.05 * (2**attempt))
-                except Exception as exc:
-                    _log_failure("error while handling an event", exc)
-                    break
-            for fallback in self.fallbacks:
-                outputs = fallback(ref, event, prepared)
-                if outputs:
-                    return outputs
-        locale = self.catalog.locale(ref.locale)
-        return [Message(locale.message("something_went_wrong"))]
+        return (await self._respond(ref, event, seq, keep=False)).outputs
+
+    async def reply(self, ref: UserRef, event: Event, *, seq: int | None = None) -> Reply:
+        """`handle`, with the outputs kept in the outbox in the step's own transaction.
+
+        The adapter sends `reply.pending` and reports to `self.outbox` as it goes. A
+        redelivered event (its seq already handled) gets back whatever of its reply is still
+        unsent, so it is answered once, whether or not the crash came before the send.
+        """
+        return await self._respond(ref, event, seq, keep=True)
 
     async def produce(self, ref: UserRef, outputs: Sequence[Output]) -> list[Output]:
         """`outputs` with every `Later` replaced by what its producer makes.
@@ -481,8 +478,31 @@ class Engine:
         return made
 
     # -- internals -----------------------------------------------------------------------
+    async def _respond(self, ref: UserRef, event: Event, seq: int | None, keep: bool) -> Reply:
+        async with self.person_lock(ref.key):
+            prepared = {name: await prepare(ref, event) for name, prepare in self.preparers.items()}
+            for attempt in range(5):
+                try:
+                    return await self._handle_once(ref, event, seq, prepared, keep)
+                except DBAPIError as exc:
+                    if attempt == 4 or not _retryable(exc):
+                        _log_failure("database error", exc)
+                        break
+                    await asyncio.sleep(0.05 * (2**attempt))
+                except Exception as exc:
+                    _log_failure("error while handling an event", exc)
+                    break
+            for fallback in self.fallbacks:
+                outputs = fallback(ref, event, prepared)
+                if outputs:
+                    return Reply(outputs)
+        locale = self.catalog.locale(ref.locale)
+        return Reply([Message(locale.message("something_went_wrong"))])
+
     @asynccontextmanager
-    async def _user_lock(self, key: str) -> AsyncIterator[None]:
+    async def person_lock(self, key: str) -> AsyncIterator[None]:
+        """This process's lock on one person (`UserRef.key`): their steps, and anything sent
+        to them out of turn (a reply left over from a crash), one at a time."""
         lock, users = self._locks.get(key, (asyncio.Lock(), 0))
         self._locks[key] = (lock, users + 1)
         try:
@@ -496,8 +516,8 @@ class Engine:
                 self._locks[key] = (lock, users - 1)
 
     async def _handle_once(
-        self, ref: UserRef, event: Event, seq: int | None, prepared: dict[str, Any]
-    ) -> list[Output]:
+        self, ref: UserRef, event: Event, seq: int | None, prepared: dict[str, Any], keep: bool
+    ) -> Reply:
         """One step in one transaction: load (and lock) the rows, dispatch, save, commit.
 
         Three statements on the way for most steps (load, save, commit), run with Core on
@@ -515,6 +535,8 @@ class Engine:
                 cipher=cipher,
                 lock=lock,
             )
+            if found is None and not await self._may_create(unit, ref, event, seq):
+                return Reply()
             if found is None:  # first contact: rows are created through the session
                 found = await repo.load_person(
                     unit.session,
@@ -527,11 +549,13 @@ class Engine:
             user, row, state = found
             unit.keep(user)
             if seq is not None and seq in row.seen_seqs:
-                log.info("skipped an event that was already handled (delivered again)")
-                return []
+                log.info("an event already handled was delivered again")
+                return await self._unsent(unit, user, seq) if keep else Reply()
             locale = self.catalog.locale(user.locale or ref.locale)
             turn = Turn(self, unit, user, row, state, locale, self.clock(), ref, prepared)
+            turn.seq = seq
             await self._dispatch(turn, event)
+            reply = Reply(turn.outputs)
             if not turn.erased:
                 assert user.id is not None
                 if unit.session_opened:
@@ -546,8 +570,43 @@ class Engine:
                     seen_seqs=row.seen_seqs if seq is None else [*row.seen_seqs, seq],
                     cipher=cipher,
                 )
+                if keep and turn.outputs:
+                    reply.outbox_id = await outbox_store.add(
+                        unit,
+                        user_id=user.id,
+                        seq=seq,
+                        payload_enc=self.outbox.seal(turn.outputs),
+                        now=turn.now,
+                        lease=self.outbox.lease,
+                    )
             await unit.commit()
-            return turn.outputs
+            return reply
+
+    async def _may_create(self, unit: Step, ref: UserRef, event: Event, seq: int | None) -> bool:
+        """Whether an event for someone without a conversation may create their rows. A
+        reminder never creates a person (one for an unknown person was set by someone just
+        forgotten); nor does a late copy of an update sent before the person's /forget
+        (see storage.outbox.bury)."""
+        if isinstance(event, Reminder):
+            return await repo.user_exists(unit, channel=ref.channel, external_id=ref.external_id)
+        if seq is None:
+            return True
+        return not await outbox_store.buried(
+            unit, channel=ref.channel, external_id=ref.external_id, seq=seq
+        )
+
+    async def _unsent(self, unit: Step, user: User, seq: int) -> Reply:
+        """What is left of the reply to a redelivered event, now held by this sender; an
+        empty reply if it was all sent, or if a live sender still holds it."""
+        assert user.id is not None
+        stored = await outbox_store.for_seq(unit, user_id=user.id, seq=seq)
+        if stored is None:
+            return Reply()
+        now = self.clock()
+        if not await outbox_store.claim(unit, reply_id=stored.id, now=now, lease=self.outbox.lease):
+            return Reply()
+        await unit.commit()
+        return Reply(self.outbox.open(stored.payload_enc), stored.id, stored.sent)
 
     async def _dispatch(self, turn: Turn, event: Event) -> None:
         if isinstance(event, Text):

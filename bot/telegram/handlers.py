@@ -36,15 +36,16 @@ from bot.engine.events import (
     Unsupported,
     UserRef,
 )
+from bot.engine.outbox import Reply
 from bot.reminders import store as reminder_store
 from bot.telegram.errors import Unreachable, where
 from bot.telegram.render import Renderer, decode_choice
+from bot.telegram.replies import CHANNEL, ReplySender
 from storage import repo
 from storage.models import utcnow
 
 log = logging.getLogger(__name__)
 
-CHANNEL = "telegram"
 Context = ContextTypes.DEFAULT_TYPE
 
 PRIVATE = filters.ChatType.PRIVATE & filters.UpdateType.MESSAGE  # edits are never re-answered
@@ -86,6 +87,7 @@ class Handlers:
         self.app = app
         self.engine = app.engine
         self.renderer = renderer
+        self.replies = ReplySender(app.engine, renderer, self.unreachable)
         self.typing_after = typing_after
         self._background: set[asyncio.Task[Any]] = set()
 
@@ -142,18 +144,24 @@ class Handlers:
             log.warning("ignored callback data we did not make (%d bytes)", len(query.data or ""))
             await self.answer(query, self.text("step_passed", user))
             return
-        outputs = await self.handle(chat.id, user_ref(user), choice, update.update_id)
-        if not outputs:  # handled before a restart (a redelivery): only stop the spinner
+        ref = user_ref(user)
+        reply = await self.handle(chat.id, ref, choice, update.update_id)
+        outputs = reply.pending
+        if not outputs:  # answered before a restart (a redelivery): only stop the spinner
             await self.answer(query)
             return
         if self.is_step_passed(outputs):
             await self.answer(query, outputs[0].text if isinstance(outputs[0], Message) else "")
+            await self.engine.outbox.done(reply)  # said in the spinner's place, not as a message
             return
-        try:
-            await asyncio.gather(self.answer(query), self.renderer.mark_chosen(query))
-        except BadRequest as exc:
-            log.info("could not mark the pressed message: %s", type(exc).__name__)
-        await self.show(chat, user, outputs)
+        if reply.start == 0:
+            try:
+                await asyncio.gather(self.answer(query), self.renderer.mark_chosen(query))
+            except BadRequest as exc:
+                log.info("could not mark the pressed message: %s", type(exc).__name__)
+        else:
+            await self.answer(query)
+        await self.show(chat, ref, reply)
 
     async def on_membership(self, update: Update, context: Context) -> None:
         """Blocked or unblocked in a private chat; added to a group (pointed to private)."""
@@ -198,30 +206,33 @@ class Handlers:
 
     # -- helpers -------------------------------------------------------------------------
     async def converse(self, chat: Chat, user: User, event: Event, update_id: int) -> None:
-        outputs = await self.handle(chat.id, user_ref(user), event, update_id)
-        await self.show(chat, user, outputs)
+        ref = user_ref(user)
+        reply = await self.handle(chat.id, ref, event, update_id)
+        await self.show(chat, ref, reply)
 
-    async def handle(
-        self, chat_id: int, ref: UserRef, event: Event, update_id: int
-    ) -> list[Output]:
-        """The engine's answer; a typing action if it takes longer than a moment.
+    async def handle(self, chat_id: int, ref: UserRef, event: Event, update_id: int) -> Reply:
+        """The engine's answer, kept in the outbox; a typing action if it takes a moment.
 
-        The update id goes with the event: polling is at-least-once, and an update handled
-        just before a crash comes again after the restart; the engine answers it only once.
+        The update id goes with the event: delivery is at-least-once, and an update handled
+        just before a crash comes again after the restart; the engine then hands back only
+        what of its reply was not sent yet.
         """
         loop = asyncio.get_running_loop()
         timer = loop.call_later(self.typing_after, self._typing_soon, chat_id)
         try:
-            return await self.engine.handle(ref, event, seq=update_id)
+            return await self.engine.reply(ref, event, seq=update_id)
         finally:
             timer.cancel()
 
-    async def show(self, chat: Chat, user: User, outputs: Sequence[Output]) -> None:
+    async def show(self, chat: Chat, ref: UserRef, reply: Reply) -> None:
         try:
-            await self.renderer.show(chat.id, outputs)
+            await self.replies.send(chat.id, ref, reply)
         except Unreachable:
-            log.info("a person blocked the bot; marking them unreachable")
-            await self.set_blocked(user, blocked=True)
+            await self.unreachable(ref)
+
+    async def unreachable(self, ref: UserRef) -> None:
+        log.info("a person blocked the bot; marking them unreachable")
+        await self.set_blocked_id(ref.external_id, blocked=True)
 
     async def answer(self, query: Any, text: str | None = None) -> None:
         try:
@@ -236,11 +247,14 @@ class Handlers:
             log.info("could not answer in a group: %s", type(exc).__name__)
 
     async def set_blocked(self, user: User, *, blocked: bool) -> None:
+        await self.set_blocked_id(str(user.id), blocked=blocked)
+
+    async def set_blocked_id(self, external_id: str, *, blocked: bool) -> None:
         async with self.app.db.session() as session:
             known = await repo.set_blocked(
                 session,
                 channel=CHANNEL,
-                external_id=str(user.id),
+                external_id=external_id,
                 at=utcnow() if blocked else None,
             )
             if known:
@@ -250,11 +264,11 @@ class Handlers:
         # Reminders stop for someone who blocked the bot and resume when they come back.
         if blocked:
             await reminder_store.disable_for_user(
-                self.app.db, channel=CHANNEL, external_id=str(user.id)
+                self.app.db, channel=CHANNEL, external_id=external_id
             )
         else:
             await reminder_store.reenable_for_user(
-                self.app.db, channel=CHANNEL, external_id=str(user.id)
+                self.app.db, channel=CHANNEL, external_id=external_id
             )
 
     def text(self, key: str, user: User | None) -> str:

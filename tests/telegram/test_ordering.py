@@ -13,7 +13,8 @@ from telegram import Update
 from telegram.ext import SimpleUpdateProcessor
 
 from bot.app import App, open_app
-from bot.engine.events import Event, Output, Text, UserRef
+from bot.engine.events import Event, Text, UserRef
+from bot.engine.outbox import Reply
 from tests.conftest import DIALOGS, make_settings
 from tests.telegram.fakes import TOKEN, Harness, harness
 
@@ -36,16 +37,16 @@ def slow_engine(app: App, monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, in
     """Record the order in which the engine is reached; earlier updates are made slower,
     so anything that does not enforce order lets later ones overtake them."""
     seen: list[tuple[str, int]] = []
-    real = app.engine.handle
+    real = app.engine.reply
 
-    async def handle(ref: UserRef, event: Event, *, seq: int | None = None) -> list[Output]:
+    async def reply(ref: UserRef, event: Event, *, seq: int | None = None) -> Reply:
         assert isinstance(event, Text)
         index = int(event.text.rsplit(" ", 1)[-1])
         await asyncio.sleep((EACH - index) * 0.002)
         seen.append((ref.external_id, index))
         return await real(ref, event, seq=seq)
 
-    monkeypatch.setattr(app.engine, "handle", handle)
+    monkeypatch.setattr(app.engine, "reply", reply)
     return seen
 
 

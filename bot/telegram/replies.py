@@ -1,0 +1,102 @@
+"""Sending the engine's replies to Telegram, durably: output by output, progress recorded.
+
+Every reply a step makes is in the outbox once the step commits (bot/engine/outbox.py). This
+module sends it and reports how far it got, so that after a crash the rest — and only the
+rest — goes out: at start (`flush`), when the update is redelivered (the engine hands back
+what is unsent), and from a periodic sweep for replies whose sender died (`sweep`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+
+from telegram.error import BadRequest
+
+from bot.engine.events import Later, UserRef
+from bot.engine.outbox import Reply, visible
+from bot.engine.runner import Engine
+from bot.telegram.errors import Unreachable
+from bot.telegram.render import Renderer
+from storage.models import utcnow
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "telegram"
+OnUnreachable = Callable[[UserRef], Awaitable[None]]
+
+
+class ReplySender:
+    """Delivers replies from the outbox to private chats (chat id = the person's id)."""
+
+    def __init__(
+        self, engine: Engine, renderer: Renderer, on_unreachable: OnUnreachable | None = None
+    ) -> None:
+        self.engine = engine
+        self.renderer = renderer
+        self.on_unreachable = on_unreachable
+
+    async def send(self, chat_id: int, ref: UserRef, reply: Reply) -> None:
+        """Send what is left of `reply`; the outbox forgets it once all of it is out.
+
+        A reply Telegram refuses for good (400: a message it will never take) is skipped so
+        it cannot block the ones after it; a 403 (blocked) drops the rest and is re-raised as
+        `Unreachable`. Anything else (network, flood control after retries) leaves the rest
+        in the outbox, where a sweep picks it up once this sender's lease has lapsed.
+        """
+        outbox = self.engine.outbox
+        last_visible = max(
+            (i for i, o in enumerate(reply.outputs) if visible(o)), default=len(reply.outputs)
+        )
+        for index in range(reply.start, len(reply.outputs)):
+            output = reply.outputs[index]
+            made = (
+                await self.engine.produce(ref, [output]) if isinstance(output, Later) else [output]
+            )
+            try:
+                await self.renderer.show(chat_id, made)
+            except BadRequest as exc:
+                log.warning("Telegram refused an output (%s); skipped", type(exc).__name__)
+            except Unreachable:
+                await outbox.done(reply)
+                raise
+            if visible(output) and index < last_visible:
+                await outbox.progress(reply, index + 1, utcnow())
+        await outbox.done(reply)
+
+    async def flush(self, *, force: bool = False) -> int:
+        """Send every reply whose sender is gone (`force`: every unsent reply); how many.
+
+        Each person's leftovers are sent under their engine lock, so a new step of theirs
+        does not overtake them."""
+        count = 0
+        tried: set[int | None] = set()
+        while True:
+            batch = await self.engine.outbox.waiting(CHANNEL, utcnow(), force=force)
+            batch = [(ref, reply) for ref, reply in batch if reply.outbox_id not in tried]
+            if not batch:
+                return count  # (forced, a reply that failed is met again: tried once is enough)
+            for ref, reply in batch:
+                tried.add(reply.outbox_id)
+                count += 1
+                try:
+                    async with self.engine.person_lock(ref.key):
+                        await self.send(int(ref.external_id), ref, reply)
+                except Unreachable:
+                    if self.on_unreachable is not None:
+                        await self.on_unreachable(ref)
+                except Exception as exc:  # left in the outbox for the next sweep
+                    log.warning("a waiting reply could not be sent yet: %s", type(exc).__name__)
+
+    async def sweep(self, every: float = 5.0) -> None:
+        """Run `flush` forever (until cancelled), every `every` seconds."""
+        while True:
+            await asyncio.sleep(every)
+            try:
+                sent = await self.flush()
+            except Exception as exc:
+                log.warning("outbox sweep failed: %s", type(exc).__name__)
+                continue
+            if sent:
+                log.info("sent %d waiting repl%s", sent, "y" if sent == 1 else "ies")
