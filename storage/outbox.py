@@ -76,7 +76,6 @@ _DUE = (
         (OUTBOX.c.lease_until < bindparam("now")) | bindparam("force", type_=Boolean),
     )
     .order_by(OUTBOX.c.id)
-    .limit(bindparam("limit"))
 )
 _TOMBSTONE_FIND = select(FORGOTTEN.c.up_to_seq).where(FORGOTTEN.c.key == bindparam("key"))
 _TOMBSTONE_DROP = delete(FORGOTTEN).where(FORGOTTEN.c.key == bindparam("key"))
@@ -157,7 +156,7 @@ async def due(
     unit: Step, *, channel: str, now: datetime, force: bool = False, limit: int = 100
 ) -> list[Stored]:
     """Replies on `channel` that nobody is sending (all of them with `force`), oldest first."""
-    values = {"channel": channel, "now": now, "force": force, "limit": limit}
+    values = {"channel": channel, "now": now, "force": force}
     return [
         Stored(
             id=r[0],
@@ -168,7 +167,7 @@ async def due(
             external_id=r[5],
             locale=r[6],
         )
-        for r in await unit.run(_DUE, values)
+        for r in (await unit.run(_DUE, values))[:limit]
     ]
 
 
@@ -196,10 +195,15 @@ async def bury(
     await unit.run(_TOMBSTONE_ADD, {"b_key": key, "b_up_to_seq": up_to_seq, "b_at": now})
 
 
+async def prune_forgotten(unit: Step, *, now: datetime) -> None:
+    await unit.run(_TOMBSTONE_PRUNE, {"before": now - FORGOTTEN_FOR})
+
+
 async def buried(unit: Step, *, channel: str, external_id: str, seq: int) -> bool:
     """Whether update `seq` was sent before this (unknown) person's erasure."""
     rows = await unit.run(_SALT_FIND, {"mkey": SALT_KEY})
     if not rows:
         return False
-    found = await unit.run(_TOMBSTONE_FIND, {"key": _key(str(rows[0][0]), channel, external_id)})
+    key = _key(str(rows[0][0]), channel, external_id)
+    found = await unit.run(_TOMBSTONE_FIND, {"key": key})
     return bool(found) and found[0][0] is not None and seq <= int(found[0][0])

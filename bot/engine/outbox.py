@@ -125,6 +125,10 @@ class Outbox:
     def __init__(self, db: Database, *, lease: timedelta = LEASE) -> None:
         self.db = db
         self.lease = lease
+        # True when this process is known to be the only sender (a polling bot: Telegram
+        # serves one poller at a time), so a redelivered update takes its unsent reply over
+        # at once instead of waiting for the lease of a sender that died.
+        self.exclusive = False
 
     @property
     def cipher(self) -> Cipher:
@@ -152,6 +156,12 @@ class Outbox:
             return
         async with self.db.step() as unit:
             await store.done(unit, reply_id=reply.outbox_id)
+            await unit.commit()
+
+    async def prune(self, now: datetime) -> None:
+        """Drop /forget tombstones older than a day (Telegram's own limit for redelivery)."""
+        async with self.db.step() as unit:
+            await store.prune_forgotten(unit, now=now)
             await unit.commit()
 
     async def waiting(

@@ -603,7 +603,9 @@ class Engine:
         if stored is None:
             return Reply()
         now = self.clock()
-        if not await outbox_store.claim(unit, reply_id=stored.id, now=now, lease=self.outbox.lease):
+        if not await outbox_store.claim(
+            unit, reply_id=stored.id, now=now, lease=self.outbox.lease, force=self.outbox.exclusive
+        ):
             return Reply()
         await unit.commit()
         return Reply(self.outbox.open(stored.payload_enc), stored.id, stored.sent)

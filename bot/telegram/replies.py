@@ -19,7 +19,6 @@ from bot.engine.outbox import Reply, visible
 from bot.engine.runner import Engine
 from bot.telegram.errors import Unreachable
 from bot.telegram.render import Renderer
-from storage.models import utcnow
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +61,7 @@ class ReplySender:
                 await outbox.done(reply)
                 raise
             if visible(output) and index < last_visible:
-                await outbox.progress(reply, index + 1, utcnow())
+                await outbox.progress(reply, index + 1, self.engine.clock())
         await outbox.done(reply)
 
     async def flush(self, *, force: bool = False) -> int:
@@ -73,7 +72,7 @@ class ReplySender:
         count = 0
         tried: set[int | None] = set()
         while True:
-            batch = await self.engine.outbox.waiting(CHANNEL, utcnow(), force=force)
+            batch = await self.engine.outbox.waiting(CHANNEL, self.engine.clock(), force=force)
             batch = [(ref, reply) for ref, reply in batch if reply.outbox_id not in tried]
             if not batch:
                 return count  # (forced, a reply that failed is met again: tried once is enough)
@@ -90,10 +89,16 @@ class ReplySender:
                     log.warning("a waiting reply could not be sent yet: %s", type(exc).__name__)
 
     async def sweep(self, every: float = 5.0) -> None:
-        """Run `flush` forever (until cancelled), every `every` seconds."""
+        """Run `flush` forever (until cancelled), every `every` seconds; once an hour, also
+        let go of /forget tombstones older than a day."""
+        pruned = 0.0
+        loop = asyncio.get_running_loop()
         while True:
             await asyncio.sleep(every)
             try:
+                if loop.time() - pruned > 3600:
+                    await self.engine.outbox.prune(self.engine.clock())
+                    pruned = loop.time()
                 sent = await self.flush()
             except Exception as exc:
                 log.warning("outbox sweep failed: %s", type(exc).__name__)
