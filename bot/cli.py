@@ -7,32 +7,29 @@ import asyncio
 import logging
 import os
 import sys
+import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
-
-from pydantic import ValidationError
 
 from bot.app import App, configure_logging, known_actions, open_app
 from bot.config import Settings
 from bot.engine.catalog import DialogsInvalid, validate_tree
+from bot.failures import Problem, explain
 from bot.safety import validate_safety
-from storage.crypto import Cipher, WrongKeyError, new_key
+from storage.crypto import Cipher, MalformedKeyError, new_key, pending_key_file
 from storage.db import Database
+from storage.files import write_private
 from storage.models import utcnow
 from storage.personal import erase_person, find_users
-from storage.rotation import RotationReport, rotate_database
+from storage.rotation import KeyState, RotationReport, key_state, rotate_database
 
 log = logging.getLogger("kindbot")
 CHANNELS = ("console", "telegram")
 
 
 def _settings() -> Settings:
-    try:
-        return Settings()
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]).upper()
-        raise SystemExit(f"kindbot: invalid setting {where}: {first['msg']}") from None
+    """The settings; invalid ones raise ValidationError, which `main` prints as one line."""
+    return Settings()
 
 
 def cmd_chat(args: argparse.Namespace) -> int:
@@ -51,14 +48,9 @@ def cmd_chat(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Run the Telegram bot: long polling, or a webhook server when WEBHOOK_URL is set."""
-    from bot.telegram.application import StartupProblem, serve
+    from bot.telegram.application import serve
 
-    settings = _settings()
-    try:
-        asyncio.run(serve(settings))
-    except StartupProblem as exc:
-        print(f"kindbot: {exc}", file=sys.stderr)
-        return 2
+    asyncio.run(serve(_settings()))  # a StartupProblem is printed as one line by `main`
     return 0
 
 
@@ -176,12 +168,6 @@ async def _find_person(app: App, args: argparse.Namespace) -> int | None:
     return users[0].id
 
 
-def _write_private(path: Path, data: bytes) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(data)
-
-
 def cmd_export(args: argparse.Namespace) -> int:
     """Write everything stored about one person (JSON, or their entries as CSV)."""
     from bot.export import export_person, to_csv, to_json
@@ -203,9 +189,10 @@ def cmd_export(args: argparse.Namespace) -> int:
     if data is None:
         return 1
     if args.out and args.out != "-":
-        _write_private(Path(args.out), data)
+        mode = write_private(Path(args.out), data)  # an existing file is made 0600 first
         print(
-            f"wrote {args.out} (mode 0600; it is not encrypted: keep it private)", file=sys.stderr
+            f"wrote {args.out} (mode {mode:04o}; it is not encrypted: keep it private)",
+            file=sys.stderr,
         )
     else:
         sys.stdout.buffer.write(data)
@@ -243,6 +230,16 @@ def cmd_forget(args: argparse.Namespace) -> int:
     return asyncio.run(run())
 
 
+def cmd_doctor(args: argparse.Namespace) -> int:
+    """Check settings, database, key, files, dialogs and helplines; change nothing."""
+    from bot.doctor import examine
+
+    findings = asyncio.run(examine(_settings()))
+    for finding in findings:
+        print(finding.line())
+    return 0 if all(f.ok for f in findings) else 1
+
+
 def cmd_keygen(args: argparse.Namespace) -> int:
     """Print a new encryption key."""
     print(new_key())
@@ -253,6 +250,8 @@ def cmd_rotate_key(args: argparse.Namespace) -> int:
     """Re-encrypt everything under a new key (stop kindbot first)."""
     settings = _settings()
     from_env = bool(settings.encryption_key)
+    key_file = settings.key_file
+    pending = pending_key_file(key_file)
     if from_env and not args.new_key:
         print(
             "kindbot: ENCRYPTION_KEY is set, so give the new key with --new-key "
@@ -261,39 +260,37 @@ def cmd_rotate_key(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 1
-    if not from_env and not settings.key_file.exists():
+    if not from_env and pending.exists():
+        return _resume_rotation(settings)
+    if not from_env and not key_file.exists():
         print(
-            f"kindbot: no key to rotate (no ENCRYPTION_KEY and no {settings.key_file})",
+            f"kindbot: no key to rotate (no ENCRYPTION_KEY and no {key_file})",
             file=sys.stderr,
         )
         return 1
     new = args.new_key or new_key()
     if new == "-":
         new = sys.stdin.readline().strip()
-    Cipher([new])  # a malformed new key fails here, before anything changes
-    old_keys = settings.encryption_key or settings.key_file.read_text(encoding="ascii")
-    old = [k.strip() for k in old_keys.split(",") if k.strip()]
-    pending = settings.key_file.with_name(settings.key_file.name + ".new")
-    if not from_env and pending.exists():
-        print(
-            f"kindbot: {pending} exists: an earlier rotation was interrupted. One of "
-            f"{settings.key_file} and {pending} reads the database (start kindbot with each "
-            "as ENCRYPTION_KEY to see which); keep that one as the key file, then try again.",
-            file=sys.stderr,
-        )
-        return 1
+    try:
+        Cipher([new])  # a malformed new key fails here, before anything changes
+    except MalformedKeyError:
+        raise Problem(
+            "--new-key is not a valid key (32 url-safe base64 bytes): make one with "
+            "`kindbot keygen`"
+        ) from None
+    old = _keys(settings.encryption_key or key_file.read_text(encoding="ascii"))
     if not from_env:
         # The new key is on disk before the database changes: an interruption between
         # the commit and the rename below leaves it in `<key file>.new`, never lost.
-        fd = os.open(pending, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w", encoding="ascii") as handle:
-            handle.write(new + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
+        write_private(pending, (new + "\n").encode("ascii"), exclusive=True)
+
+    started = False
 
     async def run() -> RotationReport:
+        nonlocal started
         db = await Database.open(settings.resolved_database_url(), Cipher(old), migrate=True)
         try:
+            started = True
             return await rotate_database(db, old=old, new=new)
         finally:
             await db.close()
@@ -301,8 +298,10 @@ def cmd_rotate_key(args: argparse.Namespace) -> int:
     try:
         report = asyncio.run(run())
     except BaseException:
-        if not from_env:
-            pending.unlink(missing_ok=True)
+        if not from_env and not started:
+            pending.unlink(missing_ok=True)  # the database was never touched
+        elif not from_env:
+            _settle_failed_rotation(settings, old=old, new=new)
         raise
     print(f"re-encrypted {report.values} value(s) in {len(report.tables)} table(s)")
     if from_env:
@@ -311,43 +310,117 @@ def cmd_rotate_key(args: argparse.Namespace) -> int:
             "database) and start kindbot again."
         )
     else:
-        os.replace(pending, settings.key_file)
-        print(
-            f"{settings.key_file} now holds the new key. Back it up: without it, stored "
-            "entries cannot be read."
-        )
+        _finish_rotation(settings)
     return 0
 
 
+def _keys(text: str) -> list[str]:
+    return [k.strip() for k in text.split(",") if k.strip()]
+
+
+def _finish_rotation(settings: Settings) -> None:
+    """The database is under the pending key: make it the key file."""
+    os.replace(pending_key_file(settings.key_file), settings.key_file)
+    print(
+        f"{settings.key_file} now holds the new key. Back it up: without it, stored "
+        "entries cannot be read."
+    )
+
+
+def _state(settings: Settings, *, current: list[str], pending: list[str]) -> KeyState:
+    url = settings.resolved_database_url()
+    return asyncio.run(key_state(url, current=current, pending=pending))
+
+
+def _settle_failed_rotation(settings: Settings, *, old: list[str], new: str) -> None:
+    """After a failed rotation, keep the pending key only while it may be the one needed.
+
+    The key check moves to the new key in the rotation's own transaction: if the new key
+    reads it, the rotation committed (finish it); if not, the new key encrypted nothing
+    (remove it); if the database cannot be asked, keep it for `kindbot rotate-key`.
+    """
+    pending = pending_key_file(settings.key_file)
+    try:
+        state = _state(settings, current=old, pending=[new])
+    except Exception:
+        print(
+            f"kindbot: the rotation failed and {pending} is kept: run `kindbot rotate-key` "
+            "again once the database can be reached (it finishes or explains)",
+            file=sys.stderr,
+        )
+        return
+    if state is KeyState.PENDING:
+        print("the rotation was committed before it failed; finishing it", file=sys.stderr)
+        _finish_rotation(settings)
+    else:
+        pending.unlink(missing_ok=True)
+
+
+def _resume_rotation(settings: Settings) -> int:
+    """`kindbot rotate-key` found `<key file>.new`: finish that rotation, or say what to do."""
+    key_file = settings.key_file
+    pending = pending_key_file(key_file)
+    current = _keys(key_file.read_text(encoding="ascii")) if key_file.exists() else []
+    state = _state(settings, current=current, pending=_keys(pending.read_text(encoding="ascii")))
+    if state is KeyState.PENDING:
+        print(f"finishing an interrupted rotation: {pending} reads the database")
+        _finish_rotation(settings)
+        return 0
+    if state is KeyState.NEITHER:
+        raise Problem(
+            f"neither {key_file} nor {pending} reads this database: put the key it was "
+            "written with back into the key file (from your backup), or set ENCRYPTION_KEY"
+        )
+    print(
+        f"kindbot: {pending} exists: an earlier rotation was interrupted before it changed "
+        f"the database ({key_file} still reads it; {pending} encrypted nothing). Remove "
+        f"{pending}, then run `kindbot rotate-key` again.",
+        file=sys.stderr,
+    )
+    return 1
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="kindbot", description=__doc__)
+    # `--debug` before or after the subcommand; SUPPRESS keeps a subcommand's absent flag
+    # from overwriting the one given before it.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--debug",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="on a failure, show the full error (traceback) after its one-line explanation",
+    )
+    parser = argparse.ArgumentParser(prog="kindbot", description=__doc__, parents=[common])
     sub = parser.add_subparsers(dest="command", required=True)
 
-    chat = sub.add_parser("chat", help=cmd_chat.__doc__)
+    chat = sub.add_parser("chat", parents=[common], help=cmd_chat.__doc__)
     chat.add_argument("--user", default="local", help="who you are in the database")
     chat.add_argument("--files", default=".", help="where charts and exports are saved")
     chat.set_defaults(func=cmd_chat)
 
-    run = sub.add_parser("run", help=cmd_run.__doc__)
+    run = sub.add_parser("run", parents=[common], help=cmd_run.__doc__)
     run.set_defaults(func=cmd_run)
 
-    export = sub.add_parser("export", help=cmd_export.__doc__)
+    export = sub.add_parser("export", parents=[common], help=cmd_export.__doc__)
     export.add_argument("--user", required=True, help="the person's id on their channel")
     export.add_argument("--channel", choices=CHANNELS, help="needed if known on several")
     export.add_argument("--format", choices=("json", "csv"), default="json")
     export.add_argument("--out", help="file to write (mode 0600; default: standard output)")
     export.set_defaults(func=cmd_export)
 
-    forget = sub.add_parser("forget", help=cmd_forget.__doc__)
+    forget = sub.add_parser("forget", parents=[common], help=cmd_forget.__doc__)
     forget.add_argument("--user", required=True, help="the person's id on their channel")
     forget.add_argument("--channel", choices=CHANNELS, help="needed if known on several")
     forget.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     forget.set_defaults(func=cmd_forget)
 
-    keygen = sub.add_parser("keygen", help=cmd_keygen.__doc__)
+    doctor = sub.add_parser("doctor", parents=[common], help=cmd_doctor.__doc__)
+    doctor.set_defaults(func=cmd_doctor)
+
+    keygen = sub.add_parser("keygen", parents=[common], help=cmd_keygen.__doc__)
     keygen.set_defaults(func=cmd_keygen)
 
-    rotate = sub.add_parser("rotate-key", help=cmd_rotate_key.__doc__)
+    rotate = sub.add_parser("rotate-key", parents=[common], help=cmd_rotate_key.__doc__)
     rotate.add_argument(
         "--new-key",
         help="the new key ('-' reads it from standard input); required when ENCRYPTION_KEY "
@@ -355,20 +428,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rotate.set_defaults(func=cmd_rotate_key)
 
-    dialogs = sub.add_parser("dialogs", help="check or draw dialog files")
+    dialogs = sub.add_parser("dialogs", parents=[common], help="check or draw dialog files")
     dialogs_sub = dialogs.add_subparsers(dest="dialogs_command", required=True)
-    check = dialogs_sub.add_parser("check", help=cmd_dialogs_check.__doc__)
+    check = dialogs_sub.add_parser("check", parents=[common], help=cmd_dialogs_check.__doc__)
     check.add_argument("--dir", help="dialogs folder (default: DIALOGS_DIR)")
     check.set_defaults(func=cmd_dialogs_check)
-    graph = dialogs_sub.add_parser("graph", help=cmd_dialogs_graph.__doc__)
+    graph = dialogs_sub.add_parser("graph", parents=[common], help=cmd_dialogs_graph.__doc__)
     graph.add_argument("name")
     graph.add_argument("--locale", default=None)
     graph.add_argument("--dir", help="dialogs folder (default: DIALOGS_DIR)")
     graph.set_defaults(func=cmd_dialogs_graph)
 
-    safety = sub.add_parser("safety", help="the crisis screen's semantic model")
+    safety = sub.add_parser("safety", parents=[common], help="the crisis screen's semantic model")
     safety_sub = safety.add_subparsers(dest="safety_command", required=True)
-    build = safety_sub.add_parser("build", help=cmd_safety_build.__doc__)
+    build = safety_sub.add_parser("build", parents=[common], help=cmd_safety_build.__doc__)
     build.add_argument("--check", action="store_true", help="compare, do not write (for CI)")
     build.add_argument("--examples", help="examples folder (default: the shipped one)")
     build.add_argument(
@@ -378,7 +451,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     build.set_defaults(func=cmd_safety_build)
 
-    helplines = sub.add_parser("helplines", help=cmd_helplines.__doc__)
+    helplines = sub.add_parser("helplines", parents=[common], help=cmd_helplines.__doc__)
     helplines.add_argument("--dir", help="dialogs folder (default: DIALOGS_DIR)")
     helplines.add_argument(
         "--max-age",
@@ -445,22 +518,34 @@ def cmd_safety_build(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one subcommand; a failure a person can fix is one line on stderr and exit 2."""
     args = build_parser().parse_args(argv)
-    settings = _settings()
-    configure_logging(settings.log_level)
-    func: Callable[[argparse.Namespace], int] = args.func
+    settings: Settings | None = None
     try:
+        settings = _settings()
+        configure_logging(settings.log_level)
+        func: Callable[[argparse.Namespace], int] = args.func
         return func(args)
     except DialogsInvalid as exc:
         print("kindbot: the dialog files have errors:", file=sys.stderr)
         for error in exc.errors:
             print(f"  {error}", file=sys.stderr)
         return 1
-    except WrongKeyError as exc:
-        print(f"kindbot: {exc}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:
+        line = explain(exc, settings)
+        if line is None:
+            raise  # a bug, not a setting: the whole traceback
+        print(f"kindbot: {line}", file=sys.stderr)
+        if _debugging(args, settings):
+            traceback.print_exception(exc, file=sys.stderr)
+        return 2
+
+
+def _debugging(args: argparse.Namespace, settings: Settings | None) -> bool:
+    level = settings.log_level if settings else os.environ.get("LOG_LEVEL", "")
+    return bool(getattr(args, "debug", False)) or level.upper() == "DEBUG"
 
 
 if __name__ == "__main__":

@@ -22,6 +22,8 @@ from pathlib import Path
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from storage.files import private_dir, write_private
+
 log = logging.getLogger(__name__)
 
 PREFIX = "k1."
@@ -30,6 +32,10 @@ NONCE_BYTES = 12
 
 class WrongKeyError(RuntimeError):
     """The configured key cannot read what this database holds."""
+
+
+class MalformedKeyError(WrongKeyError):
+    """The configured text is not a key at all (so the message can say where it came from)."""
 
 
 def _fingerprint(raw: bytes) -> bytes:
@@ -42,7 +48,7 @@ def _decode_key(key: str) -> bytes:
     except (binascii.Error, ValueError, UnicodeEncodeError):
         raw = b""
     if len(raw) != 32:
-        raise WrongKeyError(
+        raise MalformedKeyError(
             "ENCRYPTION_KEY is not a valid key (expected 32 url-safe base64 bytes; "
             "make one with `kindbot keygen`)"
         )
@@ -97,6 +103,11 @@ class Cipher:
         return self.encrypt(self.decrypt(token))
 
 
+def pending_key_file(key_file: Path) -> Path:
+    """Where `kindbot rotate-key` keeps the new key until the database is re-encrypted."""
+    return key_file.with_name(key_file.name + ".new")
+
+
 def new_key() -> str:
     return base64.urlsafe_b64encode(secrets.token_bytes(32)).decode("ascii")
 
@@ -107,11 +118,9 @@ def load_or_create_key(configured: str | None, key_file: Path) -> str:
         return configured
     if key_file.exists():
         return key_file.read_text(encoding="ascii").strip()
-    key_file.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(key_file.parent)
     key = new_key()
-    fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w", encoding="ascii") as handle:
-        handle.write(key + "\n")
+    write_private(key_file, (key + "\n").encode("ascii"), exclusive=True)
     log.warning(
         "No ENCRYPTION_KEY set: generated a new key in %s (mode 0600). Back it up: without "
         "it, stored entries cannot be read.",

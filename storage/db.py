@@ -7,15 +7,18 @@ can make a fresh database (or PostgreSQL schema) each.
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import event, select
-from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.engine import URL, Connection, make_url
+from sqlalchemy.exc import ArgumentError, InvalidRequestError, NoSuchModuleError
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
     AsyncEngine,
@@ -28,6 +31,7 @@ from sqlalchemy.sql import Executable
 from storage import sqlite_driver
 from storage.crypto import Cipher, WrongKeyError
 from storage.direct import Direct, Row
+from storage.files import private_file
 from storage.models import Meta
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -50,10 +54,10 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 def _private_file(path: Path) -> None:
-    """Create the database file (and its folder) readable by the owner only."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    if not path.exists():
-        path.touch(mode=0o600)
+    """Create the database file (and its folders) readable by the owner only.
+
+    SQLite gives its -wal and -shm files the database file's mode, so they follow."""
+    private_file(path)
 
 
 def sqlite_engine_options(driver: str) -> dict[str, Any]:
@@ -179,20 +183,26 @@ class Database:
     async def open(
         cls, url: str, cipher: Cipher, *, schema: str | None = None, migrate: bool = True
     ) -> Database:
-        """Connect, create the SQLite directory if needed, migrate, and check the key."""
-        parsed = make_url(url)
+        """Connect, create the SQLite directory if needed, migrate, and check the key.
+
+        A database that cannot be reached or opened raises `DatabaseProblem` (one line, what
+        to check); a folder or file kindbot may not create raises the OSError, naming it.
+        """
+        parsed = _parse_url(url)
         kwargs: dict[str, Any] = {}
         if parsed.get_backend_name() == "sqlite":
             if parsed.database and parsed.database != ":memory:":
                 _private_file(Path(parsed.database))
+                _sqlite_opens(parsed, _sqlite_uri(Path(parsed.database), "rw"))
             kwargs.update(sqlite_engine_options(parsed.get_driver_name()))
         elif schema:
             kwargs["connect_args"] = {"server_settings": {"search_path": schema}}
-        engine = create_async_engine(url, **kwargs)
+        engine = _create_engine(parsed, **kwargs)
         if engine.dialect.name == "sqlite":
             event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         db = cls(engine, cipher)
         try:
+            await reach(engine, parsed)
             if migrate:
                 await db.migrate()
             await db.check_key()
@@ -308,3 +318,155 @@ async def ping(db: Database) -> bool:
     async with db.session() as session:
         await session.execute(select(1))
     return True
+
+
+class DatabaseProblem(RuntimeError):
+    """The database cannot be used as configured; the message is one line naming what to check."""
+
+
+def _parse_url(url: str) -> URL:
+    try:
+        return make_url(url)
+    except ArgumentError:
+        raise DatabaseProblem(
+            "DATABASE_URL is not a database URL (e.g. postgresql+asyncpg://user:pw@host/db, "
+            "or leave it unset for SQLite in DATA_DIR)"
+        ) from None
+
+
+def _create_engine(parsed: URL, **kwargs: Any) -> AsyncEngine:
+    try:
+        return create_async_engine(parsed, **kwargs)
+    except (NoSuchModuleError, InvalidRequestError, ImportError) as exc:
+        raise DatabaseProblem(
+            f"DATABASE_URL names a database or driver kindbot cannot use ({_reason(exc)}): "
+            "use postgresql+asyncpg://... (or leave it unset for SQLite)"
+        ) from exc
+
+
+def _reason(exc: BaseException) -> str:
+    """The driver's own words for a failure, on one line, without SQLAlchemy's wrapping."""
+    inner = getattr(exc, "orig", None) or exc
+    text = str(inner).strip().splitlines()[0] if str(inner).strip() else ""
+    return f"{type(inner).__name__}: {text}" if text else type(inner).__name__
+
+
+def describe_unreachable(parsed: URL, exc: BaseException) -> str:
+    """One line: which database could not be opened, why, and what to check."""
+    if parsed.get_backend_name() == "sqlite":
+        where = Path(parsed.database or "")
+        return (
+            f"cannot open the SQLite database {where} ({_reason(exc)}): check that it is a "
+            f"database file and that {where.parent} and the file are writable by this user "
+            "(DATA_DIR)"
+        )
+    shown = parsed.render_as_string(hide_password=True)
+    return (
+        f"cannot reach the database at {shown} ({_reason(exc)}): check DATABASE_URL and "
+        "that the server is running and lets this user in"
+    )
+
+
+async def reach(engine: AsyncEngine, parsed: URL) -> None:
+    """Open one connection (it stays in the pool): anything failing here is `DatabaseProblem`.
+
+    Only the first connection is translated: an error later (in a migration, say) is a bug
+    to see in full, not a setting to fix."""
+    try:
+        async with engine.connect() as conn:
+            await conn.execute(select(1))
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:
+        raise DatabaseProblem(describe_unreachable(parsed, exc)) from exc
+
+
+async def open_readonly(url: str, *, schema: str | None = None) -> AsyncEngine | None:
+    """An engine that reads the database without creating or changing anything (the doctor's).
+
+    SQLite is opened read-only and without kindbot's pragmas; None if its file does not exist
+    (it is created on first start). Unreachable: `DatabaseProblem`, as at start.
+    """
+    parsed = _parse_url(url)
+    target = parsed
+    kwargs: dict[str, Any] = {}
+    if parsed.get_backend_name() == "sqlite":
+        readonly = _sqlite_readonly(parsed)
+        if readonly is None:
+            return None
+        target = readonly
+    elif schema:
+        kwargs["connect_args"] = {"server_settings": {"search_path": schema}}
+    engine = _create_engine(target, **kwargs)
+    try:
+        await reach(engine, parsed)
+    except BaseException:
+        await engine.dispose()
+        raise
+    return engine
+
+
+def _sqlite_readonly(parsed: URL) -> URL | None:
+    """The SQLite file opened read-only (None: there is no file to read).
+
+    Without a -wal file nobody has the database open and all of it is in the file: opened
+    `immutable`, SQLite does not even make its -wal and -shm files. With one, plain read-only
+    (which may add an empty -shm), so what a running kindbot has not checkpointed is seen.
+    """
+    path = Path(parsed.database or "")
+    if not parsed.database or parsed.database == ":memory:" or not path.exists():
+        return None
+    flags = "ro" if path.with_name(path.name + "-wal").exists() else "ro&immutable=1"
+    uri = _sqlite_uri(path, flags)
+    _sqlite_opens(parsed, uri)
+    return parsed.set(database=uri, query={"uri": "true"})
+
+
+def _sqlite_uri(path: Path, mode: str) -> str:
+    return f"file:{quote(str(path.resolve()))}?mode={mode}"
+
+
+def _sqlite_opens(parsed: URL, uri: str) -> None:
+    """Open the file once, here: a file SQLite cannot open fails in aiosqlite's connect on
+    its thread, which then reports to an event loop that may be gone by then (a traceback
+    from that thread at exit, after the one line that explains it)."""
+    try:
+        sqlite3.connect(uri, uri=True).close()
+    except sqlite3.Error as exc:
+        raise DatabaseProblem(describe_unreachable(parsed, exc)) from exc
+
+
+async def schema_revisions(engine: AsyncEngine) -> tuple[set[str], set[str]]:
+    """(the database's Alembic revisions, the code's heads), read without migrating."""
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    def current(connection: Connection) -> set[str]:
+        return set(MigrationContext.configure(connection).get_current_heads())
+
+    async with engine.connect() as conn:
+        found = await conn.run_sync(current)
+    heads = set(ScriptDirectory.from_config(alembic_config()).get_heads())
+    return found, heads
+
+
+async def read_key_check(engine: AsyncEngine) -> str | None:
+    """The stored key check token (None: none yet, or no tables yet), read without writing."""
+    from sqlalchemy import inspect
+
+    async with engine.connect() as conn:
+        if not await conn.run_sync(lambda c: inspect(c).has_table(Meta.__tablename__)):
+            return None
+    async with AsyncSession(engine) as session:
+        row = await session.get(Meta, KEY_CHECK)
+        return row.value if row is not None else None
+
+
+def key_reads(token: str | None, keys: list[str]) -> bool:
+    """Whether `keys` read the key check `token` (a database without one: any key does)."""
+    if token is None:
+        return True
+    try:
+        return Cipher(keys).decrypt(token) == KEY_CHECK_PLAINTEXT
+    except WrongKeyError:
+        return False

@@ -7,6 +7,7 @@ the new key alone before it is written, so a commit means the new key reads ever
 
 from __future__ import annotations
 
+import enum
 import logging
 from dataclasses import dataclass, field
 
@@ -15,7 +16,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import SQLModel
 
 from storage.crypto import Cipher
-from storage.db import KEY_CHECK, KEY_CHECK_PLAINTEXT, Database
+from storage.db import (
+    KEY_CHECK,
+    KEY_CHECK_PLAINTEXT,
+    Database,
+    key_reads,
+    open_readonly,
+    read_key_check,
+)
 from storage.models import Meta
 from storage.personal import encrypted_columns
 
@@ -28,6 +36,37 @@ BATCH = 500
 class RotationReport:
     values: int = 0
     tables: dict[str, int] = field(default_factory=dict)
+
+
+class KeyState(enum.Enum):
+    """Which key reads a database's key check: how an interrupted rotation is told apart."""
+
+    UNWRITTEN = "unwritten"  # no key check yet: nothing was ever encrypted
+    CURRENT = "current"  # the key(s) in use read it: a rotation never committed
+    PENDING = "pending"  # only the new key reads it: the rotation committed
+    NEITHER = "neither"
+
+
+async def key_state(url: str, *, current: list[str], pending: list[str]) -> KeyState:
+    """Which of two key sets reads the database at `url`, read without changing anything.
+
+    The rotation writes the key check in the same transaction as every value, so the key
+    that reads the check reads everything; the other key encrypted nothing that is stored.
+    """
+    engine = await open_readonly(url)
+    if engine is None:
+        return KeyState.UNWRITTEN
+    try:
+        token = await read_key_check(engine)
+    finally:
+        await engine.dispose()
+    if token is None:
+        return KeyState.UNWRITTEN
+    if pending and key_reads(token, pending):
+        return KeyState.PENDING
+    if current and key_reads(token, current):
+        return KeyState.CURRENT
+    return KeyState.NEITHER
 
 
 async def rotate_database(

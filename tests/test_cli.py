@@ -192,3 +192,21 @@ def test_dialogs_graph_prints_mermaid(tmp_path: Path, name: str) -> None:
     assert result.returncode == 0
     assert result.stdout.startswith("stateDiagram-v2\n")
     assert "-->" in result.stdout
+
+
+def test_doctor_after_a_first_chat_is_all_ok(tmp_path: Path) -> None:
+    env = run_env(tmp_path)
+    chat(tmp_path, env, ["/start"])
+    result = subprocess.run(
+        [*KINDBOT, "doctor"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    assert lines and all(line.startswith("ok ") for line in lines), result.stdout
+    assert "ok       key check: ENCRYPTION_KEY reads the database" in lines

@@ -46,6 +46,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 CLAIMED, SENT, FAILED, SKIPPED = "claimed", "sent", "failed", "skipped"
+DUE_CHECK_EVERY = timedelta(hours=1)
 
 
 @dataclass(frozen=True)
@@ -145,6 +146,9 @@ class Dispatcher:
         self._task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
         self._last_prune: datetime | None = None
+        self._due_checked: datetime | None = None
+        self._unreadable: set[int] = set()  # schedules whose due time cannot be read
+        self._told: set[tuple[int, str]] = set()  # (schedule, stored value) already logged
 
     # -- running -----------------------------------------------------------------------
     def start(self) -> asyncio.Task[None]:
@@ -209,6 +213,7 @@ class Dispatcher:
         limit = self.config.batch
         claims: list[Claim] = []
         channel = self.sender.channel
+        await self._check_due_times(now)
         async with self.db.session() as session:
             stale = (
                 select(ReminderDelivery, User)
@@ -264,6 +269,8 @@ class Dispatcher:
                 .order_by(col(ReminderSchedule.next_due_utc))
                 .limit(max(0, limit - len(claims)))
             )
+            if self._unreadable:  # read, they would fail the whole batch on every tick
+                due = due.where(col(ReminderSchedule.id).not_in(self._unreadable))
             if self.db.is_postgres:
                 due = due.with_for_update(skip_locked=True, of=ReminderSchedule)
             rows = (await session.execute(due)).all() if len(claims) < limit else []
@@ -291,7 +298,10 @@ class Dispatcher:
                     .values(next_due_utc=following, updated_at=now)
                 )
                 if _rowcount(moved) != 1:
-                    continue  # another dispatcher got there first
+                    # Another dispatcher got there first, or (SQLite) the stored text is in
+                    # another form than the one compared: look at the due times next tick.
+                    self._due_checked = None
+                    continue
                 values: dict[str, Any] = {
                     "schedule_id": schedule.id,
                     "user_id": schedule.user_id,
@@ -322,6 +332,52 @@ class Dispatcher:
             claim.leased_until = expires
         self.stats.claimed += len(claims)
         return claims
+
+    async def _check_due_times(self, now: datetime) -> None:
+        """On SQLite, put due times stored in another text form into kindbot's one form.
+
+        Compared as text, such a value is never due or never moves, silently, forever (a
+        row written by hand or by an older version). Checked at the first tick, hourly, and
+        after a claim that could not move its row; each value found is logged once.
+        """
+        if self.db.is_postgres:
+            return  # a typed column: PostgreSQL parses any form on the way in
+        if self._due_checked is not None and now - self._due_checked < DUE_CHECK_EVERY:
+            return
+        self._due_checked = now
+        async with self.db.session() as session:
+            repaired = await store.repair_due_times(session, now=now)
+            await session.commit()
+        self._unreadable = set()
+        for odd, outcome in repaired:
+            if outcome is store.Repair.LEFT:
+                self._unreadable.add(odd.schedule_id)
+            if (odd.schedule_id, odd.stored) in self._told:
+                continue
+            self._told.add((odd.schedule_id, odd.stored))
+            shown = odd.stored[:40]
+            if outcome is store.Repair.REWRITTEN:
+                log.warning(
+                    "reminder schedule %d: due time %r was stored in another text form; "
+                    "rewritten as the same instant",
+                    odd.schedule_id,
+                    shown,
+                )
+            elif outcome is store.Repair.RECOMPUTED:
+                log.warning(
+                    "reminder schedule %d: due time %r is not a time; computed again from "
+                    "the reminder's local time",
+                    odd.schedule_id,
+                    shown,
+                )
+            else:
+                log.error(
+                    "reminder schedule %d: due time %r is not a time, and the reminder's own "
+                    "time or zone cannot be read either: it is not sent until it is set again "
+                    "(see `kindbot doctor`)",
+                    odd.schedule_id,
+                    shown,
+                )
 
     # -- sending -----------------------------------------------------------------------
     async def _deliver(self, claim: Claim) -> None:

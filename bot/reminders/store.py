@@ -6,9 +6,11 @@ nothing to send (off, or the person cannot be reached).
 
 from __future__ import annotations
 
+import enum
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import update
+from sqlalchemy import String, cast, func, or_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
@@ -25,10 +27,14 @@ BLOCKED = "blocked"
 
 def refresh_next_due(schedule: ReminderSchedule, now: datetime) -> None:
     """Set the next due instant from the schedule's own fields (None while off)."""
+    schedule.next_due_utc = next_due_for(schedule, now)
+
+
+def next_due_for(schedule: ReminderSchedule, now: datetime) -> datetime | None:
+    """The next due instant the schedule's own fields give (None while off)."""
     if not schedule.enabled or schedule.disabled_reason:
-        schedule.next_due_utc = None
-        return
-    schedule.next_due_utc = next_occurrence(
+        return None
+    return next_occurrence(
         now,
         parse_hhmm(schedule.local_time),
         zone(schedule.timezone),
@@ -220,3 +226,99 @@ async def disable_for_user(
 def as_utc(value: datetime) -> datetime:
     """SQLite hands back naive datetimes; everything kindbot stores is UTC."""
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+# How SQLAlchemy writes a DateTime on SQLite (as UTC text, no offset); the dispatcher's
+# `next_due_utc <= now` and its compare-and-set compare these strings as text, so a value in
+# any other form ('...T...Z', '+00:00', no microseconds) is never due, or never moves.
+CANONICAL_DUE = "????-??-?? ??:??:??.??????".replace("?", "[0-9]")
+
+
+class Repair(enum.Enum):
+    REWRITTEN = "rewritten"  # a time in another form: the same instant, in the one form
+    RECOMPUTED = "recomputed"  # not a time: computed again from the reminder's local time
+    LEFT = "left"  # neither: the reminder's own fields cannot be read either
+
+
+@dataclass(frozen=True)
+class OddDueTime:
+    """A stored `next_due_utc` not in the form kindbot compares (only on SQLite)."""
+
+    schedule_id: int
+    stored: str  # a time (or not), never anything a person wrote
+    reads_as: datetime | None  # the instant it names, in UTC; None if it is not a time
+
+
+def read_due_time(stored: str) -> datetime | None:
+    """Any ISO 8601 text as an instant in UTC (no offset: UTC, as kindbot stores); else None."""
+    try:
+        return as_utc(datetime.fromisoformat(stored.strip()))
+    except ValueError:
+        return None
+
+
+async def odd_due_times(session: AsyncSession) -> list[OddDueTime]:
+    """Every due time stored in another form than kindbot's (PostgreSQL's column is typed)."""
+    if session.get_bind().dialect.name != "sqlite":
+        return []
+    due = col(ReminderSchedule.next_due_utc)
+    stored = cast(due, String)
+    query = (
+        select(col(ReminderSchedule.id), stored)
+        .where(
+            due.is_not(None),
+            or_(
+                func.typeof(due) != "text",
+                stored.op("NOT GLOB", is_comparison=True)(CANONICAL_DUE),
+            ),
+        )
+        .order_by(col(ReminderSchedule.id))
+    )
+    found = []
+    for schedule_id, text in (await session.execute(query)).all():
+        assert schedule_id is not None  # a primary key
+        found.append(OddDueTime(schedule_id, str(text), read_due_time(str(text))))
+    return found
+
+
+async def repair_due_times(
+    session: AsyncSession, *, now: datetime
+) -> list[tuple[OddDueTime, Repair]]:
+    """Rewrite every odd due time in kindbot's one form (not committed); what was found.
+
+    A time in another form keeps its instant. One that is not a time is computed again from
+    the reminder's own fields, as any change to a reminder does. Each row is rewritten only
+    if it still holds what was read, so a concurrent change is never overwritten.
+    """
+    done: list[tuple[OddDueTime, Repair]] = []
+    for odd in await odd_due_times(session):
+        value: datetime | None = odd.reads_as
+        outcome = Repair.REWRITTEN
+        if value is None:
+            outcome = Repair.RECOMPUTED
+            try:
+                value = await recompute_due(session, schedule_id=odd.schedule_id, now=now)
+            except (ValueError, LookupError):  # its time, zone or pause cannot be read
+                done.append((odd, Repair.LEFT))
+                continue
+        stored = cast(col(ReminderSchedule.next_due_utc), String)
+        await session.execute(
+            update(ReminderSchedule)
+            .where(col(ReminderSchedule.id) == odd.schedule_id, stored == odd.stored)
+            .values(next_due_utc=value)
+        )
+        done.append((odd, outcome))
+    return done
+
+
+async def recompute_due(
+    session: AsyncSession, *, schedule_id: int, now: datetime
+) -> datetime | None:
+    """The due instant a schedule's own fields give, without reading its stored one (nothing
+    is written). Raises ValueError or LookupError if those fields cannot be read either."""
+    fields = ("enabled", "disabled_reason", "local_time", "timezone", "days", "paused_until")
+    query = select(*(getattr(ReminderSchedule, f) for f in fields)).where(
+        col(ReminderSchedule.id) == schedule_id
+    )
+    row = (await session.execute(query)).one()
+    return next_due_for(ReminderSchedule(**dict(zip(fields, row, strict=True))), now)
