@@ -100,7 +100,7 @@ async def test_rotation_keeps_every_entry_readable(any_app: App) -> None:
     assert old
     new = new_key()
     report = await rotate_database(any_app.db, old=[old], new=new, batch=2)
-    assert report.tables == {"conversations": 2, "entries": 3, "safety_plans": 0}
+    assert report.tables == {"conversations": 2, "entries": 3, "outbox": 0, "safety_plans": 0}
     assert report.values == 5
 
     any_app.db.cipher = Cipher([new])  # the new key alone
@@ -141,7 +141,7 @@ def test_cli_rotation_rewrites_the_key_file(
 
     assert main(["rotate-key"]) == 0
     out = capsys.readouterr().out
-    assert "re-encrypted 5 value(s) in 3 table(s)" in out
+    assert "re-encrypted 5 value(s) in 4 table(s)" in out
     assert "now holds the new key" in out
     new = key_file.read_text().strip()
     assert new != old
