@@ -9,15 +9,24 @@ subprocess (polling through getUpdates, or TELEGRAM_API_URL for a webhook bot's 
 Failures can be injected per method: `api.fail("sendMessage", "retry_after")` makes the next
 sendMessage answer 429; "forbidden" (403), "bad_request" (400) and "network" (a connection
 error raised by the request layer) work the same way.
+
+For crash tests, `api.intercept` sees every request as it arrives, before anything is recorded
+or applied (a getUpdates offset included), and may drop it: the request then never reached
+Telegram (the server closes the connection unanswered). `WebhookPusher` delivers updates to a
+webhook bot the way Telegram does: POSTed with the secret header, again until a 200 comes.
 """
 
 from __future__ import annotations
 
 import asyncio
+import http.client
 import itertools
 import json
+import sys
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections import defaultdict, deque
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -41,6 +50,10 @@ BOT_USERNAME = "kindbot_test_bot"
 
 
 _JSON_STARTS = frozenset('{["-0123456789tfn')
+
+
+class Dropped(Exception):
+    """A request `BotAPI.intercept` refused: Telegram never saw it, and it gets no answer."""
 
 
 @dataclass
@@ -96,6 +109,8 @@ class BotAPI:
     failures: dict[str, deque[str]] = field(default_factory=lambda: defaultdict(deque))
     updates: list[dict[str, Any]] = field(default_factory=list)
     confirmed: int = 0  # getUpdates confirms every update below the offset it asks for
+    # Called with (method, decoded params) as each request arrives; False drops it (Dropped).
+    intercept: Callable[[str, dict[str, Any]], bool] | None = None
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1000))
     _lock: threading.Condition = field(default_factory=threading.Condition)
 
@@ -140,6 +155,8 @@ class BotAPI:
     def answer(self, method: str, params: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         """The HTTP status and JSON body Telegram would give."""
         params = {k: _decode(v) for k, v in params.items()}
+        if self.intercept is not None and not self.intercept(method, params):
+            raise Dropped(method)
         if method == "getUpdates":
             return 200, {"ok": True, "result": self._get_updates(params)}
         with self._lock:
@@ -188,6 +205,11 @@ class BotAPI:
                 message["reply_markup"] = params["reply_markup"]
             return message
         return True
+
+    def would_confirm(self, offset: int) -> bool:
+        """Whether a getUpdates with this offset confirms an update not confirmed before."""
+        with self._lock:
+            return any(self.confirmed <= u["update_id"] < offset for u in self.updates)
 
     def _get_updates(self, params: dict[str, Any]) -> list[dict[str, Any]]:
         offset = int(params.get("offset") or 0)
@@ -240,8 +262,24 @@ class FakeRequest(BaseRequest):
             params["_files"] = {
                 name: (part[0], part[1]) for name, part in request_data.multipart_data.items()
             }
-        status, body = self.api.answer(api_method, params)
+        try:
+            status, body = self.api.answer(api_method, params)
+        except Dropped:
+            raise NetworkError("connection closed unanswered (fake)") from None
         return status, json.dumps(body).encode()
+
+
+class _QuietServer(ThreadingHTTPServer):
+    """A client that went away mid-request (a bot killed on purpose) is not an error. The
+    backlog is deep: a bot opens a connection per request, and with the default 5 a burst
+    overflows it and some connects wait a second for the kernel's SYN retry."""
+
+    request_queue_size = 128
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)
 
 
 class FakeBotServer:
@@ -249,7 +287,7 @@ class FakeBotServer:
 
     def __init__(self, api: BotAPI | None = None) -> None:
         self.api = api or BotAPI()
-        api = self.api
+        fake = self.api
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
@@ -262,7 +300,11 @@ class FakeBotServer:
                     params = {}  # files: the call is recorded, its content is not needed
                 else:
                     params = dict(parse_qsl(body, keep_blank_values=True))
-                status, answer = api.answer(self.path.rsplit("/", 1)[-1], params)
+                try:
+                    status, answer = fake.answer(self.path.rsplit("/", 1)[-1], params)
+                except Dropped:
+                    self.close_connection = True
+                    return
                 data = json.dumps(answer).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
@@ -273,7 +315,7 @@ class FakeBotServer:
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = _QuietServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
@@ -290,6 +332,74 @@ class FakeBotServer:
         self.server.shutdown()
         self.server.server_close()
         self.thread.join(timeout=5)
+
+
+class WebhookPusher:
+    """Telegram's side of a webhook: each update POSTed to `url` with the secret header, in
+    its own thread, again every `retry` seconds until the bot answers 200.
+
+    `on_answer(update, status)` may say False to a 200: the answer was lost on the way (the
+    update counts as unconfirmed and is delivered again).
+    """
+
+    def __init__(
+        self,
+        url: str,
+        secret: str,
+        *,
+        retry: float = 0.25,
+        on_answer: Callable[[dict[str, Any], int], bool] | None = None,
+    ) -> None:
+        self.url = url
+        self.secret = secret
+        self.retry = retry
+        self.on_answer = on_answer
+        self.confirmed: set[int] = set()
+        self.attempts: defaultdict[int, int] = defaultdict(int)
+        self._lock = threading.Lock()
+        self._stopped = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    def push_update(self, update: dict[str, Any]) -> None:
+        thread = threading.Thread(target=self._deliver, args=(update,), daemon=True)
+        self._threads.append(thread)
+        thread.start()
+
+    def is_confirmed(self, update_id: int) -> bool:
+        with self._lock:
+            return update_id in self.confirmed
+
+    def stop(self) -> None:
+        self._stopped.set()
+        for thread in self._threads:
+            thread.join(timeout=15)
+
+    def _post(self, update: dict[str, Any]) -> int:
+        headers = {
+            "Content-Type": "application/json",
+            "X-Telegram-Bot-Api-Secret-Token": self.secret,
+        }
+        request = urllib.request.Request(self.url, json.dumps(update).encode(), headers)
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                status: int = response.status
+                return status
+        except urllib.error.HTTPError as exc:
+            return exc.code
+        except (OSError, ValueError, http.client.HTTPException):  # refused, reset, unanswered
+            return 0
+
+    def _deliver(self, update: dict[str, Any]) -> None:
+        update_id = int(update["update_id"])
+        while not self._stopped.is_set():
+            with self._lock:
+                self.attempts[update_id] += 1
+            status = self._post(update)
+            if status == 200 and (self.on_answer is None or self.on_answer(update, status)):
+                with self._lock:
+                    self.confirmed.add(update_id)
+                return
+            self._stopped.wait(self.retry)
 
 
 # Telegram numbers updates per bot, increasing: a restarted Application (a new Updates) gets
