@@ -18,7 +18,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from telegram import Bot, BotCommand
-from telegram.error import InvalidToken
+from telegram.error import BadRequest, InvalidToken
 from telegram.ext import (
     Application,
     ApplicationBuilder,
@@ -35,9 +35,11 @@ from bot.engine.catalog import Catalog
 from bot.reminders.dispatcher import start_dispatcher
 from bot.reminders.telegram_sender import TelegramSender
 from bot.telegram.errors import Delivery
-from bot.telegram.handlers import UPDATES, Handlers, routes
+from bot.telegram.handlers import Handlers, routes
 from bot.telegram.ordering import PerUserOrder
+from bot.telegram.polling import Poller, PollingRefused
 from bot.telegram.render import Renderer
+from bot.telegram.webhook import WebhookServer
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +106,7 @@ def build_application(
         ApplicationBuilder()
         .token(bot_token(settings))
         .concurrent_updates(processor or PerUserOrder(settings.telegram_max_concurrent))
+        .updater(None)  # updates come from `polling` or `webhook`, confirmed once handled
     )
     if settings.telegram_api_url:
         root = settings.telegram_api_url.rstrip("/")
@@ -155,7 +158,10 @@ async def register_commands(bot: Bot, catalog: Catalog, code: Iterable[str] = ()
 
 
 async def serve(settings: Settings, *, stop: asyncio.Event | None = None) -> None:
-    """Run the bot until `stop` is set (or SIGINT/SIGTERM): polling, or a webhook server."""
+    """Run the bot until `stop` is set (or SIGINT/SIGTERM): polling, or a webhook server.
+
+    Either way an update is confirmed to Telegram only after it was handled (see `polling`
+    and `webhook`); on stop, what is running finishes first."""
     bot_token(settings)  # fail before touching the database
     secret = webhook_secret(settings) if settings.webhook_url else None
     stop = stop or asyncio.Event()
@@ -173,30 +179,70 @@ async def serve(settings: Settings, *, stop: asyncio.Event | None = None) -> Non
             await register_commands(application.bot, app.catalog, app.engine.commands)
             await application.start()
             reminders = start_dispatcher(app, TelegramSender(application.bot), settings)
-            updater = application.updater
-            assert updater is not None
+            # To come here: send the replies left unsent (the outbox) before any update is
+            # fetched, and start their periodic sweeper (stopped in the `finally` below).
+            source = update_source(application, settings, secret)
             try:
-                if settings.webhook_url:
-                    await updater.start_webhook(
-                        listen=settings.webhook_listen,
-                        port=settings.webhook_port,
-                        url_path=urlsplit(settings.webhook_url).path.lstrip("/"),
-                        webhook_url=settings.webhook_url,
-                        secret_token=secret,
-                        allowed_updates=UPDATES,
-                    )
-                    log.info(
-                        "webhook listening on %s:%d", settings.webhook_listen, settings.webhook_port
-                    )
-                else:
-                    await updater.start_polling(allowed_updates=UPDATES)
-                    log.info("polling for updates")
-                await stop.wait()
+                await _start(source, settings)
+                await _until_stopped(stop, source)
                 log.info("stopping")
             finally:
-                if updater.running:
-                    await updater.stop()
+                await source.stop()
                 await reminders.stop()
                 await application.stop()
         finally:
             await application.shutdown()
+
+
+def update_source(
+    application: TgApplication, settings: Settings, secret: str | None
+) -> Poller | WebhookServer:
+    """Where updates come from: a webhook server when WEBHOOK_URL is set, else polling."""
+    if not settings.webhook_url:
+        return Poller(application)
+    assert secret is not None
+    return WebhookServer(
+        application,
+        listen=settings.webhook_listen,
+        port=settings.webhook_port,
+        path=urlsplit(settings.webhook_url).path,
+        secret=secret,
+        url=settings.webhook_url,
+        max_connections=min(100, settings.telegram_max_concurrent),  # Telegram's maximum
+    )
+
+
+async def _start(source: Poller | WebhookServer, settings: Settings) -> None:
+    if isinstance(source, Poller):
+        await source.start()
+        log.info("polling for updates")
+        return
+    try:
+        await source.start()
+    except OSError as exc:
+        where = f"{settings.webhook_listen}:{settings.webhook_port}"
+        raise StartupProblem(
+            f"cannot listen on {where} ({exc.strerror or type(exc).__name__}): "
+            "change WEBHOOK_LISTEN or WEBHOOK_PORT"
+        ) from None
+    except BadRequest as exc:
+        raise StartupProblem(f"Telegram does not accept WEBHOOK_URL: {exc.message}") from None
+    log.info("webhook listening on %s:%d", settings.webhook_listen, source.port)
+
+
+async def _until_stopped(stop: asyncio.Event, source: Poller | WebhookServer) -> None:
+    """Wait for `stop`; polling that Telegram refuses ends the wait with one line for the
+    operator."""
+    if not isinstance(source, Poller):
+        await stop.wait()
+        return
+    stopping = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({stopping, source.task}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopping.cancel()
+    if source.task.done() and not source.task.cancelled():
+        try:
+            source.task.result()
+        except PollingRefused as exc:
+            raise StartupProblem(str(exc)) from None

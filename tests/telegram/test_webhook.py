@@ -1,18 +1,28 @@
-"""The real webhook server (PTB's, on tornado): only Telegram's secret token gets in."""
+"""Our webhook server: only Telegram's secret gets in, bodies are small, and the 200 comes
+once the update was handled (so Telegram sends again whatever was not)."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import socket
-import urllib.error
-import urllib.request
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
+import httpx
+import pytest
+
 from bot.app import App
-from tests.telegram.fakes import harness
+from bot.telegram.handlers import UPDATES
+from bot.telegram.polling import AnyApplication
+from bot.telegram.webhook import SECRET_HEADER, WebhookServer
+from tests.telegram.fakes import BotAPI, FakeRequest, Updates, harness
+from tests.telegram.test_polling import WAIT, Gated, gated_application, until
 
 SECRET = "s3cret-Token_1"
+WORDS = "my-very-own-unmistakable-thought"  # what a person wrote: never in any log
 
 
 def free_port() -> int:
@@ -22,45 +32,195 @@ def free_port() -> int:
         return port
 
 
-def post(url: str, update: dict[str, Any], secret: str | None) -> int:
+@asynccontextmanager
+async def serving(
+    application: AnyApplication, **options: Any
+) -> AsyncIterator[tuple[WebhookServer, httpx.AsyncClient]]:
+    """A started webhook server on a free port, and a client that POSTs to it."""
+    options = {"listen": "127.0.0.1", "port": 0, "path": "/hook", "secret": SECRET, **options}
+    server = WebhookServer(application, **options)
+    await server.start()
+    base = f"http://127.0.0.1:{server.port}"
+    try:
+        async with httpx.AsyncClient(base_url=base, timeout=WAIT, trust_env=False) as client:
+            yield server, client
+    finally:
+        await server.stop()
+
+
+@asynccontextmanager
+async def gated(**options: Any) -> AsyncIterator[tuple[Gated, WebhookServer, httpx.AsyncClient]]:
+    handler = Gated()
+    async with (
+        gated_application(handler, request=FakeRequest(BotAPI())) as application,
+        serving(application, **options) as (server, client),
+    ):
+        yield handler, server, client
+
+
+async def post(
+    client: httpx.AsyncClient, body: dict[str, Any] | bytes, secret: str | None = SECRET
+) -> int:
     headers = {"Content-Type": "application/json"}
     if secret is not None:
-        headers["X-Telegram-Bot-Api-Secret-Token"] = secret
-    request = urllib.request.Request(url, json.dumps(update).encode(), headers, method="POST")
+        headers[SECRET_HEADER] = secret
+    content = body if isinstance(body, bytes) else json.dumps(body).encode()
+    response = await client.post("/hook", content=content, headers=headers)
+    return response.status_code
+
+
+async def raw_status(port: int, head: str, body: bytes = b"") -> int:
+    """Send a request by hand (headers may promise a body that never comes); its status."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
     try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            status: int = response.status
-            return status
-    except urllib.error.HTTPError as exc:
-        return exc.code
+        writer.write(head.replace("\n", "\r\n").encode() + b"\r\n" + body)
+        await writer.drain()
+        line = await asyncio.wait_for(reader.readline(), WAIT)
+        return int(line.split()[1])
+    finally:
+        writer.close()
 
 
-async def test_requests_without_the_right_secret_are_refused(app: App) -> None:
-    port = free_port()
-    async with harness(app) as h:
-        updater = h.application.updater
-        assert updater is not None
-        await h.application.start()
-        await updater.start_webhook(
-            listen="127.0.0.1",
-            port=port,
-            url_path="hook",
-            webhook_url="https://bot.example.org/hook",
-            secret_token=SECRET,
+def head(secret: str, length: int | None = None, chunked: bool = False) -> str:
+    lines = ["POST /hook HTTP/1.1", "Host: bot", "Content-Type: application/json"]
+    lines.append(f"{SECRET_HEADER}: {secret}")
+    if length is not None:
+        lines.append(f"Content-Length: {length}")
+    if chunked:
+        lines.append("Transfer-Encoding: chunked")
+    return "\n".join(lines) + "\n"
+
+
+async def test_requests_without_the_right_secret_are_refused() -> None:
+    updates = Updates()
+    async with gated() as (handler, _, client):
+        assert await post(client, updates.text(7, "/start"), secret=None) == 403
+        assert await post(client, updates.text(7, "/start"), secret="guess") == 403
+        assert await post(client, updates.text(7, "/start"), secret=SECRET + "x") == 403
+        assert handler.started == []
+        assert await post(client, updates.text(7, "/start")) == 200
+        assert len(handler.finished) == 1
+
+
+async def test_the_secret_and_the_size_are_checked_before_the_body_is_read() -> None:
+    """95 MB promised, a few bytes sent: the answer comes without waiting for the rest."""
+    async with gated() as (handler, server, _):
+        promised = 95 * 1024 * 1024
+        assert await raw_status(server.port, head("guess", promised), b'{"update_id"') == 403
+        assert await raw_status(server.port, head(SECRET, promised), b'{"update_id"') == 413
+        assert await raw_status(server.port, head(SECRET, (1 << 20) + 1)) == 413
+        assert handler.started == []
+
+
+async def test_a_streamed_body_over_the_limit_is_refused() -> None:
+    chunk = b"x" * 600
+    chunks = b"".join(b"%x\r\n%s\r\n" % (len(chunk), chunk) for _ in range(2)) + b"0\r\n\r\n"
+    async with gated(max_body=1000) as (handler, server, _):
+        assert await raw_status(server.port, head(SECRET, chunked=True), chunks) == 413
+        assert handler.started == []
+
+
+async def test_what_is_not_a_json_object_is_400() -> None:
+    async with gated() as (handler, _, client):
+        assert await post(client, b"{not json") == 400
+        assert await post(client, b"[1, 2]") == 400
+        assert await post(client, b"\xff\xfe") == 400
+        assert await post(client, b"") == 400
+        assert handler.started == []
+
+
+async def test_an_update_ptb_cannot_read_is_200_and_one_line_without_content(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    unreadable = {"update_id": 5, "message": {"text": WORDS, "chat": "not an object"}}
+    with caplog.at_level(logging.DEBUG):
+        async with gated() as (handler, _, client):
+            assert await post(client, unreadable) == 200
+    assert handler.started == []
+    (line,) = [r for r in caplog.records if r.name == "bot.telegram.webhook"]
+    assert "cannot read" in line.getMessage()
+    assert "\n" not in line.getMessage()
+    assert line.exc_info is None
+    assert not logged(caplog, WORDS)
+
+
+async def test_the_200_comes_only_after_the_handler_finished() -> None:
+    update = Updates().text(7, "hold on")
+    async with gated() as (handler, _, client):
+        handler.hold(update)
+        answer = asyncio.create_task(post(client, update))
+        await until(lambda: update["update_id"] in handler.started)
+        await asyncio.sleep(0.1)
+        assert not answer.done()
+        handler.release(update)
+        assert await asyncio.wait_for(answer, WAIT) == 200
+        assert handler.finished == [update["update_id"]]
+
+
+async def test_an_update_sent_again_while_being_handled_is_handled_once() -> None:
+    update = Updates().text(7, "slow to answer")
+    async with gated() as (handler, _, client):
+        handler.hold(update)
+        first = asyncio.create_task(post(client, update))
+        await until(lambda: update["update_id"] in handler.started)
+        again = asyncio.create_task(post(client, update))  # Telegram's retry
+        await asyncio.sleep(0.1)
+        assert not first.done() and not again.done()
+        handler.release(update)
+        assert list(await asyncio.gather(first, again)) == [200, 200]
+    assert handler.started == [update["update_id"]]
+
+
+async def test_stop_lets_a_running_update_finish_and_answer() -> None:
+    update = Updates().text(7, "almost done")
+    handler = Gated()
+    async with gated_application(handler, request=FakeRequest(BotAPI())) as application:
+        server = WebhookServer(
+            application, listen="127.0.0.1", port=0, path="hook", secret=SECRET, drain=WAIT
         )
-        try:
-            url = f"http://127.0.0.1:{port}/hook"
-            (set_webhook,) = h.api.sent("setWebhook")
-            assert set_webhook.params["secret_token"] == SECRET
-            missing = await asyncio.to_thread(post, url, h.updates.text(7, "/start"), None)
-            wrong = await asyncio.to_thread(post, url, h.updates.text(7, "/start"), "guess")
-            assert (missing, wrong) == (403, 403)
-            await asyncio.sleep(0.05)
-            assert h.api.texts(7) == []
-            ok = await asyncio.to_thread(post, url, h.updates.text(7, "/start"), SECRET)
-            assert ok == 200
-            await asyncio.wait_for(h.application.update_queue.join(), timeout=10)
-            assert len(h.api.texts(7)) == 3
-        finally:
-            await updater.stop()
-            await h.application.stop()
+        await server.start()
+        url = f"http://127.0.0.1:{server.port}"
+        async with httpx.AsyncClient(base_url=url, timeout=WAIT, trust_env=False) as client:
+            handler.hold(update)
+            answer = asyncio.create_task(post(client, update))
+            await until(lambda: update["update_id"] in handler.started)
+            stopping = asyncio.create_task(server.stop())
+            await asyncio.sleep(0.1)
+            assert not stopping.done()
+            handler.release(update)
+            assert await asyncio.wait_for(answer, WAIT) == 200
+            await asyncio.wait_for(stopping, WAIT)
+
+
+async def test_nothing_a_person_wrote_reaches_any_log(caplog: pytest.LogCaptureFixture) -> None:
+    updates = Updates()
+    with caplog.at_level(logging.DEBUG):
+        async with gated() as (handler, _, client):
+            assert await post(client, updates.text(7, WORDS)) == 200
+            assert await post(client, updates.text(7, WORDS), secret="guess") == 403
+            assert await post(client, b'{"update_id": 3, "message": "' + WORDS.encode()) == 400
+            assert await post(client, {"message": {"text": WORDS}}) == 200  # unreadable
+    assert len(handler.finished) == 1
+    assert caplog.records  # the check below looked at something
+    assert not logged(caplog, WORDS)
+
+
+def logged(caplog: pytest.LogCaptureFixture, words: str) -> bool:
+    for record in caplog.records:
+        text = record.getMessage() + (record.exc_text or "") + repr(record.args)
+        if words in text:
+            return True
+    return words in caplog.text
+
+
+async def test_kindbot_answers_before_the_200_and_sets_its_webhook(app: App) -> None:
+    async with harness(app) as h:
+        url = "https://bot.example.org/kindbot/hook"
+        async with serving(h.application, path="/hook", url=url) as (_, client):
+            (hook,) = h.api.sent("setWebhook")
+            assert hook.params["url"] == url
+            assert hook.params["secret_token"] == SECRET
+            assert hook.params["allowed_updates"] == UPDATES
+            assert await post(client, h.updates.text(7, "/start")) == 200
+            assert len(h.api.texts(7)) == 3  # all sent by the time Telegram hears 200
+        assert not h.api.sent("deleteWebhook")  # Telegram keeps the URL across restarts
