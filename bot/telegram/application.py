@@ -39,6 +39,7 @@ from bot.telegram.handlers import Handlers, routes
 from bot.telegram.ordering import PerUserOrder
 from bot.telegram.polling import Poller, PollingRefused
 from bot.telegram.render import Renderer
+from bot.telegram.replies import ReplySender
 from bot.telegram.webhook import WebhookServer
 
 log = logging.getLogger(__name__)
@@ -55,6 +56,7 @@ TgApplication = Application[
 _TOKEN = re.compile(r"^\d{1,20}:[A-Za-z0-9_-]{30,}$")
 _SECRET = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
 CORE_COMMANDS = ("start", "help", "cancel")
+REPLIES = "kindbot.replies"  # bot_data key: the handlers' ReplySender
 
 
 class StartupProblem(Exception):
@@ -121,7 +123,15 @@ def build_application(
     for handler in routes(handlers):
         application.add_handler(handler)
     application.add_error_handler(handlers.on_error)
+    application.bot_data[REPLIES] = handlers.replies
     return application
+
+
+def sender_of(application: TgApplication) -> ReplySender:
+    """The sender of outbox replies that this Application's handlers use."""
+    replies = application.bot_data[REPLIES]
+    assert isinstance(replies, ReplySender)
+    return replies
 
 
 def bot_commands(catalog: Catalog, locale: str, code: Iterable[str] = ()) -> list[BotCommand]:
@@ -179,8 +189,19 @@ async def serve(settings: Settings, *, stop: asyncio.Event | None = None) -> Non
             await register_commands(application.bot, app.catalog, app.engine.commands)
             await application.start()
             reminders = start_dispatcher(app, TelegramSender(application.bot), settings)
-            # To come here: send the replies left unsent (the outbox) before any update is
-            # fetched, and start their periodic sweeper (stopped in the `finally` below).
+            replies = sender_of(application)
+            # A poller is Telegram's only consumer of this bot's updates: whatever a previous
+            # process left unsent is ours to send now, before any update is fetched (the
+            # redelivered ones then find their replies sent). Webhook workers may run side by
+            # side: they take over only replies whose sender's lease has lapsed.
+            polling = not settings.webhook_url
+            app.engine.outbox.exclusive = polling
+            sent = await replies.flush(force=polling)
+            if sent:
+                log.info(
+                    "sent %d repl%s left unsent before the start", sent, "y" if sent == 1 else "ies"
+                )
+            sweeper = asyncio.ensure_future(replies.sweep())
             source = update_source(application, settings, secret)
             try:
                 await _start(source, settings)
@@ -188,6 +209,9 @@ async def serve(settings: Settings, *, stop: asyncio.Event | None = None) -> Non
                 log.info("stopping")
             finally:
                 await source.stop()
+                sweeper.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await sweeper
                 await reminders.stop()
                 await application.stop()
         finally:
