@@ -202,8 +202,9 @@ class OutboxReply(SQLModel, table=True):
     Written in the same transaction as the step, so a committed step always has its reply
     somewhere: sent (row deleted), or here to be sent after a crash. `sent` counts the outputs
     already delivered (a restart resends only the one in flight). `lease_until` keeps two
-    workers from sending the same reply: the one that wrote it holds it first; a sweeper takes
-    over only after it has lapsed. Not exported: it is a message in transit, not a record.
+    workers from sending the same reply: the one that wrote it (`lease_owner`) holds it first;
+    another takes over once the lease has lapsed or, on PostgreSQL, as soon as the owner is
+    known to be gone. Not exported: it is a message in transit, not a record.
     """
 
     __tablename__ = "outbox"
@@ -220,6 +221,8 @@ class OutboxReply(SQLModel, table=True):
     lease_until: datetime = Field(
         sa_column=Column(DateTime(timezone=True), nullable=False, index=True)
     )
+    # the process holding it (see storage.outbox.owner_alive)
+    lease_owner: int = Field(sa_column=Column(BigInteger, nullable=False))
     payload_enc: str = Field(sa_column=Column(Text, nullable=False))
 
 

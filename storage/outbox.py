@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Boolean, Table, bindparam, delete, insert, select, update
+from sqlalchemy import Boolean, Table, bindparam, delete, func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from storage.models import Forgotten, Meta, OutboxReply, User
 
@@ -35,22 +36,32 @@ _ADD = (
     .values(
         {
             c: bindparam(f"b_{c}")
-            for c in ("user_id", "seq", "created_at", "sent", "lease_until", "payload_enc")
+            for c in (
+                "user_id",
+                "seq",
+                "created_at",
+                "sent",
+                "lease_until",
+                "lease_owner",
+                "payload_enc",
+            )
         }
     )
     .returning(OUTBOX.c.id)
 )
-_FOR_SEQ = select(OUTBOX.c.id, OUTBOX.c.sent, OUTBOX.c.lease_until, OUTBOX.c.payload_enc).where(
-    OUTBOX.c.user_id == bindparam("uid"), OUTBOX.c.seq == bindparam("seq")
-)
-# Taking a reply over: only if its lease has lapsed (or `force`: no other sender can exist).
+_FOR_SEQ = select(
+    OUTBOX.c.id, OUTBOX.c.sent, OUTBOX.c.lease_owner, OUTBOX.c.payload_enc, OUTBOX.c.lease_until
+).where(OUTBOX.c.user_id == bindparam("uid"), OUTBOX.c.seq == bindparam("seq"))
+# Taking a reply over: only if its lease has lapsed, or `force` (its owner is known to be
+# gone, or no other sender can exist); and only if the owner is still the one we judged.
 _CLAIM = (
     update(OUTBOX)
     .where(
         OUTBOX.c.id == bindparam("rid"),
+        OUTBOX.c.lease_owner == bindparam("was"),
         (OUTBOX.c.lease_until < bindparam("now")) | bindparam("force", type_=Boolean),
     )
-    .values(lease_until=bindparam("b_lease_until"))
+    .values(lease_until=bindparam("b_lease_until"), lease_owner=bindparam("b_lease_owner"))
     .returning(OUTBOX.c.id)
 )
 _PROGRESS = (
@@ -58,8 +69,14 @@ _PROGRESS = (
     .where(OUTBOX.c.id == bindparam("rid"))
     .values(sent=bindparam("b_sent"), lease_until=bindparam("b_lease_until"))
 )
+# PostgreSQL advisory locks, two-key form: (KINDBOT, owner). Every running process holds its
+# own for as long as it lives (`hold_owner`); the server lets go of it when the process dies.
+KINDBOT_LOCKS = 0x6B62  # "kb"
+_TRY_OWNER = select(func.pg_try_advisory_lock(bindparam("ns"), bindparam("owner")))
+_FREE_OWNER = select(func.pg_advisory_unlock(bindparam("ns"), bindparam("owner")))
+_HOLD_OWNER = select(func.pg_advisory_lock(bindparam("ns"), bindparam("owner")))
 _DONE = delete(OUTBOX).where(OUTBOX.c.id == bindparam("rid"))
-# Replies whose sender is gone (lease lapsed), oldest first, with whom they are for.
+# Replies other senders hold (or held), oldest first, with whom they are for.
 _DUE = (
     select(
         OUTBOX.c.id,
@@ -69,11 +86,13 @@ _DUE = (
         USERS.c.channel,
         USERS.c.external_id,
         USERS.c.locale,
+        OUTBOX.c.lease_owner,
+        OUTBOX.c.lease_until,
     )
     .join(USERS, USERS.c.id == OUTBOX.c.user_id)
     .where(
         USERS.c.channel == bindparam("channel"),
-        (OUTBOX.c.lease_until < bindparam("now")) | bindparam("force", type_=Boolean),
+        (OUTBOX.c.lease_owner != bindparam("me")) | (OUTBOX.c.lease_until < bindparam("now")),
     )
     .order_by(OUTBOX.c.id)
 )
@@ -95,10 +114,12 @@ class Stored:
     id: int
     sent: int
     payload_enc: str
+    owner: int
     seq: int | None = None
     channel: str = ""
     external_id: str = ""
     locale: str | None = None
+    lease_until: datetime | None = None
 
 
 async def add(
@@ -109,14 +130,16 @@ async def add(
     payload_enc: str,
     now: datetime,
     lease: timedelta,
+    owner: int,
 ) -> int:
-    """Keep a reply with the step that made it; its writer holds it for `lease`."""
+    """Keep a reply with the step that made it; its writer (`owner`) holds it for `lease`."""
     values = {
         "b_user_id": user_id,
         "b_seq": seq,
         "b_created_at": now,
         "b_sent": 0,
         "b_lease_until": now + lease,
+        "b_lease_owner": owner,
         "b_payload_enc": payload_enc,
     }
     rows = await unit.run(_ADD, values)
@@ -128,16 +151,56 @@ async def for_seq(unit: Step, *, user_id: int, seq: int) -> Stored | None:
     rows = await unit.run(_FOR_SEQ, {"uid": user_id, "seq": seq})
     if not rows:
         return None
-    rid, sent, _lease, payload = rows[0]
-    return Stored(id=rid, sent=sent, payload_enc=payload, seq=seq)
+    rid, sent, owner, payload, until = rows[0]
+    return Stored(id=rid, sent=sent, payload_enc=payload, owner=owner, seq=seq, lease_until=until)
 
 
 async def claim(
-    unit: Step, *, reply_id: int, now: datetime, lease: timedelta, force: bool = False
+    unit: Step,
+    *,
+    stored: Stored,
+    owner: int,
+    now: datetime,
+    lease: timedelta,
+    force: bool = False,
 ) -> bool:
-    """Hold a reply for sending; False if another sender's lease on it is still running."""
-    values = {"rid": reply_id, "now": now, "force": force, "b_lease_until": now + lease}
+    """Hold a reply for sending (as `owner`); False if another sender's lease on it is still
+    running (unless `force`), or if someone else took it meanwhile."""
+    values = {
+        "rid": stored.id,
+        "was": stored.owner,
+        "now": now,
+        "force": force,
+        "b_lease_until": now + lease,
+        "b_lease_owner": owner,
+    }
     return bool(await unit.run(_CLAIM, values))
+
+
+async def owner_alive(unit: Step, owner: int) -> bool:
+    """Whether the process `owner` still runs: on PostgreSQL, whether it still holds its
+    advisory lock (a killed process's session ends, and the server lets go of the lock).
+    Elsewhere this cannot be known: True, and the lease decides."""
+    if unit.conn.dialect.name != "postgresql":
+        return True
+    keys = {"ns": KINDBOT_LOCKS, "owner": owner}
+    rows = await unit.run(_TRY_OWNER, keys)
+    if not rows or not rows[0][0]:
+        return True
+    await unit.run(_FREE_OWNER, keys)
+    return False
+
+
+async def free_owner(conn: AsyncConnection, owner: int) -> None:
+    """Let go of `owner`'s advisory lock (a connection returned to the pool keeps it)."""
+    await conn.execute(_FREE_OWNER, {"ns": KINDBOT_LOCKS, "owner": owner})
+    await conn.commit()
+
+
+async def hold_owner(conn: AsyncConnection, owner: int) -> None:
+    """Take `owner`'s advisory lock on `conn` (PostgreSQL), for as long as `conn` is open."""
+    await conn.execute(_HOLD_OWNER, {"ns": KINDBOT_LOCKS, "owner": owner})
+    await conn.commit()
 
 
 async def progress(
@@ -152,11 +215,9 @@ async def done(unit: Step, *, reply_id: int) -> None:
     await unit.run(_DONE, {"rid": reply_id})
 
 
-async def due(
-    unit: Step, *, channel: str, now: datetime, force: bool = False, limit: int = 100
-) -> list[Stored]:
-    """Replies on `channel` that nobody is sending (all of them with `force`), oldest first."""
-    values = {"channel": channel, "now": now, "force": force}
+async def held_by_others(unit: Step, *, channel: str, me: int, now: datetime) -> list[Stored]:
+    """Replies on `channel` held by other senders, or by `me` with the lease lapsed (a send
+    that failed), oldest first."""
     return [
         Stored(
             id=r[0],
@@ -166,8 +227,10 @@ async def due(
             channel=r[4],
             external_id=r[5],
             locale=r[6],
+            owner=r[7],
+            lease_until=r[8],
         )
-        for r in (await unit.run(_DUE, values))[:limit]
+        for r in await unit.run(_DUE, {"channel": channel, "me": me, "now": now})
     ]
 
 

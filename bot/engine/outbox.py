@@ -12,9 +12,12 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import secrets
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.engine.events import (
     DialogEnded,
@@ -30,7 +33,7 @@ from bot.engine.events import (
 )
 from storage import outbox as store
 from storage.crypto import Cipher
-from storage.db import Database
+from storage.db import Database, Step
 
 log = logging.getLogger(__name__)
 
@@ -125,6 +128,9 @@ class Outbox:
     def __init__(self, db: Database, *, lease: timedelta = LEASE) -> None:
         self.db = db
         self.lease = lease
+        # who holds what this process writes (see `hold` and storage.outbox.owner_alive)
+        self.owner = secrets.randbits(31)
+        self._held: AsyncConnection | None = None
         # True when this process is known to be the only sender (a polling bot: Telegram
         # serves one poller at a time), so a redelivered update takes its unsent reply over
         # at once instead of waiting for the lease of a sender that died.
@@ -158,6 +164,44 @@ class Outbox:
             await store.done(unit, reply_id=reply.outbox_id)
             await unit.commit()
 
+    async def hold(self) -> None:
+        """Let other processes see that this one is alive, for as long as it runs (on
+        PostgreSQL: an advisory lock on a connection of its own, which the server releases
+        when the process dies, so its unsent replies are taken over at once, not after the
+        lease). A no-op elsewhere: SQLite serves one process, which is always `exclusive`."""
+        if self._held is not None or not self.db.is_postgres:
+            return
+        conn = await self.db.engine.connect()
+        try:
+            await store.hold_owner(conn, self.owner)
+        except BaseException:
+            await conn.close()
+            raise
+        self._held = conn
+
+    async def release(self) -> None:
+        """Stop holding (at a clean stop; a killed process lets go by dying)."""
+        if self._held is not None:
+            conn, self._held = self._held, None
+            try:
+                await store.free_owner(conn, self.owner)
+            finally:
+                await conn.close()
+
+    async def take(self, unit: Step, stored: store.Stored, now: datetime, *, force: bool) -> bool:
+        """Hold `stored` for sending from this process: if it is ours already, if `force` or
+        `exclusive`, if its lease has lapsed, or if its owner is known to be gone."""
+        force = force or self.exclusive or stored.owner == self.owner
+        if not force:
+            until = stored.lease_until
+            if until is not None and until.tzinfo is None:  # SQLite gives UTC back naive
+                until = until.replace(tzinfo=UTC)
+            lapsed = until is not None and until < now
+            force = not lapsed and not await store.owner_alive(unit, stored.owner)
+        return await store.claim(
+            unit, stored=stored, owner=self.owner, now=now, lease=self.lease, force=force
+        )
+
     async def prune(self, now: datetime) -> None:
         """Drop /forget tombstones older than a day (Telegram's own limit for redelivery)."""
         async with self.db.step() as unit:
@@ -171,13 +215,15 @@ class Outbox:
 
         `force` takes every reply regardless of leases: only right for a process that knows
         it is the only sender (a polling bot at start: Telegram serves one poller at a time).
+        Replies this process is sending itself (its own, lease running) are never taken.
         """
         found: list[tuple[UserRef, Reply]] = []
         async with self.db.step() as unit:
-            for row in await store.due(unit, channel=channel, now=now, force=force, limit=limit):
-                if not await store.claim(
-                    unit, reply_id=row.id, now=now, lease=self.lease, force=force
-                ):
+            rows = await store.held_by_others(unit, channel=channel, me=self.owner, now=now)
+            for row in rows:
+                if len(found) >= limit:
+                    break
+                if not await self.take(unit, row, now, force=force):
                     continue
                 try:
                     outputs = self.open(row.payload_enc)

@@ -578,6 +578,7 @@ class Engine:
                         payload_enc=self.outbox.seal(turn.outputs),
                         now=turn.now,
                         lease=self.outbox.lease,
+                        owner=self.outbox.owner,
                     )
             await unit.commit()
             return reply
@@ -602,10 +603,7 @@ class Engine:
         stored = await outbox_store.for_seq(unit, user_id=user.id, seq=seq)
         if stored is None:
             return Reply()
-        now = self.clock()
-        if not await outbox_store.claim(
-            unit, reply_id=stored.id, now=now, lease=self.outbox.lease, force=self.outbox.exclusive
-        ):
+        if not await self.outbox.take(unit, stored, self.clock(), force=False):
             return Reply()
         await unit.commit()
         return Reply(self.outbox.open(stored.payload_enc), stored.id, stored.sent)

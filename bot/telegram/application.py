@@ -190,17 +190,18 @@ async def serve(settings: Settings, *, stop: asyncio.Event | None = None) -> Non
             await application.start()
             reminders = start_dispatcher(app, TelegramSender(application.bot), settings)
             replies = sender_of(application)
-            # A poller is Telegram's only consumer of this bot's updates: whatever a previous
-            # process left unsent is ours to send now, before any update is fetched (the
-            # redelivered ones then find their replies sent). Webhook workers may run side by
-            # side: they take over only replies whose sender's lease has lapsed.
-            polling = not settings.webhook_url
-            app.engine.outbox.exclusive = polling
-            sent = await replies.flush(force=polling)
+            # Replies a previous process left unsent go out before any update is fetched (a
+            # redelivered update then finds its reply sent). A poller is Telegram's only
+            # consumer of this bot's updates, and SQLite serves one process: everything
+            # unsent is ours. Webhook workers on PostgreSQL may run side by side: each holds
+            # a lock the server frees when it dies, and only a dead worker's replies (or
+            # lapsed leases) are taken over.
+            outbox = app.engine.outbox
+            outbox.exclusive = not settings.webhook_url or not app.db.is_postgres
+            await outbox.hold()
+            sent = await replies.flush(force=outbox.exclusive)
             if sent:
-                log.info(
-                    "sent %d repl%s left unsent before the start", sent, "y" if sent == 1 else "ies"
-                )
+                log.info("sent %d repl%s left unsent", sent, "y" if sent == 1 else "ies")
             sweeper = asyncio.ensure_future(replies.sweep())
             source = update_source(application, settings, secret)
             try:
@@ -212,6 +213,7 @@ async def serve(settings: Settings, *, stop: asyncio.Event | None = None) -> Non
                 sweeper.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await sweeper
+                await outbox.release()
                 await reminders.stop()
                 await application.stop()
         finally:

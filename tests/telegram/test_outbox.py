@@ -8,6 +8,7 @@ flush, the redelivered update, the sweep of a dead worker's replies.
 
 from __future__ import annotations
 
+import secrets
 from typing import Any
 
 from sqlalchemy import func, select, text
@@ -50,8 +51,11 @@ async def consented(h: Harness, user: int = ANN) -> None:
 
 
 async def crash_before_send(h: Harness, user: int, said: str) -> dict[str, Any]:
+    """The update's step commits, and the process dies before sending its reply; what runs
+    next is another process (its own owner id)."""
     update = h.updates.text(user, said)
     await h.app.engine.reply(ref_of(user), Text(said), seq=update["update_id"])
+    h.app.engine.outbox.owner = secrets.randbits(31)
     return update
 
 
@@ -126,7 +130,8 @@ async def test_a_reply_cut_off_midway_resumes_after_the_last_output_sent(app: Ap
         assert await waiting(app) == 1
         api.failures.clear()
 
-    async with harness(app, api) as h:
+    async with harness(app, api) as h:  # the next process
+        app.engine.outbox.owner = secrets.randbits(31)
         api.clear()
         assert await sender(h).flush(force=True) == 1
         rest = api.texts(ANN)
