@@ -1,9 +1,14 @@
 """Crash-test machinery: `kindbot run` in a subprocess, killed and restarted by a fake Telegram.
 
 People talk to the bot through `FakeBotServer` (polling) or a `WebhookPusher` (webhook). Each
-sends their next update only once the whole answer to the previous one has arrived. A
+sends their next update only once the whole answer to the previous one has arrived: every
+reply the run without kills gave that step (the run without kills itself waits for a reply,
+the button pressed next, and `QUIET`). A person who hears nothing more for `GIVE_UP` seconds
+while the update is confirmed and the bot is up counts that step as unanswered and goes on
+with their script; replies that come later are counted as late. A
 `Supervisor` runs the bot process and kills it (SIGKILL) at points chosen by a seeded plan,
-decided by the fake as a request arrives and before it is answered:
+spread over the conversations (the n-th kill is armed once about n/kills of all replies are
+out) and decided by the fake as a request arrives, before it is answered:
 
 - "send": at a sendMessage. The step is committed, its reply not delivered (between commit
   and send); the fake does not record that message.
@@ -11,7 +16,9 @@ decided by the fake as a request arrives and before it is answered:
   before (the fake does not apply it); webhook, as the bot's 200 arrives (Telegram counts
   it as lost). Between send and confirm.
 - "request": at the n-th request of any kind (start-up calls, typing, edits, long polls).
-- "moment": a timer, at any point of the bot's life (start-up included).
+- "moment": a timer, at any point of the bot's life (start-up included). A plan whose request
+  does not come within `NO_TRAFFIC` seconds becomes one; so does every kill left once all
+  people are done (the bot is then killed idle: a restart must not send anything again).
 
 A kill first freezes the fake: requests arriving from then on are held and, once the bot is
 dead, dropped (never seen by Telegram). The kill waits until `SETTLE` seconds have passed
@@ -199,11 +206,16 @@ def bot_environment(data_dir: Path, key: str, api_url: str, **extra: str) -> dic
 
 @dataclass
 class Plan:
-    """How the current bot process will be killed."""
+    """How the current bot process will be killed: once the conversations have reached
+    `progress` (replies Telegram accepted, all people together), at the `count`-th matching
+    request, or ("moment") `delay` seconds after arming but not before `after_start`."""
 
     kind: Kind
-    count: int = 1  # the count-th matching request
-    delay: float = 0.0  # "moment": seconds after the process started
+    progress: int
+    count: int = 1
+    delay: float = 0.0
+    after_start: float = 0.0
+    armed_at: float | None = None
     seen: int = 0
 
 
@@ -213,6 +225,7 @@ class Kill:
     kind: Kind
     trigger: str
     after: float  # seconds after that process started
+    at: float  # time.monotonic() of the decision
 
 
 class Supervisor:
@@ -227,7 +240,9 @@ class Supervisor:
         kills: int = 0,
         seed: int = 0,
         webhook: bool = False,
+        replies: int = 0,
     ) -> None:
+        """`replies`: how many replies the whole run makes; the kills are spread over them."""
         self.api = api
         self.env = env
         self.cwd = cwd
@@ -237,6 +252,12 @@ class Supervisor:
         kinds: list[Kind] = ["send", "confirm", "request", "moment"]
         weights = [0.35, 0.3, 0.2, 0.15]
         self.kinds: list[Kind] = [self.rng.choices(kinds, weights)[0] for _ in range(kills)]
+        # the n-th kill once about n/kills of the replies are out (a little before: the last
+        # kill must come while people still talk)
+        span = max(replies - 4, kills)
+        self.progress = [int((n + self.rng.random()) * span / kills) for n in range(kills)]
+        self.delivered = 0  # replies Telegram accepted
+        self.arm_all = False  # everyone has finished: the kills left come at once
         self.kills: list[Kill] = []
         self.log_path = cwd / "kindbot.log"
         self.process: subprocess.Popen[bytes] | None = None
@@ -272,16 +293,24 @@ class Supervisor:
             self._dead = False
 
     def _next_plan(self) -> Plan | None:
-        if len(self.kills) >= self.target:
+        n = len(self.kills)
+        if n >= self.target:
             return None
-        kind = self.kinds[len(self.kills)]
+        kind, progress = self.kinds[n], self.progress[n]
         if kind == "send":
-            return Plan(kind, count=self.rng.randint(1, 8))
+            return Plan(kind, progress, count=self.rng.randint(1, 3))
         if kind == "confirm":
-            return Plan(kind, count=self.rng.randint(1, 6))
+            return Plan(kind, progress, count=self.rng.randint(1, 2))
         if kind == "request":
-            return Plan(kind, count=self.rng.randint(1, 40))
-        return Plan(kind, delay=self.rng.uniform(0.2, 3.5))
+            return Plan(kind, progress, count=self.rng.randint(1, 12))
+        # (start-up takes about 1.3 s: some of these land in it)
+        delay, after_start = self.rng.uniform(0.0, 0.6), self.rng.uniform(0.2, 2.5)
+        return Plan(kind, progress, delay=delay, after_start=after_start)
+
+    def _armed(self, plan: Plan, now: float) -> bool:
+        if plan.armed_at is None and (self.arm_all or self.delivered >= plan.progress):
+            plan.armed_at = now
+        return plan.armed_at is not None
 
     def up_for(self, now: float) -> float:
         """How long the current bot has been serving (0 while it starts or is dead)."""
@@ -303,14 +332,16 @@ class Supervisor:
                 return
             else:
                 plan, now = self.plan, time.monotonic()
-                if plan is None:
+                if plan is None or not self._armed(plan, now):
                     return
-                waited = now - (self.ready_at or now)
-                if plan.kind == "moment" and now - self.started_at >= plan.delay:
-                    self._crash("moment", "timer")
-                elif (
-                    plan.kind != "moment" and self.ready_at is not None and waited > self.no_traffic
-                ):
+                assert plan.armed_at is not None
+                if plan.kind == "moment":
+                    due = max(plan.armed_at + plan.delay, self.started_at + plan.after_start)
+                    if now >= due:
+                        self._crash("moment", "timer")
+                    return
+                waited = now - max(plan.armed_at, self.ready_at or now)
+                if self.ready_at is not None and waited > self.no_traffic:
                     self._crash("moment", f"timer (no {plan.kind} came)")
                 return
         if self.exited is None:
@@ -354,12 +385,14 @@ class Supervisor:
             now = time.monotonic()
             if self.ready_at is None and method in ("getUpdates", "setWebhook"):
                 self.ready_at = now
-            if self._triggers(method, params):
+            if self._triggers(method, params, now):
                 assert self.plan is not None
                 self._crash(self.plan.kind, method)
                 return False
             if method in DELIVERIES:
                 self._last_delivery = now
+            if method in REPLIES:
+                self.delivered += 1
             return True
 
     def webhook_answered(self, update: dict[str, Any], status: int) -> bool:
@@ -368,15 +401,17 @@ class Supervisor:
             plan = self.plan
             if self._dead or self._frozen or plan is None or plan.kind != "confirm":
                 return True
+            if not self._armed(plan, time.monotonic()):
+                return True
             plan.seen += 1
             if plan.seen < plan.count:
                 return True
             self._crash("confirm", "webhook 200")
             return False
 
-    def _triggers(self, method: str, params: dict[str, Any]) -> bool:
+    def _triggers(self, method: str, params: dict[str, Any], now: float) -> bool:
         plan = self.plan
-        if plan is None or plan.kind == "moment":
+        if plan is None or plan.kind == "moment" or not self._armed(plan, now):
             return False
         if plan.kind == "send":
             matches = method == "sendMessage"
@@ -400,7 +435,9 @@ class Supervisor:
         assert self.process is not None
         self.process.kill()
         self.process.wait(timeout=10)
-        self.kills.append(Kill(self.incarnation, kind, trigger, frozen_at - self.started_at))
+        self.kills.append(
+            Kill(self.incarnation, kind, trigger, frozen_at - self.started_at, frozen_at)
+        )
         self.plan = None
         self._dead = True
         self._frozen = False
@@ -447,9 +484,6 @@ class Expected:
     transcripts: dict[int, Transcript]
     entries: dict[int, list[tuple[str, str, dict[str, Any]]]]
 
-    def count(self, person: int, step: int) -> int:
-        return len(self.transcripts[person].replies[step])
-
 
 class Conversations:
     """Drives every person's script against the bot, one step at a time each."""
@@ -470,6 +504,20 @@ class Conversations:
         self.people = {pid: Person(pid, Transcript(list(steps))) for pid, steps in scripts.items()}
         self._cursor = 0
         self.pushed: list[int] = []  # every update id, in order
+        self.began = time.monotonic()
+        self.timeline: list[tuple[float, str]] = []  # what happened when, for a reader
+
+    def _note(self, at: float, person: Person, what: str) -> None:
+        where = f"#{self.supervisor.incarnation}"
+        self.timeline.append((at, f"{at - self.began:7.2f} {where:>4} {person.id} {what}"))
+
+    def timeline_lines(self) -> list[str]:
+        """Everyone's steps, replies and give-ups, and the kills, in order of time."""
+        kills = [
+            (k.at, f"{k.at - self.began:7.2f} #{k.incarnation:<3} KILL {k.kind} at {k.trigger}")
+            for k in self.supervisor.kills
+        ]
+        return [line for _, line in sorted(self.timeline + kills)]
 
     def run(self, *, deadline: float) -> None:
         """Until everyone has finished, the planned kills are done and the last bot is idle."""
@@ -487,7 +535,8 @@ class Conversations:
                     self._advance(person, now)
             if all(p.done for p in self.people.values()):
                 finished_at = finished_at or now
-                self.supervisor.no_traffic = GIVE_UP  # kills still planned: no need to wait
+                self.supervisor.arm_all = True  # kills still planned: now, on an idle bot
+                self.supervisor.no_traffic = GIVE_UP
                 quiet = max((p.heard_at for p in self.people.values()), default=0.0)
                 settled = (
                     len(self.supervisor.kills) >= self.supervisor.target
@@ -510,16 +559,19 @@ class Conversations:
             if call.method in REPLIES:
                 person.transcript.replies[person.step].append(reply_key(call))
                 person.heard_at = now
+                self._note(now, person, f"< {call.text[:60]!r}")
                 if call.buttons:
                     person.offers.append(call)
             elif call.method in DELIVERIES:
                 person.transcript.edits.append(call.text)
                 person.heard_at = now
+                self._note(now, person, f"  edit {call.text[-30:]!r}")
 
     def _answered(self, person: Person, now: float) -> bool:
         replies = person.transcript.replies[person.step]
-        if self.expected is not None:
-            return len(replies) >= self.expected.count(person.id, person.step)
+        if self.expected is not None:  # every reply the run without kills gave this step
+            wanted = self.expected.transcripts[person.id].replies[person.step]
+            return not Counter(wanted) - Counter(replies)
         # A run without kills learns the answers: some reply, the button the person presses
         # next (if they do), then quiet.
         steps = person.transcript.steps
@@ -555,6 +607,7 @@ class Conversations:
                 if self.expected is None:
                     raise AssertionError(self._stuck(f"person {person.id} got no answer"))
                 transcript.unanswered.append(person.step)
+                self._note(now, person, f"gave up on step {person.step}")
             else:
                 return
         if person.step + 1 >= len(transcript.steps):
@@ -573,6 +626,7 @@ class Conversations:
         person.update_id = int(update["update_id"])
         person.sent_at = now
         self.pushed.append(person.update_id)
+        self._note(now, person, f"> {value!r} (update {person.update_id}, step {person.step})")
         self.transport.push(update)
 
     def _offer(self, person: Person, label: str) -> Call:
@@ -647,6 +701,8 @@ class Verdict:
     unexpected: int = 0  # replies the run without kills never sent
     lost: int = 0  # entries missing or different in the database
     unconfirmed: int = 0  # updates never confirmed: Telegram would deliver them forever
+    late: int = 0  # replies of a step given up on that came later, out of place (in `missing`
+    # only if they never came)
     reordered: int = 0  # people whose replies all came, in another order
     edits_missing: int = 0  # "→ choice" marks on pressed messages (not counted as failures)
     details: list[str] = field(default_factory=list)
@@ -665,7 +721,8 @@ class Verdict:
 
     def summary(self) -> str:
         return (
-            f"unanswered steps {self.unanswered_steps}, missing replies {self.missing}, "
+            f"unanswered steps {self.unanswered_steps} (their replies came late: {self.late}), "
+            f"missing replies {self.missing}, "
             f"answered twice {self.twice}, unexpected replies {self.unexpected}, "
             f"lost entries {self.lost}, reordered {self.reordered}, "
             f"never confirmed {self.unconfirmed} "
@@ -684,6 +741,8 @@ def judge(
         verdict.unanswered_steps += len(got.unanswered)
         wanted, came = Counter(want.all_replies()), Counter(got.all_replies())
         missing = wanted - came
+        given_up = Counter(r for step in got.unanswered for r in want.replies[step])
+        verdict.late += sum((given_up - missing).values())
         extra = came - wanted
         verdict.missing += sum(missing.values())
         verdict.twice += sum(n for reply, n in extra.items() if reply in wanted)
@@ -716,14 +775,16 @@ class Report:
         counts = Counter(kill.kind for kill in self.kills)
         return ", ".join(f"{kind} {n}" for kind, n in sorted(counts.items()))
 
-    def message(self, name: str, seed: int) -> str:
+    def message(self, name: str, seed: int, details: int | None = 25) -> str:
+        """The counts, and the first `details` differences (None: all of them)."""
+        shown = self.verdict.details[:details]
         lines = [
             f"{name} (seed {seed}): {len(self.kills)} kills ({self.kill_kinds()}) in "
             f"{self.seconds:.0f} s: {self.verdict.summary()}",
-            *self.verdict.details[:25],
+            *shown,
         ]
-        if len(self.verdict.details) > 25:
-            lines.append(f"… and {len(self.verdict.details) - 25} more")
+        if len(shown) < len(self.verdict.details):
+            lines.append(f"… and {len(self.verdict.details) - len(shown)} more")
         return "\n".join(lines)
 
 
@@ -757,6 +818,7 @@ class Outcome:
     exit_code: int | None  # of the last bot, stopped with SIGTERM at the end
     starts: int
     unconfirmed: list[int]
+    timeline: list[str]
 
     def report(self, expected: Expected) -> Report:
         verdict = judge(expected, self.transcripts, self.entries)
@@ -790,8 +852,11 @@ def talk(
                 WEBHOOK_PORT=str(port),
             )
         env = bot_environment(setup.folder / "data", setup.key, server.url, **extra)
+        replies = (
+            sum(len(t.all_replies()) for t in expected.transcripts.values()) if expected else 0
+        )
         supervisor = Supervisor(
-            api, env, setup.folder, kills=kills, seed=seed, webhook=setup.webhook
+            api, env, setup.folder, kills=kills, seed=seed, webhook=setup.webhook, replies=replies
         )
         pusher = (
             WebhookPusher(hook, SECRET, on_answer=supervisor.webhook_answered)
@@ -817,4 +882,5 @@ def talk(
         exit_code,
         supervisor.incarnation,
         conversations.unconfirmed(),
+        conversations.timeline_lines(),
     )

@@ -120,10 +120,14 @@ def test_killed_at_random_points_everyone_is_answered_once(
             seed=seed,
         )
     report = outcome.report(expected)
-    written = tmp_path / "transcripts.txt"
-    written.write_text("\n".join(each_line(outcome.transcripts)) + "\n")
     name = f"{database}+{'webhook' if webhook else 'polling'}"
-    message = f"{report.message(name, seed)}\n(transcripts: {written}, bot log: {tmp_path})"
+    (tmp_path / "transcripts.txt").write_text("\n".join(each_line(outcome.transcripts)) + "\n")
+    (tmp_path / "timeline.txt").write_text("\n".join(outcome.timeline) + "\n")
+    (tmp_path / "verdict.txt").write_text(report.message(name, seed, details=None) + "\n")
+    message = (
+        f"{report.message(name, seed)}\n(in {tmp_path}: verdict.txt, transcripts.txt, "
+        "timeline.txt, kindbot.log)"
+    )
     print(message)
     assert len(outcome.kills) >= MIN_KILLS, message
     assert report.verdict.ok, message

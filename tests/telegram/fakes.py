@@ -22,6 +22,7 @@ import asyncio
 import http.client
 import itertools
 import json
+import queue
 import sys
 import threading
 import time
@@ -334,9 +335,19 @@ class FakeBotServer:
         self.thread.join(timeout=5)
 
 
+def chat_of(update: dict[str, Any]) -> int:
+    """The chat an update belongs to (the person, for a button press)."""
+    for kind in ("message", "edited_message", "my_chat_member"):
+        if kind in update:
+            return int(update[kind]["chat"]["id"])
+    query = update.get("callback_query") or {}
+    return int((query.get("message") or {}).get("chat", query.get("from", {})).get("id", 0))
+
+
 class WebhookPusher:
-    """Telegram's side of a webhook: each update POSTed to `url` with the secret header, in
-    its own thread, again every `retry` seconds until the bot answers 200.
+    """Telegram's side of a webhook: each update POSTed to `url` with the secret header, again
+    every `retry` seconds until the bot answers 200. Chats are served side by side, each in
+    order: a chat's next update waits until the one before it is confirmed.
 
     `on_answer(update, status)` may say False to a 200: the answer was lost on the way (the
     update counts as unconfirmed and is delivered again).
@@ -358,12 +369,19 @@ class WebhookPusher:
         self.attempts: defaultdict[int, int] = defaultdict(int)
         self._lock = threading.Lock()
         self._stopped = threading.Event()
+        self._chats: dict[int, queue.SimpleQueue[dict[str, Any] | None]] = {}
         self._threads: list[threading.Thread] = []
 
     def push_update(self, update: dict[str, Any]) -> None:
-        thread = threading.Thread(target=self._deliver, args=(update,), daemon=True)
-        self._threads.append(thread)
-        thread.start()
+        chat = chat_of(update)
+        with self._lock:
+            waiting = self._chats.get(chat)
+            if waiting is None:
+                waiting = self._chats[chat] = queue.SimpleQueue()
+                thread = threading.Thread(target=self._serve, args=(waiting,), daemon=True)
+                self._threads.append(thread)
+                thread.start()
+        waiting.put(update)
 
     def is_confirmed(self, update_id: int) -> bool:
         with self._lock:
@@ -371,8 +389,15 @@ class WebhookPusher:
 
     def stop(self) -> None:
         self._stopped.set()
+        with self._lock:
+            for waiting in self._chats.values():
+                waiting.put(None)
         for thread in self._threads:
             thread.join(timeout=15)
+
+    def _serve(self, waiting: queue.SimpleQueue[dict[str, Any] | None]) -> None:
+        while (update := waiting.get()) is not None and not self._stopped.is_set():
+            self._deliver(update)
 
     def _post(self, update: dict[str, Any]) -> int:
         headers = {
