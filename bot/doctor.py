@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from sqlalchemy import inspect
+from sqlalchemy import func, inspect, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
@@ -30,7 +30,7 @@ from storage.db import (
     schema_revisions,
 )
 from storage.files import mode_of, too_open
-from storage.models import ReminderSchedule, utcnow
+from storage.models import OutboxReply, ReminderSchedule, utcnow
 
 HELPLINE_MAX_AGE_DAYS = 365  # as `kindbot helplines`
 
@@ -243,6 +243,7 @@ async def database(settings: Settings, keys: list[str] | None) -> list[Finding]:
             await key_check(engine, settings, keys),
             *database_files(url),
             await due_times(engine),
+            await waiting_replies(engine),
         ]
     except Exception as exc:  # it answered the first question, then failed
         return [problem("database", describe_unreachable(make_url(url), exc))]
@@ -364,3 +365,23 @@ async def due_times(engine: AsyncEngine) -> Finding:
             f"{len(odd)} stored in another text form; `kindbot run` rewrites them (same instant)",
         )
     return ok("due times", "all readable")
+
+
+async def waiting_replies(engine: AsyncEngine) -> Finding:
+    """Replies kept in the outbox: those of a bot that is running now, or left by one that
+    stopped or died (sent at its next start). Only their number and age, never content."""
+    async with engine.connect() as conn:
+        if not await conn.run_sync(lambda c: inspect(c).has_table(OutboxReply.__tablename__)):
+            return ok("outbox", "no outbox table yet")
+        count, oldest = (
+            await conn.execute(
+                select(func.count(), func.min(OutboxReply.created_at)).select_from(OutboxReply)
+            )
+        ).one()
+    if not count:
+        return ok("outbox", "no reply waiting to be sent")
+    return ok(
+        "outbox",
+        f"{count} repl{'y' if count == 1 else 'ies'} waiting since {oldest}: sent by the running "
+        "bot, or by `kindbot run` when it starts",
+    )

@@ -14,6 +14,7 @@ import pytest
 from bot.app import open_app
 from bot.cli import main
 from bot.config import REPO_ROOT, Settings
+from bot.engine.events import Text, UserRef
 from storage.crypto import new_key
 from tests.cli_env import isolate
 from tests.conftest import Clock, make_settings
@@ -212,3 +213,20 @@ def test_broken_dialogs_unreachable_database_and_impossible_data_dir(
     assert "unknown state 'feelin'" in found[0] and "kindbot dialogs check" in found[0]
     assert f"{tmp_path / 'afile'} is a file" in found[1]
     assert "cannot reach the database at postgresql+asyncpg://postgres@127.0.0.1:1/x" in found[2]
+
+
+def test_replies_left_unsent_are_counted_never_shown(
+    env: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    settings = make_settings(tmp_path, encryption_key=None)
+    start(settings)
+    assert any("no reply waiting" in line for line in doctor(capsys, 0))
+
+    async def crash_before_send() -> None:
+        async with open_app(settings, clock=Clock()) as app:
+            await app.engine.reply(UserRef("telegram", "1"), Text("a secret thought"), seq=9)
+
+    asyncio.run(crash_before_send())
+    lines = doctor(capsys, 0)
+    assert any("1 reply waiting since" in line for line in lines), lines
+    assert "secret" not in "\n".join(lines)
