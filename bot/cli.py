@@ -259,7 +259,7 @@ def cmd_rotate_key(args: argparse.Namespace) -> int:
             "from standard input)",
             file=sys.stderr,
         )
-        return 1
+        return 2
     if not from_env and pending.exists():
         return _resume_rotation(settings)
     if not from_env and not key_file.exists():
@@ -377,7 +377,7 @@ def _resume_rotation(settings: Settings) -> int:
         f"{pending}, then run `kindbot rotate-key` again.",
         file=sys.stderr,
     )
-    return 1
+    return 2
 
 
 def build_parser() -> argparse.ArgumentParser:

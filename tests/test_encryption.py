@@ -178,7 +178,7 @@ def test_cli_rotation_with_encryption_key_needs_the_new_key(
             await alice_and_bob(app)
 
     asyncio.run(fill())
-    assert run_cli(monkeypatch, tmp_path, old, "rotate-key") == 1
+    assert run_cli(monkeypatch, tmp_path, old, "rotate-key") == 2
     assert "give the new key with --new-key" in capsys.readouterr().err
     new = new_key()
     assert run_cli(monkeypatch, tmp_path, old, "rotate-key", "--new-key", new) == 0
@@ -221,6 +221,6 @@ def test_cli_rotation_stops_at_a_leftover_new_key(
     monkeypatch.setenv("DATA_DIR", str(settings.data_dir))
     from bot.cli import main
 
-    assert main(["rotate-key"]) == 1
+    assert main(["rotate-key"]) == 2
     assert "an earlier rotation was interrupted" in capsys.readouterr().err
     asyncio.run(check_with(settings, clock))  # the key file still reads the database

@@ -287,7 +287,7 @@ def test_rotation_killed_before_its_commit_leaves_a_file_to_remove(
     assert pending.exists()
     assert _alice_reads(settings)  # the old key still reads everything: it starts
 
-    assert main(["rotate-key"]) == 1
+    assert main(["rotate-key"]) == 2
     err = capsys.readouterr().err
     assert "an earlier rotation was interrupted" in err and f"Remove {pending}" in err
     assert main(["doctor"]) == 1
