@@ -10,7 +10,8 @@ from datetime import datetime
 
 from bot.config import Settings
 from bot.engine.catalog import Catalog
-from bot.engine.runner import CORE_ACTIONS, Action, CommandHandler, Engine
+from bot.engine.runner import CORE_ACTIONS, Action, CommandHandler, Engine, Producer
+from bot.offload import DatabaseSource, Offload
 from bot.reminders.actions import ACTION_NAMES as REMINDER_ACTIONS
 from bot.reminders.actions import install as install_reminders
 from bot.reminders.texts import ReminderTexts
@@ -73,6 +74,14 @@ def all_commands() -> dict[str, CommandHandler]:
     return {"progress": show_progress, "export": send_export}
 
 
+def all_producers(offload: Offload) -> dict[str, Producer]:
+    """What makes each kind of `Later` output (charts, exports), after the step commits."""
+    from bot.export import EXPORT, export_producer
+    from bot.progress import CHART, chart_producer
+
+    return {CHART: chart_producer(offload), EXPORT: export_producer(offload)}
+
+
 @asynccontextmanager
 async def open_app(
     settings: Settings, *, clock: Callable[[], datetime] = utcnow, schema: str | None = None
@@ -87,13 +96,14 @@ async def open_app(
     )
     reminder_texts = ReminderTexts.load(settings.dialogs_dir, default=settings.default_locale)
     key = load_or_create_key(settings.encryption_key, settings.key_file)
-    db = await Database.open(
-        settings.resolved_database_url(), Cipher.from_string(key), schema=schema
-    )
+    url = settings.resolved_database_url()
+    db = await Database.open(url, Cipher.from_string(key), schema=schema)
+    offload = Offload(DatabaseSource(url, key, schema))
     try:
         engine = Engine(catalog, db, clock=clock, max_text_chars=settings.max_text_chars)
         engine.actions.update(all_actions())
         engine.commands.update(all_commands())
+        engine.producers.update(all_producers(offload))
         engine.gives_way.add("history")
         install(
             engine,
@@ -106,5 +116,6 @@ async def open_app(
         install_reminders(engine, texts=reminder_texts, default_timezone=settings.default_timezone)
         yield App(settings, db, catalog, engine, safety)
     finally:
+        offload.close()
         safety.assessor.close()
         await db.close()

@@ -56,7 +56,8 @@ class Console:
         return Text(line)
 
     async def render(self, outputs: list[Output]) -> None:
-        for output in outputs:
+        """Show a step's outputs; a `Later` (chart, export) is made first, as Telegram does."""
+        for output in await self.engine.produce(self.ref, outputs):
             if isinstance(output, Message):
                 self.out.write(f"kindbot: {output.text}\n")
                 for index, option in enumerate(output.options, start=1):

@@ -7,6 +7,7 @@ view of their entries, one row per entry and one column per answer.
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import json
@@ -16,12 +17,14 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.engine.catalog import Catalog
-from bot.engine.events import Document
-from bot.engine.runner import Turn
+from bot.engine.events import Document, Later, Output, UserRef
+from bot.engine.runner import Producer, Turn
+from bot.offload import DatabaseSource, Offload
 from storage.crypto import Cipher
-from storage.personal import dump_person
+from storage.personal import dump_person, find_users
 
 FORMAT_VERSION = 1
+EXPORT = "export"  # the `Later` kind, and its producer's name in Engine.producers
 ENTRY_COLUMNS = ("id", "kind", "dialog", "status", "started_at", "finished_at")
 # Cells a spreadsheet would run as a formula get a leading apostrophe (OWASP advice).
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -52,15 +55,27 @@ def entry_rows(document: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
-def answer_order(catalog: Catalog, rows: list[dict[str, Any]]) -> list[str]:
+Asked = dict[str, list[str]]  # dialog → the answers it stores, in the order it asks
+
+
+def asked(catalog: Catalog) -> Asked:
+    """What each dialog asks, in order (JSON-able: it travels to the worker in a `Later`)."""
+    found: Asked = {}
+    for name in sorted(catalog.locale(catalog.default).dialogs):
+        machine = catalog.dialog(name)
+        stores = [s.store for s in machine.spec.states.values() if s.store] if machine else []
+        if stores:
+            found[name] = stores
+    return found
+
+
+def answer_order(asked: Asked, rows: list[dict[str, Any]]) -> list[str]:
     """Answer columns in the order the dialogs ask for them, then any others."""
     order: list[str] = []
     for row in rows:
-        machine = catalog.dialog(str(row["dialog"]))
-        if machine is not None:
-            for state in machine.spec.states.values():
-                if state.store and state.store not in order:
-                    order.append(state.store)
+        for store in asked.get(str(row["dialog"]), []):
+            if store not in order:
+                order.append(store)
     seen = {k for row in rows for k in row["answers"]}
     return [k for k in order if k in seen] + sorted(seen - set(order))
 
@@ -71,8 +86,13 @@ def _cell(value: Any) -> str:
 
 
 def to_csv(document: dict[str, Any], catalog: Catalog) -> bytes:
+    return entries_csv(document, asked(catalog))
+
+
+def entries_csv(document: dict[str, Any], asked: Asked) -> bytes:
+    """The entries as CSV, answer columns in `asked` order (see `answer_order`)."""
     rows = entry_rows(document)
-    answers = answer_order(catalog, rows)
+    answers = answer_order(asked, rows)
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerow([*ENTRY_COLUMNS, *answers])
@@ -88,27 +108,72 @@ def file_stem(now: datetime) -> str:
 
 
 async def send_export(turn: Turn, args: str) -> None:
-    """Hand the person their data as two files, with a word about keeping them safe."""
+    """Hand the person their data as two files, with a word about keeping them safe.
+
+    The files are made after the step has committed, in the worker process, which reads
+    the rows itself (bot/offload.py): reading, decrypting and formatting a long history in
+    the bot's process held everyone else's replies up (SQLite's one writer inside a step;
+    the event loop and the garbage collector outside one). Only what the files need is
+    decided here: who, the moment, the column order, and the captions in their words.
+    """
     assert turn.user.id is not None
-    document = await export_person(
-        turn.session, user_id=turn.user.id, cipher=turn.cipher, now=turn.now
-    )
-    stem = file_stem(turn.now)
     turn.say("export_intro")
-    turn.emit(
+    data = {
+        "user_id": turn.user.id,
+        "now": turn.now.isoformat(),
+        "asked": asked(turn.engine.catalog),
+        "captions": {
+            "json": turn.text("export_json_caption"),
+            "csv": turn.text("export_csv_caption"),
+        },
+    }
+    turn.emit(Later(EXPORT, data))
+    turn.reprompt()
+
+
+def export_producer(offload: Offload) -> Producer:
+    """The producer for `EXPORT` (`Engine.producers`): the job, in the worker process."""
+
+    async def produce_export(ref: UserRef, data: dict[str, Any]) -> list[Output]:
+        return await offload.run(export_job, offload.source, ref.channel, ref.external_id, data)
+
+    return produce_export
+
+
+def export_job(
+    source: DatabaseSource, channel: str, external_id: str, data: dict[str, Any]
+) -> list[Output]:
+    """In the worker process: `make_export` on an event loop of its own."""
+    return asyncio.run(make_export(source, channel, external_id, data))
+
+
+async def make_export(
+    source: DatabaseSource, channel: str, external_id: str, data: dict[str, Any]
+) -> list[Output]:
+    """The two files, as `send_export` used to make them in its step; nothing for someone
+    who is gone (they used /forget meanwhile), and nothing if the row with this id is now
+    someone else's (SQLite may give a deleted row's id to the next person): an export goes
+    only to the person it describes."""
+    user_id = int(data["user_id"])
+    now = datetime.fromisoformat(data["now"])
+    async with source.session() as (session, cipher):
+        found = await find_users(session, external_id=external_id, channel=channel)
+        if not any(user.id == user_id for user in found):
+            return []
+        document = await export_person(session, user_id=user_id, cipher=cipher, now=now)
+    stem = file_stem(now)
+    captions: dict[str, str] = data["captions"]
+    return [
         Document(
             to_json(document),
             f"{stem}.json",
-            caption=turn.text("export_json_caption"),
+            caption=captions["json"],
             mime_type="application/json",
-        )
-    )
-    turn.emit(
+        ),
         Document(
-            to_csv(document, turn.engine.catalog),
+            entries_csv(document, data["asked"]),
             f"{stem}.csv",
-            caption=turn.text("export_csv_caption"),
+            caption=captions["csv"],
             mime_type="text/csv",
-        )
-    )
-    turn.reprompt()
+        ),
+    ]

@@ -2,8 +2,14 @@
 
 Which answers are "before" and "after" comes from each dialog's `derived` difference (the
 reframe's `change: {difference: [rating_before, rating_after]}`), so check-ins and other
-recorded dialogs join in without code here. matplotlib is imported only when a chart is
-drawn (the object API with the Agg canvas, no pyplot global state), in a worker thread.
+recorded dialogs join in without code here.
+
+The step reads nothing: it emits a `Later` holding what the chart needs from the catalog
+(which answers are ratings, the person's words for titles and summaries), and the chart is
+made after the step has committed, in the worker process (bot/offload.py), which reads the
+person's entries itself: for a long history the reading alone held SQLite's one writer for
+20+ ms in the step, and its objects set off the bot's garbage collector. matplotlib is
+imported only there (the object API with the Agg canvas, no pyplot global state).
 """
 
 from __future__ import annotations
@@ -11,16 +17,22 @@ from __future__ import annotations
 import asyncio
 import io
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from bot.engine.catalog import Catalog
-from bot.engine.events import Image
-from bot.engine.runner import Turn
+from bot.engine.events import Image, Later, Message, Output, UserRef
+from bot.engine.runner import Producer, Turn
+from bot.engine.texts import fill
+from bot.offload import DatabaseSource, Offload
 from storage import repo
 from storage.models import Entry
+from storage.personal import find_users
 
 MIN_RATED = 2  # fewer rated practices than this get a kind note instead of a chart
+CHART = "progress_chart"  # the `Later` kind, and its producer's name in Engine.producers
+CHART_FILE = "kindbot-progress.png"
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,17 +51,38 @@ class ChartTexts:
     week_axis: str
 
 
-def rating_points(entries: list[Entry], catalog: Catalog, locale: str) -> list[Point]:
-    """One point per entry that has a before (and maybe an after) rating, oldest first."""
-    points = []
-    for entry in entries:
-        machine = catalog.dialog(entry.dialog, locale)
+Rated = dict[str, list[list[str]]]  # dialog → its [before, after] answer names, in order
+
+
+def rated_answers(catalog: Catalog, locale: str) -> Rated:
+    """Per dialog, the pairs of answers that are a rating before and after (JSON-able)."""
+    names = set(catalog.locale(catalog.default).dialogs) | set(catalog.locale(locale).dialogs)
+    rated: Rated = {}
+    for name in sorted(names):
+        machine = catalog.dialog(name, locale)
         if machine is None:
             continue
-        for derived in machine.spec.derived.values():
-            if any(name in machine.spec.params for name in derived.difference):
-                continue  # a comparison with a setting (a check-in's band), not before/after
-            before, after = (entry.scores.get(n) for n in derived.difference)
+        pairs = [
+            list(derived.difference)
+            for derived in machine.spec.derived.values()
+            # a comparison with a setting (a check-in's band) is not before/after
+            if not any(n in machine.spec.params for n in derived.difference)
+        ]
+        if pairs:
+            rated[name] = pairs
+    return rated
+
+
+def rating_points(entries: list[Entry], catalog: Catalog, locale: str) -> list[Point]:
+    """One point per entry that has a before (and maybe an after) rating, oldest first."""
+    return points_from(entries, rated_answers(catalog, locale))
+
+
+def points_from(entries: list[Entry], rated: Rated) -> list[Point]:
+    points = []
+    for entry in entries:
+        for before_name, after_name in rated.get(entry.dialog, []):
+            before, after = entry.scores.get(before_name), entry.scores.get(after_name)
             if before is not None or after is not None:
                 points.append(Point(_utc(entry.started_at), before, after))
                 break
@@ -125,28 +158,9 @@ def _average(values: list[int]) -> str:
 
 
 async def show_progress(turn: Turn, args: str) -> None:
-    """The chart and a one-line summary, or a kind note when there is too little to draw."""
+    """The chart and a one-line summary, or a kind note when there is too little to draw;
+    both made after the step (see the module's docstring), in the person's words."""
     assert turn.user.id is not None
-    stored = await repo.list_entries(turn.session, user_id=turn.user.id)
-    # practices that were done (finished), oldest first; unfinished ones are not counted
-    entries = [e for e in reversed(stored) if e.status == "finished"]
-    points = rating_points(entries, turn.engine.catalog, turn.locale.code)
-    if len(points) < MIN_RATED:
-        turn.say("progress_too_little", count=len(entries))
-        turn.reprompt()
-        return
-    pairs = [p for p in points if p.before is not None and p.after is not None]
-    since = entries[0].started_at.strftime(turn.text("history_date_short"))
-    if pairs:
-        summary = turn.text(
-            "progress_summary",
-            count=len(entries),
-            since=since,
-            before=_average([p.before for p in pairs if p.before is not None]),
-            after=_average([p.after for p in pairs if p.after is not None]),
-        )
-    else:
-        summary = turn.text("progress_summary_no_pairs", count=len(entries), since=since)
     texts = ChartTexts(
         title=turn.text("progress_chart_title"),
         rating_axis=turn.text("progress_axis_rating"),
@@ -154,6 +168,72 @@ async def show_progress(turn: Turn, args: str) -> None:
         after=turn.text("progress_after"),
         week_axis=turn.text("progress_axis_week"),
     )
-    png = await asyncio.to_thread(draw_chart, points, practice_weeks(entries), texts)
-    turn.emit(Image(png, "kindbot-progress.png", caption=summary))
+    # templates, filled in once the entries are read (the same phrasing turn.text would pick)
+    words = {
+        key: turn.locale.message(key, run=turn.step)
+        for key in (
+            "progress_too_little",
+            "progress_summary",
+            "progress_summary_no_pairs",
+            "history_date_short",
+        )
+    }
+    data = {
+        "user_id": turn.user.id,
+        "rated": rated_answers(turn.engine.catalog, turn.locale.code),
+        "texts": asdict(texts),
+        "words": words,
+    }
+    turn.emit(Later(CHART, data))
     turn.reprompt()
+
+
+def chart_producer(offload: Offload) -> Producer:
+    """The producer for `CHART` (`Engine.producers`): the job, in the worker process."""
+
+    async def produce_chart(ref: UserRef, data: dict[str, Any]) -> list[Output]:
+        return await offload.run(chart_job, offload.source, ref.channel, ref.external_id, data)
+
+    return produce_chart
+
+
+def chart_job(
+    source: DatabaseSource, channel: str, external_id: str, data: dict[str, Any]
+) -> list[Output]:
+    """In the worker process: `make_chart` on an event loop of its own."""
+    return asyncio.run(make_chart(source, channel, external_id, data))
+
+
+async def make_chart(
+    source: DatabaseSource, channel: str, external_id: str, data: dict[str, Any]
+) -> list[Output]:
+    """The chart with its summary, or the kind note; nothing for someone who is gone (they
+    used /forget meanwhile, or the id is now someone else's: SQLite may reuse it)."""
+    user_id = int(data["user_id"])
+    async with source.session() as (session, _):
+        found = await find_users(session, external_id=external_id, channel=channel)
+        if not any(user.id == user_id for user in found):
+            return []
+        stored = await repo.list_entries(session, user_id=user_id)
+    words: dict[str, str] = data["words"]
+    # practices that were done (finished), oldest first; unfinished ones are not counted
+    entries = [e for e in reversed(stored) if e.status == "finished"]
+    points = points_from(entries, data["rated"])
+    if len(points) < MIN_RATED:
+        return [Message(fill(words["progress_too_little"], {"count": len(entries)}))]
+    pairs = [p for p in points if p.before is not None and p.after is not None]
+    since = entries[0].started_at.strftime(words["history_date_short"])
+    if pairs:
+        summary = fill(
+            words["progress_summary"],
+            {
+                "count": len(entries),
+                "since": since,
+                "before": _average([p.before for p in pairs if p.before is not None]),
+                "after": _average([p.after for p in pairs if p.after is not None]),
+            },
+        )
+    else:
+        summary = fill(words["progress_summary_no_pairs"], {"count": len(entries), "since": since})
+    png = draw_chart(points, practice_weeks(entries), ChartTexts(**data["texts"]))
+    return [Image(png, CHART_FILE, caption=summary)]

@@ -20,6 +20,7 @@ SMALL = {
     # enough due reminders for all three of its phases (it waits for each one's first send)
     "bench.reminders": ["--people", "3000", "--due", "2000", "--rate", "100", "--window", "0.5"],
     "bench.safety": ["--limit", "20"],
+    "bench.stall": ["--quick"],  # 20 entries, half a second per phase
 }  # fmt: skip
 
 

@@ -1,7 +1,11 @@
-"""/export and `kindbot export`: everything stored about a person comes back out."""
+"""/export and `kindbot export`: everything stored about a person comes back out.
+
+The step says a word and answers with a `Later`; the files are made by its producer
+afterwards (`engine.produce`, as the Telegram and terminal adapters do)."""
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import json
@@ -10,10 +14,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import text as sql
 
+from bot import export
 from bot.app import App, open_app
 from bot.cli import main
-from bot.engine.events import Document
+from bot.console import Console
+from bot.engine.events import Document, Later, Message, Output, UserRef
+from bot.engine.outbox import decode, encode
 from storage import repo
 from storage.personal import exported_tables
 from tests.chat import Person
@@ -39,6 +47,11 @@ async def alice_and_bob(app: App) -> tuple[Person, Person]:
     await bob.consent()
     await bob.reframe("Bob thinks he is useless at his new job")
     return alice, bob
+
+
+async def made(person: Person) -> list[Output]:
+    """The person's last reply as an adapter shows it: every `Later` made."""
+    return await person.app.engine.produce(person.ref, person.reply)
 
 
 def parse_csv(data: bytes) -> list[dict[str, str]]:
@@ -68,7 +81,7 @@ async def test_export_round_trip(any_app: App) -> None:
     user_id, entries, state = await stored(any_app, "alice")
     await alice.send("/export")
     assert "not encrypted" in alice.text
-    json_doc, csv_doc = alice.files
+    json_doc, csv_doc = [o for o in await made(alice) if isinstance(o, Document)]
     assert isinstance(json_doc, Document)
     assert isinstance(csv_doc, Document)
     assert json_doc.filename == "kindbot-export-2026-03-02.json"
@@ -109,6 +122,98 @@ async def test_export_round_trip(any_app: App) -> None:
     ]  # fmt: skip
     raw_csv = csv_doc.data.decode("utf-8-sig")
     assert "'=SUM(A1)" in raw_csv  # no formula runs when the file is opened
+
+
+async def test_the_step_holds_who_and_when_not_the_files(app: App) -> None:
+    """What the step returns is plain JSON (it waits in the outbox until sent): no files."""
+    alice, _ = await alice_and_bob(app)
+    user_id, _, _ = await stored(app, "alice")
+    reply = await alice.send("/export")
+    assert not any(isinstance(o, Document) for o in reply)
+    [later] = [o for o in reply if isinstance(o, Later)]
+    assert later.kind == export.EXPORT
+    assert later.data["user_id"] == user_id
+    assert later.data["now"] == "2026-03-02T09:00:00+00:00"
+    assert later.data["captions"] == {
+        "json": "Everything, as JSON",
+        "csv": "Your entries, as a spreadsheet (CSV)",
+    }
+    assert decode(encode(reply)) == reply  # survives the outbox as it is
+    assert ALICE["thought"] not in json.dumps(later.data)
+
+
+async def test_the_producer_makes_what_the_step_used_to(app: App) -> None:
+    """Same files and captions as exporting in one go, as /export did in its step."""
+    alice, _ = await alice_and_bob(app)
+    user_id, _, _ = await stored(app, "alice")
+    await alice.send("/export")
+    files = [o for o in await made(alice) if isinstance(o, Document)]
+    now = app.engine.clock()
+    async with app.db.session() as session:
+        document = await export.export_person(
+            session, user_id=user_id, cipher=app.db.cipher, now=now
+        )
+    stem = export.file_stem(now)
+    assert files == [
+        Document(
+            export.to_json(document),
+            f"{stem}.json",
+            caption="Everything, as JSON",
+            mime_type="application/json",
+        ),
+        Document(
+            export.to_csv(document, app.catalog),
+            f"{stem}.csv",
+            caption="Your entries, as a spreadsheet (CSV)",
+            mime_type="text/csv",
+        ),
+    ]
+
+
+async def test_nothing_is_sent_for_someone_forgotten_meanwhile(app: App) -> None:
+    alice, _ = await alice_and_bob(app)
+    reply = await alice.send("/export")
+    await alice.send("/forget")
+    await alice.press("Yes, delete everything")
+    shown = await app.engine.produce(alice.ref, reply)
+    assert not any(isinstance(o, Document | Later) for o in shown)
+    assert [o.text for o in shown if isinstance(o, Message)] == [
+        o.text for o in reply if isinstance(o, Message)
+    ]  # the rest of the reply, and no apology
+
+
+async def test_an_export_goes_only_to_the_person_it_describes(app: App) -> None:
+    """A `Later` naming someone else's row (a reused id) makes nothing for this person."""
+    alice, _ = await alice_and_bob(app)
+    reply = await alice.send("/export")
+    [later] = [o for o in reply if isinstance(o, Later)]
+    assert await app.engine.produce(UserRef("console", "bob"), [later]) == []
+    assert await app.engine.produce(UserRef("telegram", "alice"), [later]) == []
+
+
+async def test_the_export_is_made_while_a_step_holds_the_writer(app: App) -> None:
+    """The producer reads in a session of its own: it never waits for a step to finish (a
+    step holding this process's writer lock and SQLite's, mid-write)."""
+    alice, _ = await alice_and_bob(app)
+    reply = await alice.send("/export")
+    async with app.db.step() as unit:
+        await unit.session.execute(sql("UPDATE meta SET value = value"))
+        made_now = await asyncio.wait_for(app.engine.produce(alice.ref, reply), timeout=60)
+    assert len([o for o in made_now if isinstance(o, Document)]) == 2
+
+
+async def test_terminal_saves_the_export(app: App, tmp_path: Path) -> None:
+    await alice_and_bob(app)
+    out = io.StringIO()
+    console = Console(app.engine, "alice", out, interactive=False, files=tmp_path / "files")
+    await console.send("/export")
+    for name in ("kindbot-export-2026-03-02.json", "kindbot-export-2026-03-02.csv"):
+        saved = tmp_path / "files" / name
+        assert stat.S_IMODE(saved.stat().st_mode) == 0o600
+        assert f"[{saved}]" in out.getvalue()
+    saved_json = (tmp_path / "files" / "kindbot-export-2026-03-02.json").read_text("utf-8")
+    assert ALICE["thought"] in saved_json
+    assert "Everything, as JSON" in out.getvalue()
 
 
 def run_cli(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, key: str, *argv: str) -> int:

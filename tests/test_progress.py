@@ -1,15 +1,54 @@
-"""/progress: a PNG chart from the person's stored ratings, or a kind note with too little."""
+"""/progress: a PNG chart from the person's stored ratings, or a kind note with too little.
+
+The step only reads the numbers and answers with a `Later`; the chart is drawn by its
+producer afterwards (`engine.produce`, as the Telegram and terminal adapters do)."""
 
 from __future__ import annotations
 
+import asyncio
+import io
+import json
+import stat
 import struct
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from pathlib import Path
 
-from bot.app import App
-from bot.engine.events import Image
+import pytest
+
+from bot import progress
+from bot.app import App, all_producers
+from bot.console import Console
+from bot.engine.events import Image, Later, Message, Output
+from bot.engine.outbox import decode, encode
+from bot.offload import DatabaseSource, Offload
+from storage import repo
 from tests.chat import Person
 from tests.conftest import Clock
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+# Not a time being measured: only how long a test may hang before it is called stuck.
+STUCK = 60
+
+
+def source(app: App) -> DatabaseSource:
+    """The database as the bot's worker process opens it."""
+    assert app.settings.encryption_key
+    return DatabaseSource(app.settings.resolved_database_url(), app.settings.encryption_key)
+
+
+async def made(person: Person) -> list[Output]:
+    """The person's last reply as an adapter shows it: every `Later` made."""
+    return await person.app.engine.produce(person.ref, person.reply)
+
+
+async def charts(person: Person) -> list[Image]:
+    return [o for o in await made(person) if isinstance(o, Image)]
+
+
+def laters(outputs: list[Output]) -> list[Later]:
+    return [o for o in outputs if isinstance(o, Later)]
 
 
 def png_size(data: bytes) -> tuple[int, int]:
@@ -26,14 +65,17 @@ async def test_too_little_data_gets_a_kind_note(app: App) -> None:
     alice = Person(app)
     await alice.consent()
     await alice.send("/progress")
-    assert "isn't enough here to draw a chart yet" in alice.text
-    assert not alice.files
+    shown = await made(alice)
+    assert isinstance(shown[0], Message)
+    assert "isn't enough here to draw a chart yet" in shown[0].text
+    assert not [o for o in shown if isinstance(o, Image | Later)]
     await alice.reframe("I am not good enough")
     await alice.send("/progress")
-    assert not alice.files
+    assert not await charts(alice)
 
 
-async def test_chart_from_stored_reframes(app: App, clock: Clock) -> None:
+async def practised(app: App, clock: Clock) -> Person:
+    """Alice with six finished reframes over four weeks and one stopped halfway."""
     alice = Person(app)
     await alice.consent()
     for week, (before, after) in enumerate([(8, 5), (7, 4), (9, 6), (6, 2)]):
@@ -48,8 +90,13 @@ async def test_chart_from_stored_reframes(app: App, clock: Clock) -> None:
     await alice.send("tired")
     await alice.send("5")
     await alice.send("stop")
+    return alice
+
+
+async def test_chart_from_stored_reframes(app: App, clock: Clock) -> None:
+    alice = await practised(app, clock)
     await alice.send("/progress")
-    [image] = alice.files
+    [image] = await charts(alice)
     assert isinstance(image, Image)
     assert image.filename.endswith(".png")
     assert 5_000 < len(image.data) < 1_000_000, len(image.data)
@@ -65,8 +112,11 @@ async def test_progress_returns_to_an_open_question(app: App) -> None:
     await alice.reframe("I am lazy again", before=7, after=2)
     await alice.send("/reframe")
     await alice.send("/progress")
-    assert alice.files
+    assert laters(alice.reply)
     assert "What" in alice.texts[-1]  # the thought question, asked again
+    shown = await made(alice)
+    assert isinstance(shown[0], Image)  # the chart comes where the step put it: first
+    assert "What" in [o.text for o in shown if isinstance(o, Message)][-1]
 
 
 def test_checkins_plot_distress_before_and_after_not_their_band(app: App) -> None:
@@ -86,3 +136,103 @@ def test_checkins_plot_distress_before_and_after_not_their_band(app: App) -> Non
     )
     (point,) = rating_points([entry], app.catalog, "en")
     assert (point.before, point.after) == (8, 5)
+
+
+async def test_the_step_reads_nothing_and_holds_no_picture(app: App, clock: Clock) -> None:
+    """What the step returns is plain JSON (it waits in the outbox until sent): no bytes, and
+    nothing the person wrote or rated (the worker reads that)."""
+    alice = await practised(app, clock)
+    reply = await alice.send("/progress")
+    assert not any(isinstance(o, Image) for o in reply)
+    [later] = laters(reply)
+    assert later.kind == progress.CHART
+    assert json.loads(json.dumps(later.data)) == later.data
+    assert decode(encode(reply)) == reply  # survives the outbox as it is
+    assert later.data["rated"]["reframe"] == [["rating_before", "rating_after"]]
+    assert "checkin" in later.data["rated"]  # distress before and after, not the band
+    assert "mess things up" not in json.dumps(later.data)
+
+
+async def test_the_producer_draws_what_the_step_used_to(app: App, clock: Clock) -> None:
+    """Same bytes as drawing straight from the stored entries, as /progress did in its step."""
+    alice = await practised(app, clock)
+    await alice.send("/progress")
+    [image] = await charts(alice)
+    [later] = laters(alice.reply)
+    async with app.db.session() as session:
+        user, _ = await repo.get_or_create_user(session, channel="console", external_id="alice")
+        assert user.id is not None
+        stored = await repo.list_entries(session, user_id=user.id)
+    entries = [e for e in reversed(stored) if e.status == "finished"]
+    texts = progress.ChartTexts(**later.data["texts"])
+    points = progress.rating_points(entries, app.catalog, "en")
+    before = progress.draw_chart(points, progress.practice_weeks(entries), texts)
+    assert image.data == before
+    assert image.filename == "kindbot-progress.png"
+
+
+async def test_a_chart_that_cannot_be_made_gets_a_gentle_word(app: App) -> None:
+    broken = Later(progress.CHART, {"user_id": "not an id"})
+    [said] = await app.engine.produce(Person(app).ref, [broken])
+    assert isinstance(said, Message)
+    assert said.text == app.catalog.locale("en").message("something_went_wrong")
+
+
+async def test_nothing_is_drawn_for_someone_forgotten_meanwhile(app: App, clock: Clock) -> None:
+    alice = await practised(app, clock)
+    reply = await alice.send("/progress")
+    await alice.send("/forget")
+    await alice.press("Yes, delete everything")
+    shown = await app.engine.produce(alice.ref, reply)
+    assert [o for o in shown if not isinstance(o, Message)] == []
+    assert len(shown) == len(reply) - 1  # the rest of the reply, and no apology
+
+
+async def test_others_are_answered_while_a_chart_is_drawn(
+    app: App, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Bob's whole step runs while Alice's chart is held half-drawn (in a thread here: the
+    bot's worker is a process, which a test cannot hold open as easily)."""
+    alice = await practised(app, clock)
+    bob = Person(app, "bob")
+    await bob.consent()
+    drawing, release = threading.Event(), threading.Event()
+    draw = progress.draw_chart
+
+    def held(
+        points: list[progress.Point],
+        weeks: list[tuple[datetime, int]],
+        texts: progress.ChartTexts,
+    ) -> bytes:
+        drawing.set()
+        release.wait(STUCK)
+        return draw(points, weeks, texts)
+
+    monkeypatch.setattr(progress, "draw_chart", held)
+    with ThreadPoolExecutor(1) as thread:
+        app.engine.producers.update(all_producers(Offload(source(app), thread)))
+        reply = await alice.send("/progress")
+        chart = asyncio.create_task(app.engine.produce(alice.ref, reply))
+        try:
+            assert await asyncio.to_thread(drawing.wait, STUCK)
+            helped = asyncio.create_task(bob.send("/help"))
+            done, _ = await asyncio.wait(
+                {helped, chart}, timeout=STUCK, return_when="FIRST_COMPLETED"
+            )
+            assert done == {helped}
+            assert "automated program" in bob.text
+        finally:
+            release.set()
+        assert isinstance((await chart)[0], Image)
+
+
+async def test_terminal_saves_the_chart(app: App, clock: Clock, tmp_path: Path) -> None:
+    await practised(app, clock)
+    out = io.StringIO()
+    console = Console(app.engine, "alice", out, interactive=False, files=tmp_path / "files")
+    await console.send("/progress")
+    saved = tmp_path / "files" / "kindbot-progress.png"
+    assert png_size(saved.read_bytes()) == (800, 700)
+    assert stat.S_IMODE(saved.stat().st_mode) == 0o600
+    assert f"[{saved}]" in out.getvalue()
+    assert "You've practised 6 times" in out.getvalue()

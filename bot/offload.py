@@ -1,0 +1,96 @@
+"""Slow work (charts, exports) in a process of its own, at a lower CPU priority.
+
+A person's chart or export is made after their step has committed (a `Later` output), and
+not in the bot's process: measured with bench/stall.py (1,000 entries, SQLite), making
+them there in a worker thread after the step still held other people's replies up by
+170–360 ms at p99 (here: within 2 ms of idle). A thread shares the GIL and, worse, the
+garbage collector: reading and drawing a long history makes tens of thousands of objects,
+which set off full collections over the whole bot's heap (~150k objects: 75–175 ms during
+which no thread runs). So the worker process
+reads the person's rows itself, with its own connection (`DatabaseSource`), does the
+decrypting, drawing and formatting, and hands back only the finished files.
+
+One worker process, started on first use (~1.5 s: it imports matplotlib and the storage
+code) and then kept: jobs queue behind each other, never in front of anyone's reply, and
+`nice` keeps them from taking a CPU a reply needs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import os
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import BrokenExecutor, Executor, ProcessPoolExecutor
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.crypto import Cipher
+from storage.db import Database
+
+T = TypeVar("T")
+NICENESS = 10  # lower CPU priority for the worker (Unix); replies come first
+
+
+@dataclass(frozen=True)
+class DatabaseSource:
+    """How a worker process opens the bot's database: the same URL, keys and schema.
+
+    It travels to the worker through the process pool's pipe (the keys are in the bot's
+    environment, which the worker inherits anyway); never shown in a repr or a log.
+    """
+
+    url: str = field(repr=False)
+    keys: str = field(repr=False)
+    schema: str | None = None
+
+    @asynccontextmanager
+    async def session(self) -> AsyncIterator[tuple[AsyncSession, Cipher]]:
+        """A read session of the worker's own (opened and closed per job: jobs are rare)."""
+        db = await Database.open(
+            self.url, Cipher.from_string(self.keys), schema=self.schema, migrate=False
+        )
+        try:
+            async with db.session() as session:
+                yield session, db.cipher
+        finally:
+            await db.close()
+
+
+def _lower_priority() -> None:
+    if hasattr(os, "nice"):
+        os.nice(NICENESS)
+
+
+class Offload:
+    """Runs slow jobs in the worker process; `executor` replaces it (tests hold a job open
+    in a thread). Jobs are plain functions of picklable arguments, run in the worker."""
+
+    def __init__(self, source: DatabaseSource, executor: Executor | None = None) -> None:
+        self.source = source
+        self._given = executor
+        self._pool: Executor | None = executor
+
+    def executor(self) -> Executor:
+        if self._pool is None:
+            self._pool = ProcessPoolExecutor(
+                1, mp_context=multiprocessing.get_context("spawn"), initializer=_lower_priority
+            )
+        return self._pool
+
+    async def run(self, job: Callable[..., T], *args: object) -> T:
+        """`job(*args)` in the worker, awaited without blocking the event loop."""
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self.executor(), job, *args)
+        except BrokenExecutor:
+            self._pool = self._given  # the worker died (killed, out of memory): a new one next
+            raise
+
+    def close(self) -> None:
+        """Let the worker go (a job under way is left to finish on its own)."""
+        if self._pool is not None and self._pool is not self._given:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+        self._pool = self._given
