@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import re
@@ -203,6 +204,10 @@ async def serve(settings: Settings, *, stop: asyncio.Event | None = None) -> Non
             if sent:
                 log.info("sent %d repl%s left unsent", sent, "y" if sent == 1 else "ies")
             sweeper = asyncio.ensure_future(replies.sweep())
+            # Everything loaded so far (the crisis screen's model, dialogs, libraries) lives as
+            # long as the process: keep it out of the garbage collector's full passes, which
+            # otherwise stop every reply for tens of milliseconds (bench/stall.py).
+            gc.freeze()
             source = update_source(application, settings, secret)
             try:
                 await _start(source, settings)
