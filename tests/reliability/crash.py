@@ -166,6 +166,7 @@ class Transcript:
     edits: list[str] = field(default_factory=list)
     offers: dict[int, Call] = field(default_factory=dict)  # step -> the message pressed on
     unanswered: list[int] = field(default_factory=list)  # steps given up on
+    late: int = 0  # replies that came for a step after it was given up on
 
     def lines(self) -> list[str]:
         out: list[str] = []
@@ -557,6 +558,7 @@ class Conversations:
             if person is None or person.step < 0:
                 continue
             if call.method in REPLIES:
+                self._late(person, reply_key(call))
                 person.transcript.replies[person.step].append(reply_key(call))
                 person.heard_at = now
                 self._note(now, person, f"< {call.text[:60]!r}")
@@ -566,6 +568,16 @@ class Conversations:
                 person.transcript.edits.append(call.text)
                 person.heard_at = now
                 self._note(now, person, f"  edit {call.text[-30:]!r}")
+
+    def _late(self, person: Person, reply: str) -> None:
+        """Count a reply that belongs to a step given up on, not to the current one."""
+        if self.expected is None or not person.transcript.unanswered:
+            return
+        want = self.expected.transcripts[person.id].replies
+        if reply in want[person.step]:
+            return
+        if any(reply in want[step] for step in person.transcript.unanswered):
+            person.transcript.late += 1
 
     def _answered(self, person: Person, now: float) -> bool:
         replies = person.transcript.replies[person.step]
@@ -701,8 +713,7 @@ class Verdict:
     unexpected: int = 0  # replies the run without kills never sent
     lost: int = 0  # entries missing or different in the database
     unconfirmed: int = 0  # updates never confirmed: Telegram would deliver them forever
-    late: int = 0  # replies of a step given up on that came later, out of place (in `missing`
-    # only if they never came)
+    late: int = 0  # replies that came after their step was given up on, out of place
     reordered: int = 0  # people whose replies all came, in another order
     edits_missing: int = 0  # "→ choice" marks on pressed messages (not counted as failures)
     details: list[str] = field(default_factory=list)
@@ -741,8 +752,7 @@ def judge(
         verdict.unanswered_steps += len(got.unanswered)
         wanted, came = Counter(want.all_replies()), Counter(got.all_replies())
         missing = wanted - came
-        given_up = Counter(r for step in got.unanswered for r in want.replies[step])
-        verdict.late += sum((given_up - missing).values())
+        verdict.late += got.late
         extra = came - wanted
         verdict.missing += sum(missing.values())
         verdict.twice += sum(n for reply, n in extra.items() if reply in wanted)
