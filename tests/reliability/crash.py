@@ -53,6 +53,7 @@ from storage.db import Database
 from storage.models import User
 from tests.telegram.fakes import TOKEN, BotAPI, Call, FakeBotServer, Updates, WebhookPusher
 
+CALLER = "_caller"  # the fake adds the caller's run number (from the URL path) to its params
 SETTLE = 0.3  # s since Telegram last accepted a message before a kill (see the docstring)
 MIN_FREEZE = 0.05  # s: a request already on the wire reaches the frozen fake, not a new bot
 GIVE_UP = 1.5  # s of silence, with the bot up and the update confirmed: a step is unanswered
@@ -281,10 +282,17 @@ class Supervisor:
             with self.log_path.open("ab") as log:
                 log.write(f"=== kindbot run #{self.incarnation} ===\n".encode())
                 log.flush()
+                # Each process talks to the fake under its own path, so a request a killed one
+                # left in the socket (read by the fake only after the next one started: the
+                # machine is busy) is told apart and dropped, as its sender is dead.
+                env = {
+                    **self.env,
+                    "TELEGRAM_API_URL": f"{self.env['TELEGRAM_API_URL']}/run{self.incarnation}",
+                }
                 self.process = subprocess.Popen(
                     [sys.executable, "-m", "bot.cli", "run"],
                     cwd=self.cwd,
-                    env=self.env,
+                    env=env,
                     stdout=log,
                     stderr=subprocess.STDOUT,
                 )
@@ -377,11 +385,14 @@ class Supervisor:
     # -- what the fake asks ------------------------------------------------------------------
     def intercept(self, method: str, params: dict[str, Any]) -> bool:
         """Each request as it arrives: True to answer it, False to drop it (the bot is dead)."""
+        caller = params.pop(CALLER, None)
         with self._cond:
             kills = len(self.kills)
             while self._frozen:
                 self._cond.wait()
             if self._dead or len(self.kills) != kills:  # it came from a bot killed since
+                return False
+            if caller is not None and caller != self.incarnation:  # from a bot killed before
                 return False
             now = time.monotonic()
             if self.ready_at is None and method in ("getUpdates", "setWebhook"):

@@ -23,6 +23,7 @@ import http.client
 import itertools
 import json
 import queue
+import re
 import sys
 import threading
 import time
@@ -283,6 +284,9 @@ class _QuietServer(ThreadingHTTPServer):
         super().handle_error(request, client_address)
 
 
+_RUN = re.compile(r"^/run(\d+)/")
+
+
 class FakeBotServer:
     """The same fake over HTTP: POST /bot<token>/<method>, on 127.0.0.1 and a free port."""
 
@@ -301,6 +305,9 @@ class FakeBotServer:
                     params = {}  # files: the call is recorded, its content is not needed
                 else:
                     params = dict(parse_qsl(body, keep_blank_values=True))
+                run = _RUN.match(self.path)  # "/run<N>/bot…": which process asks (crash tests)
+                if run is not None:
+                    params["_caller"] = int(run.group(1))
                 try:
                     status, answer = fake.answer(self.path.rsplit("/", 1)[-1], params)
                 except Dropped:
