@@ -8,7 +8,6 @@ writes plain output, so a whole conversation can be scripted; end of input exits
 from __future__ import annotations
 
 import asyncio
-import os
 import sys
 from pathlib import Path
 from typing import TextIO
@@ -26,6 +25,7 @@ from bot.engine.events import (
     UserRef,
 )
 from bot.engine.runner import Engine, _match_choice
+from storage.files import private_dir, write_private
 
 
 class Console:
@@ -78,13 +78,12 @@ class Console:
         self.out.flush()
 
     def save(self, output: Image | Document) -> Path:
-        """Write a chart or export next to the person (mode 0600: it may hold their words)."""
+        """Write a chart or export next to the person (mode 0600 in a folder kindbot makes
+        0700: it may hold their words)."""
         assert self.files is not None
-        self.files.mkdir(parents=True, exist_ok=True)
+        private_dir(self.files)
         path = self.files / Path(output.filename).name
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(output.data)
+        write_private(path, output.data)
         return path
 
     async def send(self, line: str) -> None:

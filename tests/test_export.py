@@ -207,6 +207,7 @@ async def test_terminal_saves_the_export(app: App, tmp_path: Path) -> None:
     out = io.StringIO()
     console = Console(app.engine, "alice", out, interactive=False, files=tmp_path / "files")
     await console.send("/export")
+    assert stat.S_IMODE((tmp_path / "files").stat().st_mode) == 0o700
     for name in ("kindbot-export-2026-03-02.json", "kindbot-export-2026-03-02.csv"):
         saved = tmp_path / "files" / name
         assert stat.S_IMODE(saved.stat().st_mode) == 0o600
