@@ -34,14 +34,13 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 from bench.updates import fresh_app
 from bot.app import App
 from bot.engine.events import Document, Image, Later, Message, Output, Text, UserRef
-from bot.export import EXPORT, export_job
-from bot.offload import DatabaseSource
-from bot.progress import CHART, chart_job
+from bot.export import EXPORT, make_export
+from bot.offload import DatabaseSource, Make, in_worker
+from bot.progress import CHART, make_chart
 from storage import repo
 
 TARGET_MS = 50.0
@@ -49,7 +48,6 @@ ONBOARDING = ("/start", "1", "Skip", "Nothing right now")  # consent, no country
 PROBES = 10  # people sending /help, taking turns (none waits behind their own last one)
 
 Load = Callable[[], Awaitable[None]]
-Job = Callable[[DatabaseSource, str, str, dict[str, Any]], list[Output]]
 
 
 @dataclass
@@ -111,7 +109,7 @@ async def seed(app: App, ref: UserRef, entries: int) -> None:
         await unit.commit()
 
 
-JOBS: dict[str, Job] = {CHART: chart_job, EXPORT: export_job}
+JOBS: dict[str, Make] = {CHART: make_chart, EXPORT: make_export}
 
 
 def asking(app: App, ref: UserRef, command: str, how: str) -> Load:
@@ -127,7 +125,9 @@ def asking(app: App, ref: UserRef, command: str, how: str) -> Load:
     async def make(outputs: list[Output]) -> None:
         for later in (o for o in outputs if isinstance(o, Later)):
             job = JOBS[later.kind]
-            await asyncio.to_thread(job, source, ref.channel, ref.external_id, later.data)
+            await asyncio.to_thread(
+                in_worker, job, source, ref.channel, ref.external_id, later.data
+            )
 
     async def once() -> None:
         outputs = await app.engine.handle(ref, Text(command))

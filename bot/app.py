@@ -76,10 +76,11 @@ def all_commands() -> dict[str, CommandHandler]:
 
 def all_producers(offload: Offload) -> dict[str, Producer]:
     """What makes each kind of `Later` output (charts, exports), after the step commits."""
-    from bot.export import EXPORT, export_producer
-    from bot.progress import CHART, chart_producer
+    from bot.export import EXPORT, make_export
+    from bot.offload import producer
+    from bot.progress import CHART, make_chart
 
-    return {CHART: chart_producer(offload), EXPORT: export_producer(offload)}
+    return {CHART: producer(offload, make_chart), EXPORT: producer(offload, make_export)}
 
 
 @asynccontextmanager

@@ -7,7 +7,6 @@ view of their entries, one row per entry and one column per answer.
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import io
 import json
@@ -17,9 +16,9 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.engine.catalog import Catalog
-from bot.engine.events import Document, Later, Output, UserRef
-from bot.engine.runner import Producer, Turn
-from bot.offload import DatabaseSource, Offload
+from bot.engine.events import Document, Later, Output
+from bot.engine.runner import Turn
+from bot.offload import DatabaseSource
 from storage.crypto import Cipher
 from storage.personal import dump_person, find_users
 
@@ -129,22 +128,6 @@ async def send_export(turn: Turn, args: str) -> None:
     }
     turn.emit(Later(EXPORT, data))
     turn.reprompt()
-
-
-def export_producer(offload: Offload) -> Producer:
-    """The producer for `EXPORT` (`Engine.producers`): the job, in the worker process."""
-
-    async def produce_export(ref: UserRef, data: dict[str, Any]) -> list[Output]:
-        return await offload.run(export_job, offload.source, ref.channel, ref.external_id, data)
-
-    return produce_export
-
-
-def export_job(
-    source: DatabaseSource, channel: str, external_id: str, data: dict[str, Any]
-) -> list[Output]:
-    """In the worker process: `make_export` on an event loop of its own."""
-    return asyncio.run(make_export(source, channel, external_id, data))
 
 
 async def make_export(

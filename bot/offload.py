@@ -20,14 +20,16 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 import os
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from concurrent.futures import BrokenExecutor, Executor, ProcessPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.engine.events import Output, UserRef
+from bot.engine.runner import Producer
 from storage.crypto import Cipher
 from storage.db import Database
 
@@ -94,3 +96,25 @@ class Offload:
         if self._pool is not None and self._pool is not self._given:
             self._pool.shutdown(wait=False, cancel_futures=True)
         self._pool = self._given
+
+
+# What a worker job makes: the person's files from their rows (read with its own connection).
+Make = Callable[[DatabaseSource, str, str, dict[str, Any]], Coroutine[Any, Any, list[Output]]]
+
+
+def in_worker(
+    make: Make, source: DatabaseSource, channel: str, external_id: str, data: dict[str, Any]
+) -> list[Output]:
+    """In the worker process: `make` on an event loop of its own."""
+    return asyncio.run(make(source, channel, external_id, data))
+
+
+def producer(offload: Offload, make: Make) -> Producer:
+    """A producer for `Engine.producers` that runs `make` in the worker process."""
+
+    async def produce(ref: UserRef, data: dict[str, Any]) -> list[Output]:
+        return await offload.run(
+            in_worker, make, offload.source, ref.channel, ref.external_id, data
+        )
+
+    return produce

@@ -14,7 +14,6 @@ imported only there (the object API with the Agg canvas, no pyplot global state)
 
 from __future__ import annotations
 
-import asyncio
 import io
 from collections import Counter
 from dataclasses import asdict, dataclass
@@ -22,10 +21,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bot.engine.catalog import Catalog
-from bot.engine.events import Image, Later, Message, Output, UserRef
-from bot.engine.runner import Producer, Turn
+from bot.engine.events import Image, Later, Message, Output
+from bot.engine.runner import Turn
 from bot.engine.texts import fill
-from bot.offload import DatabaseSource, Offload
+from bot.offload import DatabaseSource
 from storage import repo
 from storage.models import Entry
 from storage.personal import find_users
@@ -186,22 +185,6 @@ async def show_progress(turn: Turn, args: str) -> None:
     }
     turn.emit(Later(CHART, data))
     turn.reprompt()
-
-
-def chart_producer(offload: Offload) -> Producer:
-    """The producer for `CHART` (`Engine.producers`): the job, in the worker process."""
-
-    async def produce_chart(ref: UserRef, data: dict[str, Any]) -> list[Output]:
-        return await offload.run(chart_job, offload.source, ref.channel, ref.external_id, data)
-
-    return produce_chart
-
-
-def chart_job(
-    source: DatabaseSource, channel: str, external_id: str, data: dict[str, Any]
-) -> list[Output]:
-    """In the worker process: `make_chart` on an event loop of its own."""
-    return asyncio.run(make_chart(source, channel, external_id, data))
 
 
 async def make_chart(
