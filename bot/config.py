@@ -13,6 +13,12 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
+def shipped_dialogs() -> Path:
+    """The dialogs installed with the package (a wheel), else this checkout's `dialogs/`."""
+    installed = Path(__file__).resolve().parent / "dialogs"
+    return installed if installed.is_dir() else REPO_ROOT / "dialogs"
+
+
 class Settings(BaseSettings):
     """Everything an operator can configure; each field is documented in `.env.example`."""
 
@@ -20,7 +26,7 @@ class Settings(BaseSettings):
 
     data_dir: Path = Path("data")
     database_url: str | None = None
-    dialogs_dir: Path = REPO_ROOT / "dialogs"
+    dialogs_dir: Path = Field(default_factory=shipped_dialogs)
     default_locale: str = "en"
     encryption_key: str | None = None
     log_level: str = "INFO"
