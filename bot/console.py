@@ -24,7 +24,7 @@ from bot.engine.events import (
     Text,
     UserRef,
 )
-from bot.engine.runner import Engine, _match_choice
+from bot.engine.runner import Engine, match_choice
 from storage.files import private_dir, write_private
 
 
@@ -50,7 +50,7 @@ class Console:
     def to_event(self, line: str) -> Event:
         """A number or label answers the choices just shown; anything else is text."""
         if self.pending is not None and self.pending.options and not line.startswith("/"):
-            value = _match_choice(line, self.pending.options)
+            value = match_choice(line, self.pending.options)
             if value is not None:
                 return ChoiceMade(value, self.pending.step)
         return Text(line)

@@ -308,17 +308,6 @@ class Database:
         await self._drop_step_connection(broken=False)
         await self.engine.dispose()
 
-    async def table_names(self) -> list[str]:
-        from sqlmodel import SQLModel
-
-        return sorted(SQLModel.metadata.tables)
-
-
-async def ping(db: Database) -> bool:
-    async with db.session() as session:
-        await session.execute(select(1))
-    return True
-
 
 class DatabaseProblem(RuntimeError):
     """The database cannot be used as configured; the message is one line naming what to check."""

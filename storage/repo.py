@@ -291,14 +291,6 @@ async def save_conversation(
     await unit.run(conversation_update(), values)
 
 
-def store_conversation(
-    row: Conversation, *, state: dict[str, Any], step: int, cipher: Cipher
-) -> None:
-    row.state_enc = cipher.encrypt(json.dumps(state, ensure_ascii=False))
-    row.step = step
-    row.updated_at = utcnow()
-
-
 async def create_entry(
     unit: Step,
     *,

@@ -773,7 +773,7 @@ class Engine:
             else:
                 await self.answer(turn, text)
         elif state.expect == "choice":
-            value = _match_choice(text, turn.render(frame).options) or _match_alias(text, state)
+            value = typed_choice(turn, frame, text)
             if value is None:
                 turn.reprompt(_retry(turn, frame) or turn.text("pick_an_option"))
             else:
@@ -870,7 +870,7 @@ class Engine:
         await self.enter(turn)
 
 
-def _match_choice(text: str, options: tuple[Option, ...]) -> str | None:
+def match_choice(text: str, options: tuple[Option, ...]) -> str | None:
     """A choice typed instead of pressed: its number in the list, or its label."""
     wanted = _plain(text)
     if wanted.isdigit():
@@ -882,13 +882,19 @@ def _match_choice(text: str, options: tuple[Option, ...]) -> str | None:
     return None
 
 
+def typed_choice(turn: Turn, frame: Frame, text: str) -> str | None:
+    """The choice of the frame's current state that `text` names: its number in the list,
+    its label or value, or one of its aliases; None if it names none."""
+    return match_choice(text, turn.render(frame).options) or match_alias(text, turn.spec(frame))
+
+
 def _plain(text: str) -> str:
     """Letters, digits and single spaces, case-folded: "Older ▶" and "older" match."""
     kept = "".join(ch if ch.isalnum() or ch.isspace() else " " for ch in text.casefold())
     return " ".join(kept.split())
 
 
-def _match_alias(text: str, state: StateSpec) -> str | None:
+def match_alias(text: str, state: StateSpec) -> str | None:
     """A typed answer listed among a choice's `aliases` ("no", "not really"); apostrophes
     are dropped first, so "I'm safe" matches the alias "im safe" and the other way round."""
     wanted = _plain(_APOSTROPHES.sub("", text))

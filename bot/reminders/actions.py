@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from bot.engine.events import Location, Message, Reminder
-from bot.engine.runner import Action, Engine, Frame, Turn, _match_choice
+from bot.engine.runner import Action, Engine, Frame, Turn, match_choice
 from bot.reminders import store
 from bot.reminders.parse import parse_days, parse_time
 from bot.reminders.schedule import EVERY_DAY, WEEKDAYS, WEEKENDS, format_hhmm, local_now
@@ -314,7 +314,7 @@ class ReminderTalk:
         if frame is None or frame.dialog != SETTINGS_DIALOG:
             return False
         spec = TYPED_AT_CHOICE.get(frame.state)
-        if spec is None or _match_choice(text, turn.render(frame).options) is not None:
+        if spec is None or match_choice(text, turn.render(frame).options) is not None:
             return False
         store_as, parse_state, kind = spec
         readable = parse_time(text) if kind == "time" else parse_days(text)

@@ -27,7 +27,15 @@ from typing import Any
 
 from bot.engine.catalog import LOCALE_FOLDER, DialogsInvalid
 from bot.engine.events import Command, Event, Message, Output, Text, UserRef
-from bot.engine.runner import Engine, Frame, Turn, clean_text, parse_command, screenable
+from bot.engine.runner import (
+    Engine,
+    Frame,
+    Turn,
+    clean_text,
+    parse_command,
+    screenable,
+    typed_choice,
+)
 from bot.engine.texts import fill
 from bot.engine.yamlsource import LineDict, SourceError, line_of, load_yaml
 from bot.safety.assess import Assessor
@@ -565,20 +573,9 @@ def _graver(params: dict[str, Any], found: ScreenResult) -> bool:
 
 
 def _answers(turn: Turn, frame: Frame, text: str) -> bool:
-    """Whether `text` picks one of the current state's choices: its number, its label or
-    value, or one of its aliases (apostrophes dropped), as the engine reads typed choices."""
-    state = turn.spec(frame)
-    if state.expect != "choice":
-        return False
-    wanted = _plain(text.replace("'", "").replace("’", ""))
-    if wanted.isdigit():
-        return 0 < int(wanted) <= len(state.choices)
-    values = turn.values(frame)
-    return any(
-        wanted in {_plain(fill(c.label, values).replace("'", "")), _plain(c.value)}
-        or wanted in {_plain(a.replace("'", "")) for a in c.aliases}
-        for c in state.choices
-    )
+    """Whether `text` picks one of the current state's choices, as the engine reads typed
+    choices (`typed_choice`)."""
+    return turn.spec(frame).expect == "choice" and typed_choice(turn, frame, text) is not None
 
 
 def _capitalized(name: str) -> str:

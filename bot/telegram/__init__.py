@@ -1,1 +1,1 @@
-"""The Telegram adapter: a thin layer of PTB over the engine (see DESIGN.md)."""
+"""The Telegram adapter: a thin layer of PTB over the engine (see docs/architecture.md)."""
