@@ -2,9 +2,12 @@
 
 A step's outputs are inserted here before the step commits, so a committed step always has
 its reply either delivered or waiting in this table; the sender marks progress output by
-output and deletes the row when the last one is out. Every function is one prebuilt Core
-statement run in a `Step` (the engine's own fast path on SQLite), so the outbox adds one
+output and deletes the row when the last one is out. The statements are prebuilt Core
+statements run in a `Step` (the engine's own fast path on SQLite), so the outbox adds one
 INSERT to a step and one short transaction after the send.
+
+Also here: which process holds a reply (PostgreSQL advisory locks, `owner_alive`), and the
+/forget tombstones that keep a late update from bringing a forgotten person back (`bury`).
 """
 
 from __future__ import annotations
