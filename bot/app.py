@@ -8,6 +8,8 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
 
+from pythonjsonlogger.json import JsonFormatter
+
 from bot.config import Settings
 from bot.engine.catalog import Catalog
 from bot.engine.runner import CORE_ACTIONS, Action, CommandHandler, Engine, Producer
@@ -30,11 +32,23 @@ class App:
     safety: Safety | None = None
 
 
-def configure_logging(level: str) -> None:
-    """Log format and level; called by the command line only, never at import."""
-    logging.basicConfig(
-        level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+def configure_logging(level: str, fmt: str = "text") -> None:
+    """Log format and level; called by the command line only, never at import.
+
+    `fmt="json"` writes one JSON object per line (time, level, logger, message) through
+    python-json-logger, for log collectors; the messages are the same content-free lines.
+    """
+    handler = logging.StreamHandler()
+    if fmt == "json":
+        handler.setFormatter(
+            JsonFormatter(
+                "%(asctime)s %(levelname)s %(name)s %(message)s",
+                rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
+            )
+        )
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=level.upper(), handlers=[handler])
     # Libraries that would log SQL parameters or raw updates stay at WARNING.
     for noisy in (
         "httpx",

@@ -523,7 +523,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings: Settings | None = None
     try:
         settings = _settings()
-        configure_logging(settings.log_level)
+        configure_logging(settings.log_level, settings.log_format)
         func: Callable[[argparse.Namespace], int] = args.func
         return func(args)
     except DialogsInvalid as exc:

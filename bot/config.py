@@ -6,6 +6,7 @@ Settings are built explicitly (never at import time) so tests can make their own
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -30,6 +31,8 @@ class Settings(BaseSettings):
     default_locale: str = "en"
     encryption_key: str | None = None
     log_level: str = "INFO"
+    # "text" for people reading a terminal; "json" (one object per line) for log collectors.
+    log_format: Literal["text", "json"] = "text"
     max_text_chars: int = Field(default=1000, ge=50, le=4000)
     # Crisis contacts for people whose country is unknown (ISO code; unset: international).
     default_country: str | None = Field(default=None, pattern=r"^([A-Za-z]{2})?$")
