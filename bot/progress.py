@@ -17,7 +17,7 @@ from __future__ import annotations
 import io
 from collections import Counter
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from bot.engine.catalog import Catalog
@@ -26,7 +26,7 @@ from bot.engine.runner import Turn
 from bot.engine.texts import fill
 from bot.offload import DatabaseSource
 from storage import repo
-from storage.models import Entry
+from storage.models import Entry, as_utc
 from storage.personal import find_users
 
 MIN_RATED = 2  # fewer rated practices than this get a kind note instead of a chart
@@ -83,7 +83,7 @@ def points_from(entries: list[Entry], rated: Rated) -> list[Point]:
         for before_name, after_name in rated.get(entry.dialog, []):
             before, after = entry.scores.get(before_name), entry.scores.get(after_name)
             if before is not None or after is not None:
-                points.append(Point(_utc(entry.started_at), before, after))
+                points.append(Point(as_utc(entry.started_at), before, after))
                 break
     return sorted(points, key=lambda p: p.at)
 
@@ -94,7 +94,7 @@ def practice_weeks(entries: list[Entry]) -> list[tuple[datetime, int]]:
         return []
     counts: Counter[datetime] = Counter()
     for entry in entries:
-        day = _utc(entry.started_at)
+        day = as_utc(entry.started_at)
         monday = (day - timedelta(days=day.weekday())).replace(
             hour=0, minute=0, second=0, microsecond=0
         )
@@ -105,10 +105,6 @@ def practice_weeks(entries: list[Entry]) -> list[tuple[datetime, int]]:
         out.append((week, counts.get(week, 0)))
         week += timedelta(days=7)
     return out
-
-
-def _utc(moment: datetime) -> datetime:
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def draw_chart(points: list[Point], weeks: list[tuple[datetime, int]], texts: ChartTexts) -> bytes:

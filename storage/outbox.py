@@ -256,7 +256,7 @@ async def bury(
 ) -> None:
     """Remember for a day that this person was forgotten at update `up_to_seq`."""
     key = _key(await _salt(unit), channel, external_id)
-    await unit.run(_TOMBSTONE_PRUNE, {"before": now - FORGOTTEN_FOR})
+    await prune_forgotten(unit, now=now)
     await unit.run(_TOMBSTONE_DROP, {"key": key})
     await unit.run(_TOMBSTONE_ADD, {"b_key": key, "b_up_to_seq": up_to_seq, "b_at": now})
 

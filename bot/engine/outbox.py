@@ -14,7 +14,7 @@ import json
 import logging
 import secrets
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -34,6 +34,7 @@ from bot.engine.events import (
 from storage import outbox as store
 from storage.crypto import Cipher
 from storage.db import Database, Step
+from storage.models import as_utc
 
 log = logging.getLogger(__name__)
 
@@ -194,9 +195,7 @@ class Outbox:
         force = force or self.exclusive or stored.owner == self.owner
         if not force:
             until = stored.lease_until
-            if until is not None and until.tzinfo is None:  # SQLite gives UTC back naive
-                until = until.replace(tzinfo=UTC)
-            lapsed = until is not None and until < now
+            lapsed = until is not None and as_utc(until) < now
             force = not lapsed and not await store.owner_alive(unit, stored.owner)
         return await store.claim(
             unit, stored=stored, owner=self.owner, now=now, lease=self.lease, force=force

@@ -21,7 +21,7 @@ from bot.reminders.schedule import EVERY_DAY, WEEKDAYS, WEEKENDS, format_hhmm, l
 from bot.reminders.texts import ReminderTexts
 from bot.reminders.zones import zone_from_location, zone_from_text
 from storage import repo
-from storage.models import ReminderSchedule
+from storage.models import ReminderSchedule, as_utc
 
 SETTINGS_DIALOG = "reminder_settings"
 REFLECTION_DIALOG = "reflection"
@@ -117,8 +117,8 @@ class ReminderTalk:
         for s in await self._schedules(turn):
             if not s.enabled:
                 continue  # (a pause of reminders that are off is not worth a line)
-            if s.paused_until and store.as_utc(s.paused_until) > turn.now:
-                paused_until = store.as_utc(s.paused_until)
+            if s.paused_until and as_utc(s.paused_until) > turn.now:
+                paused_until = as_utc(s.paused_until)
             days = self.days_words(turn, s.days)
             if s.kind == store.REFLECTION:
                 lines.append(self.t(turn, "line_reflection", time=s.local_time, days=days))
@@ -276,7 +276,7 @@ class ReminderTalk:
         top = turn.top
         if top is not None:
             replaceable = top.dialog in (*REMINDER_DIALOGS.values(), turn.engine.menu)
-            updated = store.as_utc(turn.row.updated_at)
+            updated = as_utc(turn.row.updated_at)
             if not replaceable and updated > turn.now - ACTIVE_WINDOW:
                 return  # they are busy with something else; no reminder on top of it
             # An unanswered reminder or an old, left conversation: set it aside (recorded

@@ -38,7 +38,7 @@ from bot.reminders.ratelimit import Clock, Limiter, SharedBucket, SystemClock, U
 from bot.reminders.schedule import next_occurrence, parse_hhmm, zone
 from bot.reminders.sender import Blocked, RetryLater, Sender
 from storage.db import Database
-from storage.models import ReminderDelivery, ReminderSchedule, User
+from storage.models import ReminderDelivery, ReminderSchedule, User, as_utc
 
 if TYPE_CHECKING:
     from bot.app import App
@@ -229,7 +229,7 @@ class Dispatcher:
             if self.db.is_postgres:
                 stale = stale.with_for_update(skip_locked=True, of=ReminderDelivery)
             for delivery, user in (await session.execute(stale)).all():
-                late = now - store.as_utc(delivery.due_utc) > self.config.late_after
+                late = now - as_utc(delivery.due_utc) > self.config.late_after
                 taken = await session.execute(
                     update(ReminderDelivery)
                     .where(
@@ -256,7 +256,7 @@ class Dispatcher:
                         delivery.id,
                         delivery.schedule_id,
                         delivery.kind,
-                        store.as_utc(delivery.due_utc),
+                        as_utc(delivery.due_utc),
                         delivery.attempts,
                         user,
                     )
@@ -278,16 +278,14 @@ class Dispatcher:
             for schedule, user in rows:
                 assert schedule.id is not None
                 assert schedule.next_due_utc is not None
-                due_at = store.as_utc(schedule.next_due_utc)
+                due_at = as_utc(schedule.next_due_utc)
                 late = now - due_at > self.config.late_after
                 following = next_occurrence(
                     now if late else due_at,
                     parse_hhmm(schedule.local_time),
                     zone(schedule.timezone),
                     days=schedule.days,
-                    paused_until=(
-                        store.as_utc(schedule.paused_until) if schedule.paused_until else None
-                    ),
+                    paused_until=(as_utc(schedule.paused_until) if schedule.paused_until else None),
                 )
                 moved = await session.execute(
                     update(ReminderSchedule)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 from sqlalchemy import String, cast, func, or_, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -16,7 +16,7 @@ from sqlmodel import col, select
 
 from bot.reminders.schedule import EVERY_DAY, format_hhmm, next_occurrence, parse_hhmm, zone
 from storage.db import Database
-from storage.models import ReminderSchedule, User, utcnow
+from storage.models import ReminderSchedule, User, as_utc, utcnow
 
 REFLECTION = "reflection"
 CHECKIN = "checkin"
@@ -221,11 +221,6 @@ async def disable_for_user(
         if user_id is not None:
             await disable_schedules(session, user_id=user_id, now=now)
             await session.commit()
-
-
-def as_utc(value: datetime) -> datetime:
-    """SQLite hands back naive datetimes; everything kindbot stores is UTC."""
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 # How SQLAlchemy writes a DateTime on SQLite (as UTC text, no offset); the dispatcher's
