@@ -37,9 +37,11 @@ from telegram.ext import ApplicationBuilder, ContextTypes, MessageHandler, filte
 from bot.app import App, open_app
 from bot.config import REPO_ROOT, Settings
 from bot.engine.events import Event, Message, Option, Output, Text, UserRef
+from bot.testing.botapi import TOKEN, BotAPI
+from bot.testing.harness import FakeRequest, harness
+from bot.testing.updates import Updates
 from storage import repo
 from storage.crypto import new_key
-from tests.telegram.fakes import TOKEN, BotAPI, FakeRequest, Updates, harness
 
 # One reframe, typed: start, thought, feeling, rating, "I see it", "Okay", friend, kind, rating.
 CYCLE = (

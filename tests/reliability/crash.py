@@ -47,11 +47,13 @@ from typing import Any, Literal
 from sqlmodel import col, select
 
 from bot.config import REPO_ROOT
+from bot.testing.botapi import TOKEN, BotAPI, Call
+from bot.testing.loopback import FakeBotServer, WebhookPusher
+from bot.testing.updates import Updates
 from storage import repo
 from storage.crypto import Cipher
 from storage.db import Database
 from storage.models import User
-from tests.telegram.fakes import TOKEN, BotAPI, Call, FakeBotServer, Updates, WebhookPusher
 
 CALLER = "_caller"  # the fake adds the caller's run number (from the URL path) to its params
 SETTLE = 0.3  # s since Telegram last accepted a message before a kill (see the docstring)

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from bot.config import Settings
+from bot.testing.botapi import TOKEN
 from tests.conftest import make_settings
-from tests.telegram.fakes import TOKEN
 
 
 @pytest.fixture

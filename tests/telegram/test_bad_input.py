@@ -7,7 +7,7 @@ import logging
 import pytest
 
 from bot.app import App
-from tests.telegram.fakes import Harness, harness
+from bot.testing.harness import Harness, harness
 from tests.telegram.helpers import find_user, position
 
 ANN = 101

@@ -10,7 +10,7 @@ from bot.app import App
 from bot.engine.events import Message
 from bot.telegram.errors import Delivery
 from bot.telegram.render import Renderer
-from tests.telegram.fakes import harness
+from bot.testing.harness import harness
 from tests.telegram.helpers import find_user
 
 ANN = 101

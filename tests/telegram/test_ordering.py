@@ -15,8 +15,9 @@ from telegram.ext import SimpleUpdateProcessor
 from bot.app import App, open_app
 from bot.engine.events import Event, Text, UserRef
 from bot.engine.outbox import Reply
+from bot.testing.botapi import TOKEN
+from bot.testing.harness import Harness, harness
 from tests.conftest import DIALOGS, make_settings
-from tests.telegram.fakes import TOKEN, Harness, harness
 
 PEOPLE = (11, 22, 33)
 EACH = 15

@@ -18,9 +18,10 @@ from bot.engine.events import Reminder, Text, UserRef
 from bot.telegram.errors import Delivery
 from bot.telegram.render import Renderer
 from bot.telegram.replies import ReplySender
+from bot.testing.botapi import BotAPI
+from bot.testing.harness import Harness, harness
 from storage.models import OutboxReply
 from tests.conftest import Clock
-from tests.telegram.fakes import BotAPI, Harness, harness
 
 ANN = 301
 

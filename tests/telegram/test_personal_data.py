@@ -8,7 +8,7 @@ from sqlalchemy import text
 from sqlmodel import SQLModel
 
 from bot.app import App
-from tests.telegram.fakes import Harness, harness
+from bot.testing.harness import Harness, harness
 from tests.telegram.helpers import entries, find_user
 
 ZOE = 4242

@@ -23,8 +23,11 @@ from bot.app import open_app
 from bot.telegram.application import build_application
 from bot.telegram.ordering import PerUserOrder
 from bot.telegram.polling import AnyApplication, Poller, PollingRefused
+from bot.testing.botapi import TOKEN, BotAPI
+from bot.testing.harness import FakeRequest
+from bot.testing.loopback import FakeBotServer
+from bot.testing.updates import Updates
 from tests.conftest import make_settings
-from tests.telegram.fakes import TOKEN, BotAPI, FakeBotServer, FakeRequest, Updates
 
 WAIT = 10.0  # seconds; generous, only reached when something is wrong
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from bot.app import App, open_app
 from bot.config import Settings
+from bot.testing.botapi import BotAPI
+from bot.testing.harness import harness
 from tests.conftest import Clock
-from tests.telegram.fakes import BotAPI, harness
 from tests.telegram.helpers import entries, position
 
 ANN = 101

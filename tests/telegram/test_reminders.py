@@ -6,8 +6,8 @@ from sqlmodel import col, select
 
 from bot.app import App
 from bot.reminders.store import set_schedule
+from bot.testing.harness import Harness, harness
 from storage.models import ReminderSchedule, User, utcnow
-from tests.telegram.fakes import Harness, harness
 from tests.telegram.helpers import find_user
 
 MIA = 5151

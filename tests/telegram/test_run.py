@@ -24,10 +24,12 @@ from sqlalchemy import update
 from bot.app import open_app
 from bot.config import Settings
 from bot.reminders.store import set_schedule
+from bot.testing.botapi import TOKEN
+from bot.testing.loopback import FakeBotServer
+from bot.testing.updates import Updates
 from storage import repo
 from storage.crypto import new_key
 from storage.models import ReminderSchedule, utcnow
-from tests.telegram.fakes import TOKEN, FakeBotServer, Updates
 from tests.telegram.test_webhook import SECRET, free_port
 
 STARTUP = 30.0  # seconds; generous for a loaded machine, normally ~2

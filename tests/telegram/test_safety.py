@@ -6,8 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from bot.app import open_app
+from bot.testing.botapi import TOKEN
+from bot.testing.harness import harness
 from tests.conftest import Clock, make_settings
-from tests.telegram.fakes import TOKEN, harness
 from tests.telegram.helpers import position
 
 ANN = 101

@@ -18,7 +18,9 @@ from bot.app import App
 from bot.telegram.handlers import UPDATES
 from bot.telegram.polling import AnyApplication
 from bot.telegram.webhook import SECRET_HEADER, WebhookServer
-from tests.telegram.fakes import BotAPI, FakeRequest, Updates, harness
+from bot.testing.botapi import BotAPI
+from bot.testing.harness import FakeRequest, harness
+from bot.testing.updates import Updates
 from tests.telegram.test_polling import WAIT, Gated, gated_application, until
 
 SECRET = "s3cret-Token_1"

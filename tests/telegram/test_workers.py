@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from bot.app import open_app
+from bot.testing.botapi import TOKEN, BotAPI
+from bot.testing.harness import harness
 from tests.conftest import Clock, fresh_pg_schema, make_settings
-from tests.telegram.fakes import TOKEN, BotAPI, harness
 from tests.telegram.helpers import entries, position
 
 pytestmark = pytest.mark.postgres
