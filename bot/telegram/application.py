@@ -41,6 +41,7 @@ from bot.telegram.ordering import PerUserOrder
 from bot.telegram.polling import Poller, PollingRefused
 from bot.telegram.render import Renderer
 from bot.telegram.replies import ReplySender
+from bot.telegram.transport import LeanRequest
 from bot.telegram.webhook import WebhookServer
 
 log = logging.getLogger(__name__)
@@ -114,10 +115,9 @@ def build_application(
     if settings.telegram_api_url:
         root = settings.telegram_api_url.rstrip("/")
         builder = builder.base_url(f"{root}/bot").base_file_url(f"{root}/file/bot")
-    if request is not None:
-        builder = builder.request(request)
-    if updates_request is not None:
-        builder = builder.get_updates_request(updates_request)
+    # The lean request class: PTB's stock one was most of a worker's CPU (bot/telegram/transport.py)
+    builder = builder.request(request or LeanRequest(pool_size=256))
+    builder = builder.get_updates_request(updates_request or LeanRequest(pool_size=1))
     application = builder.build()
     renderer = Renderer(application.bot, delivery or Delivery(), sleep=sleep)
     handlers = Handlers(app, renderer)

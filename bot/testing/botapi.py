@@ -193,7 +193,9 @@ class BotAPI:
             return any(self.confirmed <= u["update_id"] < offset for u in self.updates)
 
     def _get_updates(self, params: dict[str, Any]) -> list[dict[str, Any]]:
+        """Everything from the offset on, at most `limit` (Telegram's default and most: 100)."""
         offset = int(params.get("offset") or 0)
+        limit = min(int(params.get("limit") or 100), 100)
         deadline = time.monotonic() + min(float(params.get("timeout") or 0), 0.5)
         with self._lock:
             self.confirmed = max(self.confirmed, offset)
@@ -201,5 +203,5 @@ class BotAPI:
                 ready = [u for u in self.updates if u["update_id"] >= self.confirmed]
                 left = deadline - time.monotonic()
                 if ready or left <= 0:
-                    return ready
+                    return ready[:limit]
                 self._lock.wait(left)
