@@ -65,14 +65,16 @@ class LeanRequest(BaseRequest):
         write_timeout: float | None = 5.0,
         connect_timeout: float | None = 5.0,
         pool_timeout: float | None = 1.0,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
+        """`tls`: the context for https (default: certifi's roots, as httpx uses)."""
         self._read_timeout = read_timeout
         self._write_timeout = write_timeout
         self._connect_timeout = connect_timeout
         self._pool_timeout = pool_timeout
         self._slots = asyncio.Semaphore(pool_size)
         self._idle: dict[tuple[str, int, bool], list[_Connection]] = {}
-        self._ssl: ssl.SSLContext | None = None
+        self._ssl = tls
         # The stock request class, for what this one does not do (see the module docstring).
         self._fallback = HTTPXRequest(
             connection_pool_size=pool_size,
@@ -175,7 +177,7 @@ class LeanRequest(BaseRequest):
             connection.close()
         host, port, tls = key
         if tls and self._ssl is None:
-            self._ssl = httpx.create_ssl_context()  # certifi's roots, as HTTPXRequest uses
+            self._ssl = httpx.create_ssl_context()
         try:
             async with asyncio.timeout(within):
                 reader, writer = await asyncio.open_connection(

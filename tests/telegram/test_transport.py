@@ -4,12 +4,21 @@ scripted HTTP server for what Telegram's front end may do (close, chunk, stall).
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
+import ssl
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 from telegram import Bot
 from telegram.error import Forbidden, NetworkError, RetryAfter, TimedOut
 
@@ -89,8 +98,8 @@ async def scripted(*replies: Reply) -> AsyncIterator[Scripted]:
 
 
 @asynccontextmanager
-async def lean(**options: float | None) -> AsyncIterator[LeanRequest]:
-    request = LeanRequest(**options)  # type: ignore[arg-type]
+async def lean(**options: Any) -> AsyncIterator[LeanRequest]:
+    request = LeanRequest(**options)
     async with request:
         yield request
 
@@ -192,3 +201,57 @@ async def test_the_pool_limits_requests_at_once() -> None:
         results = await asyncio.gather(first, second)
     assert results == [(200, OK), (200, OK)]
     assert server.connections == 1  # one at a time, on the same connection
+
+
+def self_signed(folder: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 and its key, as PEM files."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(days=1))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_file, key_file = folder / "cert.pem", folder / "key.pem"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_file, key_file
+
+
+async def test_https_checks_the_certificate(tmp_path: Path) -> None:
+    cert, key = self_signed(tmp_path)
+    server_side = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_side.load_cert_chain(cert, key)
+    server = Scripted([lambda b: answer(), lambda b: answer()])
+    listening = await asyncio.start_server(server.handle, "127.0.0.1", 0, ssl=server_side)
+    port = listening.sockets[0].getsockname()[1]
+    url = f"https://127.0.0.1:{port}/bot{TOKEN}/getMe"
+    try:
+        trusting = ssl.create_default_context(cafile=str(cert))
+        async with lean(tls=trusting) as request:
+            assert await request.do_request(url, "POST") == (200, OK)
+            assert await request.do_request(url, "POST") == (200, OK)
+        assert server.connections == 1
+        async with lean() as request:  # certifi's roots do not know this certificate
+            with pytest.raises(NetworkError):
+                await request.do_request(url, "POST")
+    finally:
+        listening.close()
+        await listening.wait_closed()
