@@ -5,7 +5,8 @@ httpcore, anyio and h11: some three thousand Python calls a request), which made
 largest part of a kindbot worker's CPU per update (bench/http.py). A Bot API call is one small
 POST with a JSON answer, so this layer does only that: a JSON body on a kept-alive connection,
 the status line and headers read, the body by Content-Length (or chunked), on asyncio streams.
-About twenty times less CPU a call on loopback.
+Measured through PTB's `post` on loopback: ~0.14 ms of CPU a call against ~1.5 ms; kindbot's
+CPU per update over HTTP halved (bench/http.py: 3.6 ms to 1.8 ms on SQLite).
 
 What it leaves to `HTTPXRequest`, which it holds as a fallback: uploads (multipart, i.e.
 charts and exports: rare, and large next to the overhead) and every request when a proxy is
