@@ -23,6 +23,7 @@ what is measured is the bot, its database and its HTTP.
 
 Run: .venv/bin/python -m bench.http [--updates N] [--rounds R] [--people P] [--quick]
      [--profile DIR]  (each bot under cProfile; DIR/<bot>.prof for pstats)
+     [--stock]  (a third bot: kindbot on PTB's stock HTTPXRequest, the lean layer's before)
 """
 
 from __future__ import annotations
@@ -142,6 +143,7 @@ class Bot:
     database_url: str | None = None
     profile: Path | None = None
     api: BotAPI = field(default_factory=BotAPI)
+    extra_env: dict[str, str] = field(default_factory=dict)
     port: int = 0
     process: subprocess.Popen[bytes] | None = None
 
@@ -156,7 +158,11 @@ class Bot:
 
     def environment(self, api_url: str) -> dict[str, str]:
         drop = ("TELEGRAM_", "WEBHOOK_", "REMINDER_", "DATABASE_URL", "DATA_DIR", "SEMANTIC_")
-        env = {k: v for k, v in os.environ.items() if not k.startswith(drop)}
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(drop) and not k.lower().endswith("_proxy")
+        }
         env.update(
             PYTHONPATH=str(REPO_ROOT),
             DATA_DIR=str(self.folder / "data"),
@@ -168,6 +174,7 @@ class Bot:
         )
         if self.database_url:
             env["DATABASE_URL"] = self.database_url
+        env.update(self.extra_env)
         if self.webhook:
             env.update(
                 WEBHOOK_URL=f"http://127.0.0.1:{self.port}/hook",
@@ -354,6 +361,7 @@ class Comparison:
     label: str
     echo: list[float] = field(default_factory=list)
     kindbot: list[float] = field(default_factory=list)
+    stock: list[float] = field(default_factory=list)  # kindbot on PTB's stock request class
     calls: float = 0.0
 
     def show(self, target: float | None) -> None:
@@ -365,6 +373,14 @@ class Comparison:
             f"ratio {statistics.median(ratios):5.2f}x   ({wanted}rounds "
             f"{min(ratios):.2f}-{max(ratios):.2f}; {self.calls:.1f} Bot API calls per update)"
         )
+        if self.stock:
+            stock = [k / e for k, e in zip(self.stock, self.echo, strict=True)]
+            before = statistics.median(self.stock)
+            print(
+                f"  {'':<26} kindbot on PTB's stock HTTPXRequest {before:6.0f} µs   "
+                f"ratio {statistics.median(stock):5.2f}x   (the lean request layer's gain: "
+                f"{before / statistics.median(self.kindbot):.2f}x)"
+            )
 
 
 def compare(
@@ -388,20 +404,41 @@ def compare(
         profile=args.profile,
     )
     result = Comparison(label)
-    with echo_bot.running(), kind_bot.running():
+    with ExitStack() as stack:
+        stack.enter_context(echo_bot.running())
+        stack.enter_context(kind_bot.running())
         echo, kind = People(echo_bot, args.people), People(kind_bot, args.people)
-        try:
-            echo.onboard()
-            kind.onboard()
-            calls = len(kind_bot.api.calls)
-            for _ in range(args.rounds):
-                result.echo.append(cpu_per_update(echo, args.updates))
-                result.kindbot.append(cpu_per_update(kind, args.updates))
-            measured = kind.step - len(CYCLE)
-            result.calls = (len(kind_bot.api.calls) - calls) / (measured * len(kind.ids))
-        finally:
-            echo.close()
-            kind.close()
+        stack.callback(echo.close)
+        stack.callback(kind.close)
+        stock: People | None = None
+        if args.stock:
+            # LeanRequest hands every request to PTB's HTTPXRequest when a proxy is configured
+            # (transport.py); NO_PROXY keeps httpx itself off the (absent) proxy for loopback.
+            stock_bot = Bot(
+                f"kindbot-stock-{db}-{mode}",
+                True,
+                webhook,
+                folder / f"kindbot-stock-{db}-{mode}",
+                database_url=database_url,
+                profile=args.profile,
+                extra_env={"HTTP_PROXY": "http://127.0.0.1:9", "NO_PROXY": "127.0.0.1"},
+            )
+            if database_url:
+                stock_bot.database_url = stack.enter_context(fresh_pg_database(args.postgres))
+            stack.enter_context(stock_bot.running())
+            stock = People(stock_bot, args.people)
+            stack.callback(stock.close)
+            stock.onboard()
+        echo.onboard()
+        kind.onboard()
+        calls = len(kind_bot.api.calls)
+        for _ in range(args.rounds):
+            result.echo.append(cpu_per_update(echo, args.updates))
+            result.kindbot.append(cpu_per_update(kind, args.updates))
+            if stock is not None:
+                result.stock.append(cpu_per_update(stock, args.updates))
+        measured = kind.step - len(CYCLE)
+        result.calls = (len(kind_bot.api.calls) - calls) / (measured * len(kind.ids))
     return result
 
 
@@ -470,6 +507,9 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="tiny sizes (the smoke test)")
     parser.add_argument("--postgres", default=os.environ.get("KINDBOT_TEST_POSTGRES_URL"))
     parser.add_argument("--profile", type=Path, help="run each bot under cProfile, into DIR")
+    parser.add_argument(
+        "--stock", action="store_true", help="also kindbot on PTB's stock request class"
+    )
     parser.add_argument(
         "--only", choices=("polling", "webhook", "throughput"), action="append", help="a part"
     )

@@ -13,8 +13,8 @@ from bot.config import REPO_ROOT
 
 SMALL = {
     "bench.engine": ["--steps", "20", "--rounds", "1"],
-    # two people, one round of 4 updates per bot, each way; PostgreSQL parts if configured
-    "bench.http": ["--quick"],
+    # two people, one round of 4 updates per bot, each way (and kindbot on the stock request)
+    "bench.http": ["--quick", "--stock"],
     "bench.updates": [
         "--updates", "18", "--rounds", "1", "--people", "3", "--cycles", "1",
         "--latency", "0.001", "--throughput-runs", "1",
