@@ -21,7 +21,6 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import Final
 
 from prometheus_client import (
-    CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
     GCCollector,
@@ -30,15 +29,13 @@ from prometheus_client import (
     PlatformCollector,
     ProcessCollector,
     disable_created_metrics,
-    generate_latest,
 )
+from prometheus_client.exposition import choose_encoder
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from storage import health
 from storage.db import Database
-
-__all__ = ["CONTENT_TYPE_LATEST"]
 
 # The label sets. Adding a value is a code change, never something a message can do.
 SOURCES: Final = ("polling", "webhook")
@@ -259,9 +256,12 @@ async def refresh(db: Database) -> bool:
     return True
 
 
-def exposition() -> bytes:
-    """The current metrics in Prometheus' text format (`CONTENT_TYPE_LATEST`)."""
-    return generate_latest(_current.registry)
+def exposition(accept: str = "") -> tuple[bytes, str]:
+    """The current metrics and their content type, in the format the scraper's `Accept`
+    header asks for: Prometheus' text format 0.0.4 unless it asks for a newer one or for
+    OpenMetrics (prometheus_client's own choice, as in its own HTTP handlers)."""
+    encode, content_type = choose_encoder(accept)
+    return encode(_current.registry), content_type
 
 
 def _version() -> str:

@@ -12,11 +12,11 @@ Neither endpoint is logged: a probe every few seconds would bury the lines that 
 
 from __future__ import annotations
 
+import socket
 from typing import Any
 
 import tornado.web
 from tornado.httpserver import HTTPServer
-from tornado.netutil import bind_sockets
 
 from bot import metrics
 from storage.db import Database
@@ -50,8 +50,9 @@ class HealthHandler(Endpoint):
 class MetricsHandler(Endpoint):
     async def get(self) -> None:
         await metrics.refresh(self.db)  # the backlog and database_up gauges, read now
-        self.set_header("Content-Type", metrics.CONTENT_TYPE_LATEST)
-        self.finish(metrics.exposition())
+        body, content_type = metrics.exposition(self.request.headers.get("Accept", ""))
+        self.set_header("Content-Type", content_type)
+        self.finish(body)
 
 
 def routes(db: Database) -> list[tuple[str, type[Endpoint], dict[str, Any]]]:
@@ -84,12 +85,16 @@ class MonitoringServer:
         """Listen; an OSError (the port is taken, the address unknown) goes to the caller."""
         if self._server is not None:
             raise RuntimeError("the monitoring server was started already")
+        # socket.create_server closes the socket when binding fails (tornado's
+        # bind_sockets leaves it to the garbage collector), and sets SO_REUSEADDR.
+        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+        sock = socket.create_server((self.host, self._port), family=family)
+        sock.setblocking(False)
         web = tornado.web.Application(routes(self.db), log_function=quiet)
         server = HTTPServer(web, idle_connection_timeout=60)
-        sockets = bind_sockets(self._port, address=self.host)
-        server.add_sockets(sockets)
+        server.add_sockets([sock])
         self._server = server
-        self._port = int(sockets[0].getsockname()[1])
+        self._port = int(sock.getsockname()[1])
 
     async def stop(self) -> None:
         server, self._server = self._server, None
