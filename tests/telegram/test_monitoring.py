@@ -4,11 +4,13 @@ carries what a person wrote or who they are."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import socket
+import sqlite3
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, closing
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
@@ -155,16 +157,22 @@ async def test_no_label_carries_words_or_a_user_id(app: App) -> None:
 
 
 # -- the database gone -------------------------------------------------------------------------
+def drop_tables(path: Path) -> None:
+    with closing(sqlite3.connect(path, isolation_level=None)) as conn:
+        conn.execute("PRAGMA foreign_keys=OFF")
+        names = conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
+        for (name,) in names:
+            conn.execute(f'DROP TABLE "{name}"')
+
+
 @asynccontextmanager
 async def sqlite_app(tmp_path: Path, clock: Clock) -> AsyncIterator[tuple[App, Any]]:
     settings = make_settings(tmp_path, telegram_bot_token=TOKEN, semantic_screen=False)
 
     async def lose() -> None:
-        # The file is deleted under the running bot and its connections closed: the next
-        # one opens an empty database without kindbot's tables.
-        for name in ("kindbot.db", "kindbot.db-wal", "kindbot.db-shm"):
-            (tmp_path / "data" / name).unlink(missing_ok=True)
-        await app.db.engine.dispose()
+        # kindbot's tables dropped by another connection to the file, as PostgreSQL's schema
+        # below: SQLite still opens the file, and nothing of kindbot is in it.
+        await asyncio.to_thread(drop_tables, tmp_path / "data" / "kindbot.db")
 
     async with open_app(settings, clock=clock) as app:
         yield app, lose
@@ -315,3 +323,20 @@ def test_kindbot_run_in_polling_mode_answers_healthz(tmp_path: Path) -> None:
     assert samples['kindbot_updates_total{outcome="handled",source="polling"}'] == 1
     assert samples['kindbot_info{database="sqlite",mode="polling",version="0.1.0"}'] == 1
     assert health.json() == {"status": "ok"}
+
+
+@pytest.mark.parametrize("kind", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+async def test_a_failed_step_and_crisis_help_without_the_database_are_counted(
+    kind: str, tmp_path: Path, clock: Clock
+) -> None:
+    opened = sqlite_app if kind == "sqlite" else postgres_app
+    async with opened(tmp_path, clock) as (app, lose), harness(app) as h:
+        await h.say(7, "/start")
+        await lose()
+        help_given = await h.say(7, "i want to die")
+    assert help_given  # crisis help from memory, though the step could not run
+    samples = scraped(metrics.exposition()[0].decode())
+    assert samples['kindbot_steps_total{outcome="failed"}'] == 1
+    assert samples['kindbot_steps_total{outcome="ok"}'] == 1
+    assert samples['kindbot_crisis_events_total{level="crisis"}'] == 1
+    assert samples['kindbot_screen_verdicts_total{level="crisis"}'] == 1
