@@ -10,6 +10,9 @@ running or finished behind an unfinished one come back; they are known by id and
 handled twice. The price of confirming in order: while one update is slow, only the 100 from
 the offset on can be fetched, and new ones are looked for every `idle` seconds rather than by
 a long poll (Telegram answers at once while any update is unconfirmed).
+
+Every update started here is counted once it ends, in `kindbot_updates_total{source="polling"}`
+(updates fetched again while unconfirmed are not counted again).
 """
 
 from __future__ import annotations

@@ -66,6 +66,11 @@ def scraped(body: str) -> dict[str, float]:
     return samples
 
 
+def info(database: str, mode: str) -> str:
+    """The `kindbot_info` sample's key in `scraped`."""
+    return f'kindbot_info{{database="{database}",mode="{mode}",version="{version("kindbot")}"}}'
+
+
 def labels_of_kindbot(body: str) -> Iterator[tuple[str, str]]:
     for family in text_string_to_metric_families(body):
         if family.name.startswith("kindbot"):
@@ -321,7 +326,7 @@ def test_kindbot_run_in_polling_mode_answers_healthz(tmp_path: Path) -> None:
             assert stop(process) == 0
     assert health.status_code == 200
     assert samples['kindbot_updates_total{outcome="handled",source="polling"}'] == 1
-    assert samples['kindbot_info{database="sqlite",mode="polling",version="0.1.0"}'] == 1
+    assert samples[info("sqlite", "polling")] == 1
     assert health.json() == {"status": "ok"}
 
 
@@ -340,3 +345,35 @@ async def test_a_failed_step_and_crisis_help_without_the_database_are_counted(
     assert samples['kindbot_steps_total{outcome="ok"}'] == 1
     assert samples['kindbot_crisis_events_total{level="crisis"}'] == 1
     assert samples['kindbot_screen_verdicts_total{level="crisis"}'] == 1
+
+
+def test_kindbot_run_with_a_webhook_answers_them_on_the_webhook_port(tmp_path: Path) -> None:
+    (tmp_path / "key").write_text(new_key())  # read by `environment`
+    port = free_port()
+    with FakeBotServer() as fake:
+        env = environment(
+            tmp_path,
+            TELEGRAM_BOT_TOKEN=TOKEN,
+            TELEGRAM_API_URL=fake.url,
+            WEBHOOK_URL="https://bot.example.org/kindbot/hook",
+            WEBHOOK_LISTEN="127.0.0.1",
+            WEBHOOK_PORT=str(port),
+            WEBHOOK_SECRET=SECRET,
+            SEMANTIC_SCREEN="false",
+        )
+        with kindbot_run(tmp_path, env) as process:
+            fake.api.wait_for(lambda: bool(fake.api.sent("setWebhook")), 30)
+            with httpx.Client(base_url=f"http://127.0.0.1:{port}", trust_env=False) as client:
+                fake.api.wait_for(lambda: _answers(client, "/healthz"))  # setWebhook came first
+                health = client.get("/healthz")
+                samples = scraped(client.get("/metrics").text)
+            assert stop(process) == 0
+    assert health.status_code == 200
+    assert samples[info("sqlite", "webhook")] == 1
+
+
+def _answers(client: httpx.Client, path: str) -> bool:
+    try:
+        return client.get(path).status_code == 200
+    except httpx.TransportError:
+        return False
