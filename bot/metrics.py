@@ -46,7 +46,7 @@ CRISIS_LEVELS: Final = ("crisis", "check", "concern", "sos")
 SCREEN_VERDICTS: Final = ("none", "crisis", "check", "concern")
 REMINDER_FAILURES: Final = ("blocked", "rate_limited", "send_failed", "engine")
 DATABASES: Final = ("sqlite", "postgresql")
-MODES: Final = ("polling", "webhook", "console")
+MODES: Final = ("polling", "webhook")
 OTHER: Final = "other"
 
 # How long a scrape or a health check waits for the database before calling it down.
@@ -225,9 +225,10 @@ def update_error() -> None:
 
 
 def step(outcome: str, seconds: float) -> None:
-    """One engine step for an update: "ok" (a new reply), "resumed" (a redelivered update
-    whose reply was partly unsent), "empty" (nothing to send: an update already answered, or
-    one that asks for no reply) or "failed" (the person got an apology or offline help)."""
+    """One engine step for an update: "ok" (a reply to send: a new one, or that of a
+    redelivered update none of which was sent yet), "resumed" (a redelivered update whose
+    reply was partly sent), "empty" (nothing to send: an update already answered, or one
+    that asks for no reply) or "failed" (the person got an apology or offline help)."""
     _current.steps.inc(outcome)
     _current.step_seconds.observe(seconds)
 

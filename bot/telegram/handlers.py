@@ -316,7 +316,8 @@ class Handlers:
 def step_outcome(reply: Reply) -> str:
     """How a step that did not fail ended, as its reply tells: "resumed" when a redelivered
     update finds part of its reply sent already; "empty" with nothing to send (an update
-    answered before, or one that asks for no reply, such as a harmless edit); else "ok"."""
+    answered before, or one that asks for no reply, such as a harmless edit); else "ok" (a
+    redelivery whose reply is wholly unsent looks like a new reply from here)."""
     if reply.start > 0:
         return "resumed"
     return "ok" if reply.outputs else "empty"

@@ -31,7 +31,7 @@ from tests.conftest import Clock, fresh_pg_schema, make_settings
 from tests.telegram.fakes import TOKEN, FakeBotServer, Updates, harness
 from tests.telegram.test_polling import WAIT, polling, until
 from tests.telegram.test_run import environment, kindbot_run, stop
-from tests.telegram.test_webhook import SECRET, free_port, post, serving
+from tests.telegram.test_webhook import SECRET, free_port, gated, post, serving
 
 # What a person writes and who they are: neither may appear anywhere in a scrape.
 WORDS = "zebracorn-marmalade-thought"
@@ -114,6 +114,44 @@ async def test_refused_duplicate_and_unreadable_posts_are_counted(app: App) -> N
     assert after['kindbot_updates_total{outcome="handled",source="webhook"}'] == 2
     assert after['kindbot_steps_total{outcome="ok"}'] == 1
     assert after['kindbot_steps_total{outcome="empty"}'] == 1  # answered before: nothing again
+
+
+def count(name: str, **labels: str) -> float | None:
+    """One sample of the current metrics, read through the registry."""
+    return metrics.current().registry.get_sample_value(name, labels)
+
+
+async def test_telegram_sending_again_while_an_update_runs_is_a_duplicate() -> None:
+    update = Updates().text(7, "slow to answer")
+    async with gated() as (handler, _, client):
+        handler.hold(update)
+        first = asyncio.create_task(post(client, update))
+        await until(lambda: update["update_id"] in handler.started)
+        again = asyncio.create_task(post(client, update))  # Telegram's retry
+        await until(lambda: count("kindbot_updates_total", **WEBHOOK_DUPLICATE) == 1)
+        assert count("kindbot_updates_total", source="webhook", outcome="handled") == 0
+        handler.release(update)
+        assert list(await asyncio.gather(first, again)) == [200, 200]
+    assert count("kindbot_updates_total", source="webhook", outcome="handled") == 1
+
+
+WEBHOOK_DUPLICATE = {"source": "webhook", "outcome": "duplicate"}
+
+
+async def test_a_reply_telegram_did_not_take_is_the_outbox_backlog(app: App) -> None:
+    async with harness(app) as h, serving(h.application, monitoring=app.db) as (_, client):
+        update = h.updates.text(7, "/start")
+        h.api.fail("network:sendMessage", "network", times=50)
+        assert await post(client, update) == 200
+        stuck = scraped((await client.get("/metrics")).text)
+        h.api.failures.clear()
+        assert await post(client, update) == 200  # Telegram again: the reply goes out now
+        cleared = scraped((await client.get("/metrics")).text)
+    assert stuck["kindbot_outbox_backlog"] == 1
+    assert cleared["kindbot_outbox_backlog"] == 0
+    assert len(h.api.texts(7)) >= 3
+    assert stuck['kindbot_steps_total{outcome="ok"}'] == 1
+    assert cleared["kindbot_update_errors_total"] == 1  # the send failed in the handler
 
 
 async def test_the_endpoints_leave_the_webhook_path_and_its_secret_alone(app: App) -> None:
