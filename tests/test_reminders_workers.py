@@ -92,7 +92,7 @@ async def test_two_dispatchers_send_each_occurrence_once(
                 app.db,
                 app.engine,
                 sender,
-                config=DispatcherConfig(rate_limit=0, batch_size=15, per_chat_seconds=0),
+                config=DispatcherConfig(rate_limit=0, batch_size=15),
                 clock=DispatchClock(clock),
                 owner=name,
             )
