@@ -5,7 +5,7 @@ Telegram's limits (Bot API FAQ): about 30 messages a second overall, about one a
 one chat (short bursts pass), 20 a minute in a group. Every message — a reply, a reminder, the
 one line a group gets — takes a slot here before it goes:
 
-- overall, `OVERALL`: 28 a second with a burst of 3, so never more than 30 in any second;
+- overall, `OVERALL`: 27 a second with a burst of 4, so never more than 30 in any second;
 - per private chat, `PRIVATE_CHAT`: one a second with a burst of 4, so the few messages one
   step says go at once and a conversation never waits on the limit;
 - per group (negative chat ids), `GROUP`: 20 a minute, no burst.
@@ -51,10 +51,11 @@ class Rate:
         return (self.burst - 1) * self.interval
 
 
-OVERALL = Rate(28.0, burst=3)
+OVERALL = Rate(27.0, burst=4)
 PRIVATE_CHAT = Rate(1.0, burst=4)
 GROUP = Rate(20 / 60, burst=1)
 RECENT = 1.0  # seconds of urgent sends reported to the shared bucket
+EPSILON = 1e-6  # seconds: sums of intervals are not exact in floating point
 
 
 class Timer(Protocol):
@@ -115,10 +116,10 @@ class SendBudget:
                 everyone = self._all - self.overall.tolerance
                 if not urgent:
                     everyone = max(everyone, self._background_until)
-                    if self._urgent_waiting and everyone <= now:
+                    if self._urgent_waiting and everyone <= now + EPSILON:
                         everyone = now + self.overall.interval  # after the waiting replies
                 at = max(now, mine, everyone)
-                if at <= now:
+                if at <= now + EPSILON:
                     self._count(chat_id, rate, now, urgent)
                     return
                 if urgent and not counted and everyone > now:
