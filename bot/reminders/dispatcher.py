@@ -36,11 +36,10 @@ from bot.reminders.sender import Blocked, RetryLater, Sender
 from storage import reminders as rows
 from storage.db import Database
 from storage.models import User, as_utc
-from storage.reminders import CLAIMED, FAILED, SENT, SKIPPED
+from storage.reminders import FAILED, SENT, SKIPPED
 
 log = logging.getLogger(__name__)
 
-__all__ = ["CLAIMED", "FAILED", "SENT", "SKIPPED", "Claim", "Dispatcher", "DispatcherConfig"]
 DUE_CHECK_EVERY = timedelta(hours=1)
 
 
