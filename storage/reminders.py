@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import String, cast, delete, func, or_, update
+from sqlalchemy import String, Update, cast, delete, func, or_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
@@ -269,17 +269,20 @@ async def add_delivery(
     return inserted
 
 
+def _owned(delivery_id: int, owner: str) -> Update:
+    """An UPDATE of the delivery, if `owner` still holds it."""
+    return update(ReminderDelivery).where(
+        col(ReminderDelivery.id) == delivery_id, col(ReminderDelivery.lease_owner) == owner
+    )
+
+
 async def stretch_lease(
     session: AsyncSession, *, delivery_id: int, owner: str, until: datetime
 ) -> bool:
     """Keep `owner`'s claim until `until`; False if the claim is no longer theirs."""
     result = await session.execute(
-        update(ReminderDelivery)
-        .where(
-            col(ReminderDelivery.id) == delivery_id,
-            col(ReminderDelivery.lease_owner) == owner,
-            col(ReminderDelivery.status) == CLAIMED,
-        )
+        _owned(delivery_id, owner)
+        .where(col(ReminderDelivery.status) == CLAIMED)
         .values(lease_expires_at=until)
     )
     return _rowcount(result) == 1
@@ -297,12 +300,7 @@ async def finish(
 ) -> bool:
     """Record how `owner`'s delivery ended and let go of it; False if it was not theirs."""
     result = await session.execute(
-        update(ReminderDelivery)
-        .where(
-            col(ReminderDelivery.id) == delivery_id,
-            col(ReminderDelivery.lease_owner) == owner,
-        )
-        .values(
+        _owned(delivery_id, owner).values(
             status=status,
             attempts=attempts,
             error=error,
