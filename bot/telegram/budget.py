@@ -105,7 +105,7 @@ class SendBudget:
         """Wait until a message to `chat_id` may go, and count it. `urgent` (a reply to a
         person) goes before every background send waiting for the overall limit."""
         rate = self._rate(chat_id)
-        counted = False
+        waiting = False  # counted in `_urgent_waiting`: the overall limit is what holds us
         try:
             while True:
                 now = self.timer.monotonic()
@@ -122,13 +122,14 @@ class SendBudget:
                 if at <= now + EPSILON:
                     self._count(chat_id, rate, now, urgent)
                     return
-                if urgent and not counted and everyone > now:
-                    counted = True
-                    self._urgent_waiting += 1
+                held_by_all = urgent and everyone >= mine and everyone > now + EPSILON
+                if held_by_all != waiting:
+                    self._urgent_waiting += 1 if held_by_all else -1
+                    waiting = held_by_all
                 self.waited += at - now
                 await self.timer.sleep(at - now)
         finally:
-            if counted:
+            if waiting:
                 self._urgent_waiting -= 1
 
     def hold(self, chat_id: int, seconds: float) -> None:
