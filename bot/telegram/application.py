@@ -36,11 +36,11 @@ from bot.config import Settings
 from bot.engine.catalog import Catalog
 from bot.monitoring import MonitoringServer
 from bot.reminders.dispatcher import start_dispatcher
-from bot.reminders.telegram_sender import TelegramSender
 from bot.telegram.errors import Delivery
 from bot.telegram.handlers import Handlers, routes
 from bot.telegram.ordering import PerUserOrder
 from bot.telegram.polling import Poller, PollingRefused
+from bot.telegram.reminder_sender import TelegramSender
 from bot.telegram.render import Renderer
 from bot.telegram.replies import ReplySender
 from bot.telegram.webhook import WebhookServer
@@ -192,8 +192,15 @@ async def serve(settings: Settings, *, stop: asyncio.Event | None = None) -> Non
         try:
             await register_commands(application.bot, app.catalog, app.engine.commands)
             await application.start()
-            reminders = start_dispatcher(app, TelegramSender(application.bot), settings)
             replies = sender_of(application)
+            budget = replies.renderer.delivery.budget  # one budget: replies first
+            reminders = start_dispatcher(
+                app.db,
+                app.engine,
+                TelegramSender(application.bot, budget),
+                settings,
+                spent_elsewhere=budget.recent_urgent,
+            )
             # Replies a previous process left unsent go out before any update is fetched (a
             # redelivered update then finds its reply sent). A poller is Telegram's only
             # consumer of this bot's updates, and SQLite serves one process: everything
