@@ -16,9 +16,6 @@ ORMS = ("sqlalchemy", "sqlmodel")
 ALLOWED = {
     "engine/runner.py": "the step's session (`Turn.session`) and the retry on a DBAPIError",
     "engine/outbox.py": "the connection that holds the outbox owner's advisory lock",
-    "reminders/dispatcher.py": "reminder claiming and leases, until they move to storage/",
-    "reminders/ratelimit.py": "the shared rate bucket, until it moves to storage/",
-    "reminders/store.py": "reminder schedules' queries, until they move to storage/",
 }
 
 
