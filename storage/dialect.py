@@ -6,8 +6,6 @@ from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import Insert
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 
@@ -20,5 +18,10 @@ def insert_or_ignore(
 ) -> Insert:
     """INSERT … ON CONFLICT (`unique`) DO NOTHING in the session's dialect: a row another
     worker (or an earlier attempt) already wrote is left as it is, without an error."""
-    insert = pg_insert if is_postgres(session) else sqlite_insert
-    return insert(table).values(**values).on_conflict_do_nothing(index_elements=list(unique))
+    if is_postgres(session):  # imported here: a SQLite worker never loads the dialect
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert(table).values(**values).on_conflict_do_nothing(index_elements=list(unique))
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert(table).values(**values).on_conflict_do_nothing(index_elements=list(unique))

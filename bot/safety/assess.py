@@ -25,10 +25,13 @@ from collections import OrderedDict, deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from bot import metrics
 from bot.safety.screen import Screen, ScreenResult
-from bot.safety.semantic import SemanticScreen
+
+if TYPE_CHECKING:  # the model's module (and numpy) loads only with the model
+    from bot.safety.semantic import SemanticScreen
 
 log = logging.getLogger(__name__)
 

@@ -51,7 +51,6 @@ from bot.safety.helplines import (
     resolve_country,
 )
 from bot.safety.screen import PATTERN_FILE, Screen, ScreenResult, load_screen
-from bot.safety.semantic import EXAMPLES, ExamplesInvalid, ModelUnavailable, load_semantic
 from storage import repo
 
 log = logging.getLogger(__name__)
@@ -184,12 +183,14 @@ def load_safety(
     default: str = "en",
     default_country: str | None = None,
     semantic: bool = True,
-    examples: Path = EXAMPLES,
+    examples: Path | None = None,
 ) -> Safety:
     """Patterns, helplines and (unless `semantic` is off) the semantic model.
 
     If the model cannot load, the screen runs on patterns only and says so loudly, on
-    standard error and in the log: it never starts silently weaker."""
+    standard error and in the log: it never starts silently weaker. The model's module (and
+    numpy) is imported only when it is loaded. `examples`: its folder (default: the shipped
+    one)."""
     errors, safety = _load(root, default=default)
     if errors or safety is None:
         raise DialogsInvalid(errors)
@@ -197,8 +198,10 @@ def load_safety(
     if not semantic:
         safety.semantic_problem = "turned off by the operator (SEMANTIC_SCREEN=false)"
     else:
+        from bot.safety.semantic import EXAMPLES, ExamplesInvalid, ModelUnavailable, load_semantic
+
         try:
-            safety.assessor.semantic = load_semantic(examples)
+            safety.assessor.semantic = load_semantic(examples or EXAMPLES)
         except (ModelUnavailable, ExamplesInvalid, OSError) as exc:
             safety.semantic_problem = str(exc)
     if safety.semantic_problem:
