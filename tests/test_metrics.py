@@ -2,19 +2,12 @@
 
 from __future__ import annotations
 
-from prometheus_client.parser import text_string_to_metric_families
-
 from bot import metrics
+from tests.telegram.test_monitoring import scraped
 
 
 def samples() -> dict[str, float]:
-    body = metrics.exposition()[0].decode()
-    found: dict[str, float] = {}
-    for family in text_string_to_metric_families(body):
-        for sample in family.samples:
-            labels = ",".join(f'{k}="{v}"' for k, v in sorted(sample.labels.items()))
-            found[f"{sample.name}{{{labels}}}" if labels else sample.name] = sample.value
-    return found
+    return scraped(metrics.exposition()[0].decode())
 
 
 def test_a_label_value_outside_its_set_is_counted_as_other() -> None:
