@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.engine.catalog import Catalog
 from bot.engine.events import Document, Later, Output
-from bot.engine.runner import Turn
+from bot.engine.turn import Turn
 from bot.offload import DatabaseSource
 from storage.crypto import Cipher
 from storage.personal import dump_person, find_users

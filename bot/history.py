@@ -13,8 +13,10 @@ from typing import Any
 
 from sqlmodel import col, select
 
-from bot.engine.runner import Action, Frame, Turn
+from bot.engine.feature import Action
+from bot.engine.frame import Frame
 from bot.engine.schema import DialogSpec
+from bot.engine.turn import Turn
 from storage import repo
 from storage.models import Entry
 

@@ -29,7 +29,7 @@ from typing import Any, TypeVar
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.engine.events import Output, UserRef
-from bot.engine.runner import Producer
+from bot.engine.feature import Producer
 from storage.crypto import Cipher
 from storage.db import Database
 

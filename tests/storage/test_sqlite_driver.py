@@ -13,7 +13,7 @@ from sqlmodel import select
 
 from bot.app import App
 from bot.engine.events import Text, UserRef
-from bot.engine.runner import Turn
+from bot.engine.turn import Turn
 from storage import repo, sqlite_driver
 from storage.models import Entry, Meta
 
