@@ -58,8 +58,8 @@ class Engine(Router):
     def install(self, features: Sequence[Feature]) -> None:
         """Register `features` in the order given: their screens, interceptors and fallbacks
         run in that order (screens before every interceptor). A name two features claim
-        (an action, a command, a preparer, a producer, a reminder kind, the location
-        handler) is refused, so no feature silently replaces another's."""
+        (an action, a command, a preparer, a producer, a reminder kind, a dialog's params,
+        the location handler) is refused, so no feature silently replaces another's."""
         for feature in features:
             for table, added in (
                 (self.actions, feature.actions),
@@ -67,17 +67,13 @@ class Engine(Router):
                 (self.preparers, feature.preparers),
                 (self.producers, feature.producers),
                 (self.reminders, feature.reminders),
+                (self.dialog_params, {k: dict(v) for k, v in feature.dialog_params.items()}),
             ):
                 _add(table, added, feature.name)
             if feature.location is not None:
                 if self.on_location is not None:
                     raise ValueError(f"{feature.name}: a second location handler")
                 self.on_location = feature.location
-            _add(
-                self.dialog_params,
-                {k: dict(v) for k, v in feature.dialog_params.items()},
-                feature.name,
-            )
             self.screens.extend(feature.screens)
             self.interceptors.extend(feature.interceptors)
             self.fallbacks.extend(feature.fallbacks)

@@ -1,8 +1,8 @@
 """The crisis pause and everything around it, plugged into the engine as one `Feature`.
 
 - a preparer screens every free-text message before its step, in a worker thread, with the
-  person's last few messages (`assess.py`: patterns and the semantic model); an interceptor
-  acts on the verdict before any dialog sees the text; on a match the
+  person's last few messages (`assess.py`: patterns and the semantic model); the feature's
+  screen acts on the verdict before any interceptor or dialog sees the text; on a match the
   `crisis` dialog is pushed on top of wherever the person was (its first message names their
   country's helpline and emergency number), and "I'm safe" returns them to that exact step;
 - `/sos` opens the same pause on request, `/help` adds the contacts, `/country XX` chooses
