@@ -7,6 +7,10 @@ hooks that run in a sequence (screens, interceptors, fallbacks) run in the table
 and two features claiming one name (an action, a command) is an error, not a silent
 override. Screens run before every interceptor whatever the order, so the crisis screen
 sees a message before any feature can take it as an answer.
+
+A `Feature` is a value, not a base class to inherit: a feature with state of its own
+(safety's loaded patterns and helplines, the reminders' texts) builds its hooks as closures
+or bound methods over that state, and the engine sees one shape from every feature.
 """
 
 from __future__ import annotations
