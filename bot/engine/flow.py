@@ -3,9 +3,9 @@
 `Flow` holds the rules every dialog move follows (the dialogs, the actions they name, the
 onboarding, menu and resume dialogs) and the moves themselves: answer the current question,
 enter the state just reached (running through states that wait for nothing), carry on after
-a called dialog ends, open a dialog on request. Features move a conversation only through
-these (`turn.engine.answer`, `.enter`, `.jump`, `.open_dialog`), so every move counts a
-step and shows its prompt the same way.
+a called dialog ends, open a dialog on request. Features move a conversation through these
+(`turn.engine.answer`, `.jump`, `.open_dialog`) and the turn's own `start_dialog`, `resume`
+and `stop_all`, so every move counts a step and shows its prompt the same way.
 """
 
 from __future__ import annotations
