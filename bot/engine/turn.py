@@ -9,11 +9,11 @@ resumes, finishes and stops dialogs, and hands over to the flow to show what com
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.engine.catalog import Locale
+from bot.engine.catalog import Catalog, Locale
 from bot.engine.events import DialogEnded, Message, Option, Output, Scale, UserRef
 from bot.engine.frame import Frame
 from bot.engine.machine import DialogMachine
@@ -25,8 +25,26 @@ from storage.crypto import Cipher
 from storage.db import Step
 from storage.models import Conversation, User
 
-if TYPE_CHECKING:
-    from bot.engine.flow import Flow
+
+class Moves(Protocol):
+    """The flow as a turn and the features see it through `turn.engine`: the dialog rules
+    they read and the moves they may make. `bot.engine.flow.Flow` is the implementation;
+    the turn names only this, so it never imports the flow that drives it."""
+
+    catalog: Catalog
+    onboarding: str
+    menu: str
+    dialog_params: dict[str, dict[str, Any]]
+
+    async def enter(self, turn: Turn) -> None: ...
+
+    async def carry_on(self, turn: Turn) -> None: ...
+
+    async def answer(self, turn: Turn, value: str | int) -> None: ...
+
+    async def jump(self, turn: Turn, frame: Frame, state: str) -> None: ...
+
+    async def open_dialog(self, turn: Turn, dialog: str) -> None: ...
 
 
 class Turn:
@@ -34,7 +52,7 @@ class Turn:
 
     def __init__(
         self,
-        engine: Flow,
+        engine: Moves,
         cipher: Cipher,
         unit: Step,
         user: User,
