@@ -20,7 +20,7 @@ from storage.crypto import Cipher, MalformedKeyError, new_key, pending_key_file
 from storage.db import Database
 from storage.files import write_private
 from storage.models import utcnow
-from storage.personal import erase_person, find_users
+from storage.personal import dump_person, erase_person, find_users
 from storage.rotation import KeyState, RotationReport, key_state, rotate_database
 
 log = logging.getLogger("kindbot")
@@ -170,7 +170,7 @@ async def _find_person(app: App, args: argparse.Namespace) -> int | None:
 
 def cmd_export(args: argparse.Namespace) -> int:
     """Write everything stored about one person (JSON, or their entries as CSV)."""
-    from bot.export import export_person, to_csv, to_json
+    from bot.export import export_document, to_csv, to_json
 
     settings = _settings()
 
@@ -180,9 +180,8 @@ def cmd_export(args: argparse.Namespace) -> int:
             if user_id is None:
                 return None
             async with app.db.session() as session:
-                document = await export_person(
-                    session, user_id=user_id, cipher=app.db.cipher, now=utcnow()
-                )
+                person = await dump_person(session, user_id=user_id, cipher=app.db.cipher)
+            document = export_document(person, now=utcnow())
             return to_csv(document, app.catalog) if args.format == "csv" else to_json(document)
 
     data = asyncio.run(run())

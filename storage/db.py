@@ -28,7 +28,7 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.sql import Executable
 
-from storage import sqlite_driver
+from storage import sqlite
 from storage.crypto import Cipher, WrongKeyError
 from storage.direct import Direct, Row
 from storage.files import private_file
@@ -40,16 +40,12 @@ KEY_CHECK_PLAINTEXT = "kindbot key check"
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    # With the one-trip driver statements try the event loop first and must never wait
-    # there for a lock: busy timeout 0, and the driver waits on its thread instead.
-    on_loop = sqlite_driver.uses_loop(dbapi_connection)
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute(f"PRAGMA busy_timeout={0 if on_loop else sqlite_driver.BUSY_TIMEOUT_MS}")
-    if on_loop:  # the driver checkpoints on its thread (no disk sync on the loop)
-        cursor.execute("PRAGMA wal_autocheckpoint=0")
+    # off the loop (aiosqlite's thread); see storage/sqlite.py for statements on it
+    cursor.execute(f"PRAGMA busy_timeout={sqlite.BUSY_TIMEOUT_MS}")
     cursor.close()
 
 
@@ -60,21 +56,16 @@ def _private_file(path: Path) -> None:
     private_file(path)
 
 
-def sqlite_engine_options(driver: str) -> dict[str, Any]:
-    """Cheaper SQLite round trips (each one is a trip to aiosqlite's thread).
+def sqlite_engine_options(connections: sqlite.Connections) -> dict[str, Any]:
+    """Fewer SQLite round trips (each one is a trip to aiosqlite's thread).
 
-    - One thread trip per statement (storage/sqlite_driver.py) instead of four.
+    - Connections kindbot opens itself (storage/sqlite.py), so a step's own statements can
+      run on the loop's thread.
     - No rollback when a connection goes back to the pool: SQLAlchemy's Session and
       Connection already roll back any transaction they leave open when closed, and the
       pool's extra rollback after every commit was one more trip per event for nothing.
     """
-    options: dict[str, Any] = {"pool_reset_on_return": None}
-    module = sqlite_driver.dbapi() if driver == "aiosqlite" else None
-    if module is not None:
-        options["module"] = module
-        # statements run on the loop's thread too (see storage/sqlite_driver.py)
-        options["connect_args"] = {"check_same_thread": False}
-    return options
+    return {"pool_reset_on_return": None, "async_creator": connections.create}
 
 
 def alembic_config(connection: Connection | None = None) -> Config:
@@ -155,6 +146,8 @@ class Step:
             await self.direct.commit()
         else:
             await self.conn.commit()
+            if self.direct is not None:
+                await self.direct.committed()
 
     async def close(self) -> None:
         """End the step: whatever was not committed is rolled back."""
@@ -169,8 +162,11 @@ class Step:
 class Database:
     """One async engine and its sessions, plus the cipher for free text."""
 
-    def __init__(self, engine: AsyncEngine, cipher: Cipher) -> None:
+    def __init__(
+        self, engine: AsyncEngine, cipher: Cipher, connections: sqlite.Connections | None = None
+    ) -> None:
         self.engine = engine
+        self.connections = connections or sqlite.Connections()
         self.cipher = cipher
         self.sessions = async_sessionmaker(engine, expire_on_commit=False)
         self.is_postgres = engine.dialect.name == "postgresql"
@@ -190,17 +186,20 @@ class Database:
         """
         parsed = _parse_url(url)
         kwargs: dict[str, Any] = {}
+        connections = sqlite.Connections()
         if parsed.get_backend_name() == "sqlite":
             if parsed.database and parsed.database != ":memory:":
                 _private_file(Path(parsed.database))
                 _sqlite_opens(parsed, _sqlite_uri(Path(parsed.database), "rw"))
-            kwargs.update(sqlite_engine_options(parsed.get_driver_name()))
+            if parsed.get_driver_name() == "aiosqlite":
+                kwargs.update(sqlite_engine_options(connections))
         elif schema:
             kwargs["connect_args"] = {"server_settings": {"search_path": schema}}
         engine = _create_engine(parsed, **kwargs)
         if engine.dialect.name == "sqlite":
+            connections.args = engine.dialect.create_connect_args(parsed)
             event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
-        db = cls(engine, cipher)
+        db = cls(engine, cipher, connections)
         try:
             await reach(engine, parsed)
             if migrate:
@@ -253,12 +252,11 @@ class Database:
         """A `Step`; rolled back unless committed.
 
         On SQLite one step at a time in this process: SQLite serializes writers anyway,
-        and its statements run on the event loop (storage/sqlite_driver.py), so a step
-        rarely yields while it holds the lock and waiting here costs nothing, whereas
-        two steps interleaving would make the second meet SQLite's lock and wait on a
-        thread. Other processes on the same file still meet SQLite's own lock as before.
-        Since steps take turns, they share one connection, kept open (no pool checkout per
-        event), whose DBAPI connection runs the step's own statements directly.
+        so waiting here costs nothing, whereas two steps interleaving would make the second
+        meet SQLite's lock and wait for it there. Other processes on the same file still
+        meet SQLite's own lock. Since steps take turns, they share one connection, kept open
+        (no pool checkout per event), whose driver connection runs the step's own
+        statements (storage/direct.py).
         On PostgreSQL steps run side by side (row locks keep each person's in order), each on
         a pooled connection.
         """
@@ -285,10 +283,9 @@ class Database:
     async def _sqlite_step_connection(self) -> tuple[AsyncConnection, Direct | None]:
         if self._step_conn is None:
             conn = await self.engine.connect()
-            raw = (await conn.get_raw_connection()).dbapi_connection
-            direct = None
-            if getattr(raw, "one_trip", False):  # our driver (not another SQLAlchemy's)
-                direct = Direct(self.engine.dialect, raw)
+            driver = (await conn.get_raw_connection()).driver_connection
+            on_loop = self.connections.on_loop(driver)  # None: not opened by storage/sqlite.py
+            direct = None if on_loop is None else Direct(self.engine.dialect, on_loop)
             self._step_conn = (conn, direct)
         return self._step_conn
 

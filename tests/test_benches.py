@@ -12,6 +12,7 @@ import pytest
 from bot.config import REPO_ROOT
 
 SMALL = {
+    "bench.budget": ["--updates", "18", "--rounds", "1"],
     "bench.engine": ["--steps", "20", "--rounds", "1"],
     "bench.updates": [
         "--updates", "18", "--rounds", "1", "--people", "3", "--cycles", "1",

@@ -22,8 +22,9 @@ from bot.app import App, progress_feature
 from bot.console import Console
 from bot.engine.events import Image, Later, Message, Output
 from bot.engine.outbox import decode, encode
-from bot.offload import DatabaseSource, Offload
+from bot.offload import Offload
 from storage import repo
+from storage.source import DatabaseSource
 from tests.chat import Person
 from tests.conftest import Clock
 

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bot import metrics
 from bot.engine.catalog import LOCALE_FOLDER, Catalog, DialogsInvalid
 from bot.engine.events import Command, Event, Message, Output, Text, UserRef
 from bot.engine.feature import Feature
@@ -249,6 +250,7 @@ async def record_event(turn: Turn, *, category: str, level: str) -> None:
     """Note that it happened (never the words), for the person's history and counts."""
     where = turn.top
     log.info("safety event: category=%s level=%s", category, level)
+    metrics.crisis_event(level)  # counted even when nothing is stored: counts only
     if not turn.consented:
         return  # nothing is stored for someone who has not agreed to storage
     assert turn.user.id is not None
@@ -516,9 +518,12 @@ def safety_feature(safety: Safety, catalog: Catalog, *, checkin_params: dict[str
         command = _command_of(event)
         country = safety.remembered_country(ref)
         if found is not None:
+            metrics.crisis_event(found.level)
             params = safety.params_for(country, text, found.category, found.level)
             return [Message(text("offline_crisis", **params))]
         if command in ("sos", "help"):
+            if command == SOS:  # as online: /help shows the contacts, but is no event
+                metrics.crisis_event(SOS)
             params = safety.params_for(country, text, SOS, SOS)
             return [Message(text("offline_sos", **params))]
         return None

@@ -1,0 +1,24 @@
+"""What differs between SQLite and PostgreSQL in kindbot's SQL, written once."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Insert
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+
+def is_postgres(session: AsyncSession) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
+def insert_or_ignore(
+    session: AsyncSession, table: Any, values: dict[str, Any], *, unique: Sequence[str]
+) -> Insert:
+    """INSERT … ON CONFLICT (`unique`) DO NOTHING in the session's dialect: a row another
+    worker (or an earlier attempt) already wrote is left as it is, without an error."""
+    insert = pg_insert if is_postgres(session) else sqlite_insert
+    return insert(table).values(**values).on_conflict_do_nothing(index_elements=list(unique))
