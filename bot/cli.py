@@ -229,6 +229,40 @@ def cmd_forget(args: argparse.Namespace) -> int:
     return asyncio.run(run())
 
 
+def cmd_migrate(args: argparse.Namespace) -> int:
+    """Bring the database's schema to this version's (back it up first; stop kindbot)."""
+    from storage import schema
+    from storage.crypto import load_or_create_key
+    from storage.db import open_readonly
+
+    settings = _settings()
+    url = settings.resolved_database_url()
+
+    async def run() -> tuple[str | None, str | None]:
+        before = None
+        reader = await open_readonly(url)
+        if reader is not None:
+            try:
+                before = await schema.revision(reader)
+            finally:
+                await reader.dispose()
+        key = load_or_create_key(settings.encryption_key, settings.key_file)
+        db = await Database.open(url, Cipher.from_string(key), upgrade="always")
+        try:
+            return before, await schema.revision(db.engine)
+        finally:
+            await db.close()
+
+    before, after = asyncio.run(run())
+    if before == after:
+        print(f"kindbot: the database schema is current (revision {after})")
+    elif not before:
+        print(f"kindbot: created the database schema (revision {after})")
+    else:
+        print(f"kindbot: migrated the database schema from revision {before} to {after}")
+    return 0
+
+
 def cmd_doctor(args: argparse.Namespace) -> int:
     """Check settings, database, key, files, dialogs and helplines; change nothing."""
     from bot.doctor import examine
@@ -287,7 +321,7 @@ def cmd_rotate_key(args: argparse.Namespace) -> int:
 
     async def run() -> RotationReport:
         nonlocal started
-        db = await Database.open(settings.resolved_database_url(), Cipher(old), migrate=True)
+        db = await Database.open(settings.resolved_database_url(), Cipher(old), upgrade="if-new")
         try:
             started = True
             return await rotate_database(db, old=old, new=new)
@@ -412,6 +446,9 @@ def build_parser() -> argparse.ArgumentParser:
     forget.add_argument("--channel", choices=CHANNELS, help="needed if known on several")
     forget.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     forget.set_defaults(func=cmd_forget)
+
+    migrate = sub.add_parser("migrate", parents=[common], help=cmd_migrate.__doc__)
+    migrate.set_defaults(func=cmd_migrate)
 
     doctor = sub.add_parser("doctor", parents=[common], help=cmd_doctor.__doc__)
     doctor.set_defaults(func=cmd_doctor)

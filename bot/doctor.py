@@ -247,7 +247,7 @@ async def schema(db: ReadonlyDatabase) -> Finding:
     at = ", ".join(sorted(found))
     from alembic.script import ScriptDirectory
 
-    from storage.db import alembic_config
+    from storage.schema import alembic_config
 
     known = {s.revision for s in ScriptDirectory.from_config(alembic_config()).walk_revisions()}
     if found - known:

@@ -14,11 +14,14 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import event, select
-from sqlalchemy.engine import URL, Connection, make_url
-from sqlalchemy.exc import ArgumentError, InvalidRequestError, NoSuchModuleError
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import (
+    ArgumentError,
+    IntegrityError,
+    InvalidRequestError,
+    NoSuchModuleError,
+)
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
     AsyncEngine,
@@ -33,8 +36,9 @@ from storage.crypto import Cipher, WrongKeyError
 from storage.direct import Direct, Row
 from storage.files import private_file
 from storage.models import Meta
+from storage.schema import SchemaNotCurrent, Upgrade
+from storage.schema import ensure as ensure_schema
 
-MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 KEY_CHECK = "key_check"
 KEY_CHECK_PLAINTEXT = "kindbot key check"
 
@@ -66,14 +70,6 @@ def sqlite_engine_options(connections: sqlite.Connections) -> dict[str, Any]:
       pool's extra rollback after every commit was one more trip per event for nothing.
     """
     return {"pool_reset_on_return": None, "async_creator": connections.create}
-
-
-def alembic_config(connection: Connection | None = None) -> Config:
-    cfg = Config()
-    cfg.set_main_option("script_location", str(MIGRATIONS))
-    if connection is not None:
-        cfg.attributes["connection"] = connection
-    return cfg
 
 
 class Step:
@@ -177,12 +173,21 @@ class Database:
 
     @classmethod
     async def open(
-        cls, url: str, cipher: Cipher, *, schema: str | None = None, migrate: bool = True
+        cls,
+        url: str,
+        cipher: Cipher,
+        *,
+        schema: str | None = None,
+        upgrade: Upgrade | None = "always",
     ) -> Database:
-        """Connect, create the SQLite directory if needed, migrate, and check the key.
+        """Connect, create the SQLite directory if needed, see to the schema, check the key.
 
-        A database that cannot be reached or opened raises `DatabaseProblem` (one line, what
-        to check); a folder or file kindbot may not create raises the OSError, naming it.
+        `upgrade`: "always" migrates (`kindbot migrate`, tests); "if-new" creates the
+        schema in a database without one and otherwise only checks it is current
+        (storage/schema.py); None leaves it alone.
+        A database that cannot be reached or opened, or whose schema is not current with
+        "if-new", raises `DatabaseProblem` (one line, what to do); a folder or file kindbot
+        may not create raises the OSError, naming it.
         """
         parsed = _parse_url(url)
         kwargs: dict[str, Any] = {}
@@ -202,8 +207,11 @@ class Database:
         db = cls(engine, cipher, connections)
         try:
             await reach(engine, parsed)
-            if migrate:
-                await db.migrate()
+            if upgrade is not None:
+                try:
+                    await ensure_schema(engine, upgrade)
+                except SchemaNotCurrent as exc:
+                    raise DatabaseProblem(str(exc)) from None
             await db.check_key()
         except BaseException:
             await engine.dispose()
@@ -212,12 +220,7 @@ class Database:
 
     async def migrate(self) -> None:
         """Bring the schema to the newest Alembic revision."""
-
-        def upgrade(connection: Connection) -> None:
-            command.upgrade(alembic_config(connection), "head")
-
-        async with self.engine.begin() as conn:
-            await conn.run_sync(upgrade)
+        await ensure_schema(self.engine, "always")
 
     async def check_key(self) -> None:
         """Refuse to run with a key that cannot read this database (never silently)."""
@@ -225,8 +228,13 @@ class Database:
             row = await session.get(Meta, KEY_CHECK)
             if row is None:
                 session.add(Meta(key=KEY_CHECK, value=self.cipher.encrypt(KEY_CHECK_PLAINTEXT)))
-                await session.commit()
-                return
+                try:
+                    await session.commit()
+                    return
+                except IntegrityError:  # another worker starting at once wrote it first
+                    await session.rollback()
+                    row = await session.get(Meta, KEY_CHECK)
+                    assert row is not None
             try:
                 ok = self.cipher.decrypt(row.value) == KEY_CHECK_PLAINTEXT
             except WrongKeyError:
@@ -420,20 +428,6 @@ def _sqlite_opens(parsed: URL, uri: str) -> None:
         sqlite3.connect(uri, uri=True).close()
     except sqlite3.Error as exc:
         raise DatabaseProblem(describe_unreachable(parsed, exc)) from exc
-
-
-async def schema_revisions(engine: AsyncEngine) -> tuple[set[str], set[str]]:
-    """(the database's Alembic revisions, the code's heads), read without migrating."""
-    from alembic.runtime.migration import MigrationContext
-    from alembic.script import ScriptDirectory
-
-    def current(connection: Connection) -> set[str]:
-        return set(MigrationContext.configure(connection).get_current_heads())
-
-    async with engine.connect() as conn:
-        found = await conn.run_sync(current)
-    heads = set(ScriptDirectory.from_config(alembic_config()).get_heads())
-    return found, heads
 
 
 async def read_key_check(engine: AsyncEngine) -> str | None:

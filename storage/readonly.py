@@ -15,8 +15,9 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
-from storage.db import describe_unreachable, open_readonly, read_key_check, schema_revisions
+from storage.db import describe_unreachable, open_readonly, read_key_check
 from storage.models import OutboxReply
+from storage.schema import revisions as schema_revisions
 
 
 def shown_url(url: str) -> str | None:

@@ -28,7 +28,7 @@ class DatabaseSource:
     async def session(self) -> AsyncIterator[tuple[AsyncSession, Cipher]]:
         """A read session of the worker's own (opened and closed per job: jobs are rare)."""
         db = await Database.open(
-            self.url, Cipher.from_string(self.keys), schema=self.schema, migrate=False
+            self.url, Cipher.from_string(self.keys), schema=self.schema, upgrade=None
         )
         try:
             async with db.session() as session:

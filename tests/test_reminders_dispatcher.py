@@ -247,3 +247,21 @@ async def test_a_claim_taken_over_is_not_sent_by_its_old_owner(app: App, clock: 
     await slow._deliver(claim)  # the slow one wakes up at last
     assert [s.external_id for s in fast_sender.sent] == ["1"]
     assert slow_sender.sent == []
+
+
+async def test_sends_and_failures_reach_the_metrics(app: App, clock: Clock) -> None:
+    """What the dispatcher records (sent with its lag; failed by kind) is what /metrics shows."""
+    from bot import metrics
+    from tests.test_metrics import samples
+
+    metrics.reset()
+    await make_person(app, "1", now=clock.now)
+    await make_person(app, "2", now=clock.now)
+    sender = FakeSender(clock, script={"2": [Blocked()]})
+    clock.now = NINE_PM_BERLIN + timedelta(minutes=30)
+    await dispatcher(app, sender, clock).tick()
+    found = samples()
+    assert found["kindbot_reminders_sent_total"] == 1
+    assert found['kindbot_reminder_failures_total{kind="blocked"}'] == 1
+    assert found["kindbot_reminder_lag_seconds_count"] == 1
+    assert found["kindbot_reminder_lag_seconds_sum"] >= 30 * 60

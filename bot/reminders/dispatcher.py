@@ -26,6 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from bot import metrics
 from bot.config import Settings
 from bot.engine.events import Message, Reminder, UserRef
 from bot.engine.runner import Engine
@@ -444,11 +445,13 @@ class Dispatcher:
             log.warning("reminder %s: lease was lost before recording", claim.delivery_id)
         if status == SENT:
             self.stats.sent += 1
+            metrics.reminder_sent((now - as_utc(claim.due_utc)).total_seconds())
         elif status == SKIPPED:
             self.stats.skipped += 1
         else:
             self.stats.failed += 1
             self.stats.blocked += block
+            metrics.reminder_failed(error or "send_failed")
 
     async def _maybe_prune(self) -> None:
         """Once an hour, forget finished deliveries older than `keep_days`."""
