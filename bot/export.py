@@ -15,7 +15,7 @@ from typing import Any
 
 from bot.engine.catalog import Catalog
 from bot.engine.events import Document, Later, Output
-from bot.engine.runner import Turn
+from bot.engine.turn import Turn
 from storage.personal import dump_person, is_person
 from storage.source import DatabaseSource
 

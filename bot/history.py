@@ -11,8 +11,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from bot.engine.runner import Action, Frame, Turn
+from bot.engine.feature import Action
+from bot.engine.frame import Frame
 from bot.engine.schema import DialogSpec
+from bot.engine.turn import Turn
 from storage import repo
 from storage.models import Entry
 

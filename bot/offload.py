@@ -25,7 +25,7 @@ from concurrent.futures import BrokenExecutor, Executor, ProcessPoolExecutor
 from typing import Any, TypeVar
 
 from bot.engine.events import Output, UserRef
-from bot.engine.runner import Producer
+from bot.engine.feature import Producer
 from storage.source import DatabaseSource as DatabaseSource  # also bot.app's import
 
 T = TypeVar("T")

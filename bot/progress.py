@@ -22,8 +22,8 @@ from typing import Any
 
 from bot.engine.catalog import Catalog
 from bot.engine.events import Image, Later, Message, Output
-from bot.engine.runner import Turn
 from bot.engine.texts import fill
+from bot.engine.turn import Turn
 from storage import repo
 from storage.models import Entry, as_utc
 from storage.personal import is_person

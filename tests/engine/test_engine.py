@@ -11,7 +11,7 @@ from bot.app import App
 from bot.config import REPO_ROOT
 from bot.engine.events import ChoiceMade, Message, Scale, Text, UserRef
 from bot.engine.machine import Position
-from bot.engine.runner import clean_text, parse_scale
+from bot.engine.parsing import clean_text, parse_scale
 from bot.engine.schema import Condition
 from bot.engine.texts import fill, pick
 
@@ -111,7 +111,7 @@ async def test_an_internal_error_is_answered_gently(
     async def broken(*args: object, **kwargs: object) -> None:
         raise ValueError("I forgot my keys, the person wrote")
 
-    monkeypatch.setattr(app.engine, "_dispatch", broken)
+    monkeypatch.setattr(app.engine, "dispatch", broken)
     outputs = await app.engine.handle(UserRef("console", "x"), Text("I forgot my keys"))
     assert next(o.text for o in outputs if isinstance(o, Message)).startswith("Sorry")
     assert "forgot my keys" not in caplog.text

@@ -12,7 +12,7 @@ from sqlalchemy import text, update
 
 from bot.app import App
 from bot.engine.events import Text, UserRef
-from bot.engine.runner import Turn
+from bot.engine.turn import Turn
 from storage import repo
 
 ME = UserRef("console", "direct")
