@@ -134,17 +134,23 @@ async def main(steps: int, rounds: int) -> None:
             bare_runs: list[tuple[float, float]] = []
             core_runs: list[tuple[float, float]] = []
             storage_runs: list[tuple[float, float]] = []
-            interceptors = list(app.engine.interceptors)
+            screens, interceptors = list(app.engine.screens), list(app.engine.interceptors)
+            preparers = dict(app.engine.preparers)
             await storage_steps(200)
             for _ in range(rounds):
                 bare_runs.append(await bare_steps(steps))
                 storage_runs.append(await storage_steps(steps))
                 engine_runs.append(await engine_steps(steps))
                 # the dialog step alone: without the screens that look at every message
-                # first (the crisis screen, reminder-time input), to show what each costs
+                # first (the crisis screen and its model's preparer, reminder-time input),
+                # to show what each costs
+                app.engine.screens.clear()
                 app.engine.interceptors.clear()
+                app.engine.preparers.clear()
                 core_runs.append(await engine_steps(steps))
+                app.engine.screens.extend(screens)
                 app.engine.interceptors.extend(interceptors)
+                app.engine.preparers.update(preparers)
     for index, what in ((0, "wall"), (1, "cpu")):
         engine = statistics.median(r[index] for r in engine_runs) * 1e6
         bare = statistics.median(r[index] for r in bare_runs) * 1e6

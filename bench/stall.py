@@ -39,9 +39,10 @@ from bench.updates import fresh_app
 from bot.app import App
 from bot.engine.events import Document, Image, Later, Message, Output, Text, UserRef
 from bot.export import EXPORT, make_export
-from bot.offload import DatabaseSource, Make, in_worker
+from bot.offload import Make, in_worker
 from bot.progress import CHART, make_chart
 from storage import repo
+from storage.source import DatabaseSource
 
 TARGET_MS = 50.0
 ONBOARDING = ("/start", "1", "Skip", "Nothing right now")  # consent, no country, no reminders

@@ -12,12 +12,14 @@ from pythonjsonlogger.json import JsonFormatter
 
 from bot.config import Settings
 from bot.engine.catalog import Catalog
-from bot.engine.runner import CORE_ACTIONS, Action, CommandHandler, Engine, Producer
-from bot.offload import DatabaseSource, Offload
+from bot.engine.core import CORE
+from bot.engine.feature import Feature
+from bot.engine.runner import Engine
+from bot.offload import DatabaseSource, Offload, producer
 from bot.reminders.actions import ACTION_NAMES as REMINDER_ACTIONS
-from bot.reminders.actions import install as install_reminders
+from bot.reminders.actions import reminders_feature
 from bot.reminders.texts import ReminderTexts
-from bot.safety import SAFETY_ACTIONS, Safety, install, load_safety
+from bot.safety import SAFETY_ACTIONS, Safety, load_safety, safety_feature
 from storage.crypto import Cipher, load_or_create_key
 from storage.db import Database
 from storage.models import utcnow
@@ -69,32 +71,63 @@ def load_catalog(settings: Settings) -> Catalog:
     )
 
 
-def all_actions() -> dict[str, Action]:
+def known_actions() -> set[str]:
+    """Every action a dialog may name, known without building the features (which load
+    models and texts), so `kindbot dialogs check` validates dialogs on its own."""
     from bot.forget import FORGET_ACTIONS
     from bot.history import HISTORY_ACTIONS
 
-    return {**CORE_ACTIONS, **HISTORY_ACTIONS, **FORGET_ACTIONS}
+    return {*CORE.actions, *HISTORY_ACTIONS, *FORGET_ACTIONS, *SAFETY_ACTIONS, *REMINDER_ACTIONS}
 
 
-def known_actions() -> set[str]:
-    return set(all_actions()) | SAFETY_ACTIONS | REMINDER_ACTIONS
+def features(
+    settings: Settings,
+    catalog: Catalog,
+    safety: Safety,
+    reminder_texts: ReminderTexts,
+    offload: Offload,
+) -> list[Feature]:
+    """Every feature, in the order its hooks run (`Engine.install`).
+
+    Safety comes first, and stays first: its crisis screen reads every message (and every
+    command's words, edit and caption) before any other feature or dialog may act on it,
+    and its interceptors and offline fallback come before everyone else's.
+    """
+    from bot.forget import FORGET_ACTIONS
+    from bot.history import HISTORY_ACTIONS
+
+    thresholds = {"high": settings.high_distress_threshold, "low": settings.low_distress_threshold}
+    return [
+        safety_feature(safety, catalog, checkin_params=thresholds),
+        CORE,
+        Feature("history", actions=HISTORY_ACTIONS, gives_way=frozenset({"history"})),
+        Feature("forget", actions=FORGET_ACTIONS),
+        progress_feature(offload),
+        export_feature(offload),
+        reminders_feature(texts=reminder_texts, default_timezone=settings.default_timezone),
+    ]
 
 
-def all_commands() -> dict[str, CommandHandler]:
-    """Slash commands answered by code rather than by a dialog."""
-    from bot.export import send_export
-    from bot.progress import show_progress
+def progress_feature(offload: Offload) -> Feature:
+    """/progress: answered in the step, its chart drawn after it in the offload worker."""
+    from bot.progress import CHART, make_chart, show_progress
 
-    return {"progress": show_progress, "export": send_export}
+    return Feature(
+        "progress",
+        commands={"progress": show_progress},
+        producers={CHART: producer(offload, make_chart)},
+    )
 
 
-def all_producers(offload: Offload) -> dict[str, Producer]:
-    """What makes each kind of `Later` output (charts, exports), after the step commits."""
-    from bot.export import EXPORT, make_export
-    from bot.offload import producer
-    from bot.progress import CHART, make_chart
+def export_feature(offload: Offload) -> Feature:
+    """/export: answered in the step, the file made after it in the offload worker."""
+    from bot.export import EXPORT, make_export, send_export
 
-    return {CHART: producer(offload, make_chart), EXPORT: producer(offload, make_export)}
+    return Feature(
+        "export",
+        commands={"export": send_export},
+        producers={EXPORT: producer(offload, make_export)},
+    )
 
 
 @asynccontextmanager
@@ -112,23 +145,11 @@ async def open_app(
     reminder_texts = ReminderTexts.load(settings.dialogs_dir, default=settings.default_locale)
     key = load_or_create_key(settings.encryption_key, settings.key_file)
     url = settings.resolved_database_url()
-    db = await Database.open(url, Cipher.from_string(key), schema=schema)
+    db = await Database.open(url, Cipher.from_string(key), schema=schema, upgrade="if-new")
     offload = Offload(DatabaseSource(url, key, schema))
     try:
         engine = Engine(catalog, db, clock=clock, max_text_chars=settings.max_text_chars)
-        engine.actions.update(all_actions())
-        engine.commands.update(all_commands())
-        engine.producers.update(all_producers(offload))
-        engine.gives_way.add("history")
-        install(
-            engine,
-            safety,
-            checkin_params={
-                "high": settings.high_distress_threshold,
-                "low": settings.low_distress_threshold,
-            },
-        )
-        install_reminders(engine, texts=reminder_texts, default_timezone=settings.default_timezone)
+        engine.install(features(settings, catalog, safety, reminder_texts, offload))
         yield App(settings, db, catalog, engine, safety)
     finally:
         offload.close()

@@ -20,7 +20,7 @@ from storage.crypto import Cipher, MalformedKeyError, new_key, pending_key_file
 from storage.db import Database
 from storage.files import write_private
 from storage.models import utcnow
-from storage.personal import erase_person, find_users
+from storage.personal import dump_person, erase_person, find_users
 from storage.rotation import KeyState, RotationReport, key_state, rotate_database
 
 log = logging.getLogger("kindbot")
@@ -170,7 +170,7 @@ async def _find_person(app: App, args: argparse.Namespace) -> int | None:
 
 def cmd_export(args: argparse.Namespace) -> int:
     """Write everything stored about one person (JSON, or their entries as CSV)."""
-    from bot.export import export_person, to_csv, to_json
+    from bot.export import export_document, to_csv, to_json
 
     settings = _settings()
 
@@ -180,9 +180,8 @@ def cmd_export(args: argparse.Namespace) -> int:
             if user_id is None:
                 return None
             async with app.db.session() as session:
-                document = await export_person(
-                    session, user_id=user_id, cipher=app.db.cipher, now=utcnow()
-                )
+                person = await dump_person(session, user_id=user_id, cipher=app.db.cipher)
+            document = export_document(person, now=utcnow())
             return to_csv(document, app.catalog) if args.format == "csv" else to_json(document)
 
     data = asyncio.run(run())
@@ -228,6 +227,40 @@ def cmd_forget(args: argparse.Namespace) -> int:
             return 0
 
     return asyncio.run(run())
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    """Bring the database's schema to this version's (back it up first; stop kindbot)."""
+    from storage import schema
+    from storage.crypto import load_or_create_key
+    from storage.db import open_readonly
+
+    settings = _settings()
+    url = settings.resolved_database_url()
+
+    async def run() -> tuple[str | None, str | None]:
+        before = None
+        reader = await open_readonly(url)
+        if reader is not None:
+            try:
+                before = await schema.revision(reader)
+            finally:
+                await reader.dispose()
+        key = load_or_create_key(settings.encryption_key, settings.key_file)
+        db = await Database.open(url, Cipher.from_string(key), upgrade="always")
+        try:
+            return before, await schema.revision(db.engine)
+        finally:
+            await db.close()
+
+    before, after = asyncio.run(run())
+    if before == after:
+        print(f"kindbot: the database schema is current (revision {after})")
+    elif not before:
+        print(f"kindbot: created the database schema (revision {after})")
+    else:
+        print(f"kindbot: migrated the database schema from revision {before} to {after}")
+    return 0
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
@@ -288,7 +321,7 @@ def cmd_rotate_key(args: argparse.Namespace) -> int:
 
     async def run() -> RotationReport:
         nonlocal started
-        db = await Database.open(settings.resolved_database_url(), Cipher(old), migrate=True)
+        db = await Database.open(settings.resolved_database_url(), Cipher(old), upgrade="if-new")
         try:
             started = True
             return await rotate_database(db, old=old, new=new)
@@ -413,6 +446,9 @@ def build_parser() -> argparse.ArgumentParser:
     forget.add_argument("--channel", choices=CHANNELS, help="needed if known on several")
     forget.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     forget.set_defaults(func=cmd_forget)
+
+    migrate = sub.add_parser("migrate", parents=[common], help=cmd_migrate.__doc__)
+    migrate.set_defaults(func=cmd_migrate)
 
     doctor = sub.add_parser("doctor", parents=[common], help=cmd_doctor.__doc__)
     doctor.set_defaults(func=cmd_doctor)

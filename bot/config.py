@@ -51,6 +51,10 @@ class Settings(BaseSettings):
     webhook_port: int = Field(default=8443, ge=1, le=65535)
     webhook_secret: SecretStr | None = None
     telegram_max_concurrent: int = Field(default=256, ge=1, le=100_000)
+    # /healthz and /metrics (bot/monitoring.py). With a webhook they are served by the
+    # webhook server; in polling mode by a small server on this address (port 0: none).
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = Field(default=9464, ge=0, le=65535)
 
     default_timezone: str = "UTC"
     reminder_rate_limit: float = Field(default=25.0, ge=0)

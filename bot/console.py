@@ -24,7 +24,8 @@ from bot.engine.events import (
     Text,
     UserRef,
 )
-from bot.engine.runner import Engine, match_choice
+from bot.engine.parsing import match_choice
+from bot.engine.runner import Engine
 from storage.files import private_dir, write_private
 
 

@@ -11,26 +11,15 @@ import datetime as dt
 import getpass
 import os
 from dataclasses import dataclass
-from pathlib import Path
 from urllib.parse import urlsplit
-
-from sqlalchemy import func, inspect, select
-from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from bot.config import Settings
 from bot.reminders import store
 from storage.crypto import Cipher, WrongKeyError, pending_key_file
-from storage.db import (
-    DatabaseProblem,
-    describe_unreachable,
-    key_reads,
-    open_readonly,
-    read_key_check,
-    schema_revisions,
-)
+from storage.db import DatabaseProblem, key_reads
 from storage.files import mode_of, too_open
-from storage.models import OutboxReply, ReminderSchedule, utcnow
+from storage.models import ReminderSchedule, utcnow
+from storage.readonly import ReadonlyDatabase, shown_url, sqlite_files
 
 HELPLINE_MAX_AGE_DAYS = 365  # as `kindbot helplines`
 
@@ -66,10 +55,7 @@ async def examine(settings: Settings) -> list[Finding]:
 
 
 def _shown(url: str) -> str:
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:
-        return "DATABASE_URL (not a URL)"
+    return shown_url(url) or "DATABASE_URL (not a URL)"
 
 
 def _user() -> str:
@@ -232,27 +218,27 @@ async def database(settings: Settings, keys: list[str] | None) -> list[Finding]:
     """Reachable, schema current (not migrated), the key reads it, its files, its due times."""
     url = settings.resolved_database_url()
     try:
-        engine = await open_readonly(url)
+        db = await ReadonlyDatabase.open(url)
     except DatabaseProblem as exc:
         return [problem("database", str(exc))]
-    if engine is None:
+    if db is None:
         return [ok("database", "not made yet: made and migrated on first start")]
     try:
         return [
-            await schema(engine),
-            await key_check(engine, settings, keys),
+            await schema(db),
+            await key_check(db, settings, keys),
             *database_files(url),
-            await due_times(engine),
-            await waiting_replies(engine),
+            await due_times(db),
+            await waiting_replies(db),
         ]
     except Exception as exc:  # it answered the first question, then failed
-        return [problem("database", describe_unreachable(make_url(url), exc))]
+        return [problem("database", db.unreachable(exc))]
     finally:
-        await engine.dispose()
+        await db.close()
 
 
-async def schema(engine: AsyncEngine) -> Finding:
-    found, heads = await schema_revisions(engine)
+async def schema(db: ReadonlyDatabase) -> Finding:
+    found, heads = await db.schema_revisions()
     head = ", ".join(sorted(heads))
     if found == heads:
         return ok("database", f"reachable; schema at revision {head} (current)")
@@ -261,7 +247,7 @@ async def schema(engine: AsyncEngine) -> Finding:
     at = ", ".join(sorted(found))
     from alembic.script import ScriptDirectory
 
-    from storage.db import alembic_config
+    from storage.schema import alembic_config
 
     known = {s.revision for s in ScriptDirectory.from_config(alembic_config()).walk_revisions()}
     if found - known:
@@ -277,9 +263,9 @@ async def schema(engine: AsyncEngine) -> Finding:
     )
 
 
-async def key_check(engine: AsyncEngine, settings: Settings, keys: list[str] | None) -> Finding:
+async def key_check(db: ReadonlyDatabase, settings: Settings, keys: list[str] | None) -> Finding:
     """Whether the configured key reads the database, and what a pending rotation left."""
-    token = await read_key_check(engine)
+    token = await db.key_check()
     pending = pending_key_file(settings.key_file)
     pending_keys: list[str] = []
     if not settings.encryption_key and pending.exists():
@@ -316,11 +302,10 @@ async def key_check(engine: AsyncEngine, settings: Settings, keys: list[str] | N
 
 def database_files(url: str) -> list[Finding]:
     """The SQLite file and its -wal/-shm: closed to other users (PostgreSQL: not ours)."""
-    parsed = make_url(url)
-    if parsed.get_backend_name() != "sqlite" or not parsed.database:
+    files = sqlite_files(url)
+    if not files:
         return []
-    base = Path(parsed.database)
-    files = [base, base.with_name(base.name + "-wal"), base.with_name(base.name + "-shm")]
+    base = files[0]
     open_ = [f for f in files if f.exists() and too_open(f)]
     if open_:
         modes = ", ".join(f"{f} is {mode_of(f):04o}" for f in open_)
@@ -329,13 +314,11 @@ def database_files(url: str) -> list[Finding]:
     return [ok("database files", f"{base} (mode {mode_of(base):04o})")]
 
 
-async def due_times(engine: AsyncEngine) -> Finding:
+async def due_times(db: ReadonlyDatabase) -> Finding:
     """Reminder due times stored in a form the dispatcher would not compare right."""
-    async with engine.connect() as conn:
-        table = ReminderSchedule.__tablename__
-        if not await conn.run_sync(lambda c: inspect(c).has_table(table)):
-            return ok("due times", "no reminders table yet")
-    async with AsyncSession(engine) as session:
+    if not await db.has_table(ReminderSchedule.__tablename__):
+        return ok("due times", "no reminders table yet")
+    async with db.session() as session:
         odd = await store.odd_due_times(session)
         unreadable = [o for o in odd if o.reads_as is None]
         stuck = []
@@ -367,17 +350,13 @@ async def due_times(engine: AsyncEngine) -> Finding:
     return ok("due times", "all readable")
 
 
-async def waiting_replies(engine: AsyncEngine) -> Finding:
+async def waiting_replies(db: ReadonlyDatabase) -> Finding:
     """Replies kept in the outbox: those of a bot that is running now, or left by one that
     stopped or died (sent at its next start). Only their number and age, never content."""
-    async with engine.connect() as conn:
-        if not await conn.run_sync(lambda c: inspect(c).has_table(OutboxReply.__tablename__)):
-            return ok("outbox", "no outbox table yet")
-        count, oldest = (
-            await conn.execute(
-                select(func.count(), func.min(OutboxReply.created_at)).select_from(OutboxReply)
-            )
-        ).one()
+    backlog = await db.outbox_backlog()
+    if backlog is None:
+        return ok("outbox", "no outbox table yet")
+    count, oldest = backlog
     if not count:
         return ok("outbox", "no reply waiting to be sent")
     return ok(

@@ -13,14 +13,11 @@ import json
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from bot.engine.catalog import Catalog
 from bot.engine.events import Document, Later, Output
-from bot.engine.runner import Turn
-from bot.offload import DatabaseSource
-from storage.crypto import Cipher
-from storage.personal import dump_person, find_users
+from bot.engine.turn import Turn
+from storage.personal import dump_person, is_person
+from storage.source import DatabaseSource
 
 FORMAT_VERSION = 1
 EXPORT = "export"  # the `Later` kind, and its producer's name in Engine.producers
@@ -29,12 +26,11 @@ ENTRY_COLUMNS = ("id", "kind", "dialog", "status", "started_at", "finished_at")
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
-async def export_person(
-    session: AsyncSession, *, user_id: int, cipher: Cipher, now: datetime
-) -> dict[str, Any]:
-    """The whole export document: a small header, the users row, every table's rows."""
+def export_document(person: dict[str, Any], *, now: datetime) -> dict[str, Any]:
+    """The whole export document: a small header, then the users row and every table's rows
+    as `storage.personal.dump_person` read them."""
     header = {"format": "kindbot-export", "version": FORMAT_VERSION, "exported_at": now.isoformat()}
-    return header | await dump_person(session, user_id=user_id, cipher=cipher)
+    return header | person
 
 
 def to_json(document: dict[str, Any]) -> bytes:
@@ -140,10 +136,11 @@ async def make_export(
     user_id = int(data["user_id"])
     now = datetime.fromisoformat(data["now"])
     async with source.session() as (session, cipher):
-        found = await find_users(session, external_id=external_id, channel=channel)
-        if not any(user.id == user_id for user in found):
+        if not await is_person(session, user_id=user_id, channel=channel, external_id=external_id):
             return []
-        document = await export_person(session, user_id=user_id, cipher=cipher, now=now)
+        document = export_document(
+            await dump_person(session, user_id=user_id, cipher=cipher), now=now
+        )
     stem = file_stem(now)
     captions: dict[str, str] = data["captions"]
     return [

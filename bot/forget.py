@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import logging
 
-from bot.engine.runner import Action, Frame, Turn
+from bot.engine.feature import Action
+from bot.engine.frame import Frame
+from bot.engine.turn import Turn
 from storage.outbox import bury
 from storage.personal import erase_person
 

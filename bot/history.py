@@ -11,10 +11,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlmodel import col, select
-
-from bot.engine.runner import Action, Frame, Turn
+from bot.engine.feature import Action
+from bot.engine.frame import Frame
 from bot.engine.schema import DialogSpec
+from bot.engine.turn import Turn
 from storage import repo
 from storage.models import Entry
 
@@ -83,15 +83,10 @@ def when(turn: Turn, moment: datetime, key: str) -> str:
 async def history_page(turn: Turn, frame: Frame) -> None:
     """Offer one page of entries as choices, with Newer/Older to move between pages."""
     page = int(frame.params.get("page", 0))
-    user_id = turn.user.id
-    query = (
-        select(Entry)
-        .where(col(Entry.user_id) == user_id)
-        .order_by(col(Entry.started_at).desc(), col(Entry.id).desc())
-        .offset(page * PAGE_SIZE)
-        .limit(PAGE_SIZE + 1)
+    assert turn.user.id is not None
+    entries = await repo.list_entries(
+        turn.session, user_id=turn.user.id, offset=page * PAGE_SIZE, limit=PAGE_SIZE + 1
     )
-    entries = list((await turn.session.execute(query)).scalars())
     more = len(entries) > PAGE_SIZE
     entries = entries[:PAGE_SIZE]
     options: list[tuple[str, str]] = []
@@ -141,8 +136,9 @@ async def history_open(turn: Turn, frame: Frame) -> None:
     if kind == "page":
         frame.params["page"] = int(number)
         return
-    entry = await turn.session.get(Entry, int(number))
-    if entry is None or entry.user_id != turn.user.id:
+    assert turn.user.id is not None
+    entry = await repo.get_entry(turn.session, user_id=turn.user.id, entry_id=int(number))
+    if entry is None:
         return  # gone (or never theirs): back to the list
     frame.params["entry_text"] = entry_text(turn, entry)
     frame.params["view"] = "entry"

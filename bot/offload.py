@@ -6,9 +6,9 @@ them there in a worker thread after the step still held other people's replies u
 170–360 ms at p99 (here: within 2 ms of idle). A thread shares the GIL and, worse, the
 garbage collector: reading and drawing a long history makes tens of thousands of objects,
 which set off full collections over the whole bot's heap (~150k objects: 75–175 ms during
-which no thread runs). So the worker process
-reads the person's rows itself, with its own connection (`DatabaseSource`), does the
-decrypting, drawing and formatting, and hands back only the finished files.
+which no thread runs). So the worker process reads the person's rows itself, with its own
+connection (`storage.source.DatabaseSource`), does the decrypting, drawing and formatting,
+and hands back only the finished files.
 
 One worker process, started on first use (~1.5 s: it imports matplotlib and the storage
 code) and then kept: jobs queue behind each other, never in front of anyone's reply, and
@@ -20,46 +20,16 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 import os
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import Callable, Coroutine
 from concurrent.futures import BrokenExecutor, Executor, ProcessPoolExecutor
-from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from bot.engine.events import Output, UserRef
-from bot.engine.runner import Producer
-from storage.crypto import Cipher
-from storage.db import Database
+from bot.engine.feature import Producer
+from storage.source import DatabaseSource as DatabaseSource  # also bot.app's import
 
 T = TypeVar("T")
 NICENESS = 10  # lower CPU priority for the worker (Unix); replies come first
-
-
-@dataclass(frozen=True)
-class DatabaseSource:
-    """How a worker process opens the bot's database: the same URL, keys and schema.
-
-    It travels to the worker through the process pool's pipe (the keys are in the bot's
-    environment, which the worker inherits anyway); never shown in a repr or a log.
-    """
-
-    url: str = field(repr=False)
-    keys: str = field(repr=False)
-    schema: str | None = None
-
-    @asynccontextmanager
-    async def session(self) -> AsyncIterator[tuple[AsyncSession, Cipher]]:
-        """A read session of the worker's own (opened and closed per job: jobs are rare)."""
-        db = await Database.open(
-            self.url, Cipher.from_string(self.keys), schema=self.schema, migrate=False
-        )
-        try:
-            async with db.session() as session:
-                yield session, db.cipher
-        finally:
-            await db.close()
 
 
 def _lower_priority() -> None:

@@ -22,12 +22,12 @@ from typing import Any
 
 from bot.engine.catalog import Catalog
 from bot.engine.events import Image, Later, Message, Output
-from bot.engine.runner import Turn
 from bot.engine.texts import fill
-from bot.offload import DatabaseSource
+from bot.engine.turn import Turn
 from storage import repo
 from storage.models import Entry, as_utc
-from storage.personal import find_users
+from storage.personal import is_person
+from storage.source import DatabaseSource
 
 MIN_RATED = 2  # fewer rated practices than this get a kind note instead of a chart
 CHART = "progress_chart"  # the `Later` kind, and its producer's name in Engine.producers
@@ -190,8 +190,7 @@ async def make_chart(
     used /forget meanwhile, or the id is now someone else's: SQLite may reuse it)."""
     user_id = int(data["user_id"])
     async with source.session() as (session, _):
-        found = await find_users(session, external_id=external_id, channel=channel)
-        if not any(user.id == user_id for user in found):
+        if not await is_person(session, user_id=user_id, channel=channel, external_id=external_id):
             return []
         stored = await repo.list_entries(session, user_id=user_id)
     words: dict[str, str] = data["words"]

@@ -14,11 +14,14 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import event, select
-from sqlalchemy.engine import URL, Connection, make_url
-from sqlalchemy.exc import ArgumentError, InvalidRequestError, NoSuchModuleError
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import (
+    ArgumentError,
+    IntegrityError,
+    InvalidRequestError,
+    NoSuchModuleError,
+)
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
     AsyncEngine,
@@ -28,28 +31,25 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.sql import Executable
 
-from storage import sqlite_driver
+from storage import sqlite
 from storage.crypto import Cipher, WrongKeyError
 from storage.direct import Direct, Row
 from storage.files import private_file
 from storage.models import Meta
+from storage.schema import SchemaNotCurrent, Upgrade
+from storage.schema import ensure as ensure_schema
 
-MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 KEY_CHECK = "key_check"
 KEY_CHECK_PLAINTEXT = "kindbot key check"
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    # With the one-trip driver statements try the event loop first and must never wait
-    # there for a lock: busy timeout 0, and the driver waits on its thread instead.
-    on_loop = sqlite_driver.uses_loop(dbapi_connection)
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute(f"PRAGMA busy_timeout={0 if on_loop else sqlite_driver.BUSY_TIMEOUT_MS}")
-    if on_loop:  # the driver checkpoints on its thread (no disk sync on the loop)
-        cursor.execute("PRAGMA wal_autocheckpoint=0")
+    # off the loop (aiosqlite's thread); see storage/sqlite.py for statements on it
+    cursor.execute(f"PRAGMA busy_timeout={sqlite.BUSY_TIMEOUT_MS}")
     cursor.close()
 
 
@@ -60,29 +60,16 @@ def _private_file(path: Path) -> None:
     private_file(path)
 
 
-def sqlite_engine_options(driver: str) -> dict[str, Any]:
-    """Cheaper SQLite round trips (each one is a trip to aiosqlite's thread).
+def sqlite_engine_options(connections: sqlite.Connections) -> dict[str, Any]:
+    """Fewer SQLite round trips (each one is a trip to aiosqlite's thread).
 
-    - One thread trip per statement (storage/sqlite_driver.py) instead of four.
+    - Connections kindbot opens itself (storage/sqlite.py), so a step's own statements can
+      run on the loop's thread.
     - No rollback when a connection goes back to the pool: SQLAlchemy's Session and
       Connection already roll back any transaction they leave open when closed, and the
       pool's extra rollback after every commit was one more trip per event for nothing.
     """
-    options: dict[str, Any] = {"pool_reset_on_return": None}
-    module = sqlite_driver.dbapi() if driver == "aiosqlite" else None
-    if module is not None:
-        options["module"] = module
-        # statements run on the loop's thread too (see storage/sqlite_driver.py)
-        options["connect_args"] = {"check_same_thread": False}
-    return options
-
-
-def alembic_config(connection: Connection | None = None) -> Config:
-    cfg = Config()
-    cfg.set_main_option("script_location", str(MIGRATIONS))
-    if connection is not None:
-        cfg.attributes["connection"] = connection
-    return cfg
+    return {"pool_reset_on_return": None, "async_creator": connections.create}
 
 
 class Step:
@@ -155,6 +142,8 @@ class Step:
             await self.direct.commit()
         else:
             await self.conn.commit()
+            if self.direct is not None:
+                await self.direct.committed()
 
     async def close(self) -> None:
         """End the step: whatever was not committed is rolled back."""
@@ -169,8 +158,11 @@ class Step:
 class Database:
     """One async engine and its sessions, plus the cipher for free text."""
 
-    def __init__(self, engine: AsyncEngine, cipher: Cipher) -> None:
+    def __init__(
+        self, engine: AsyncEngine, cipher: Cipher, connections: sqlite.Connections | None = None
+    ) -> None:
         self.engine = engine
+        self.connections = connections or sqlite.Connections()
         self.cipher = cipher
         self.sessions = async_sessionmaker(engine, expire_on_commit=False)
         self.is_postgres = engine.dialect.name == "postgresql"
@@ -181,30 +173,45 @@ class Database:
 
     @classmethod
     async def open(
-        cls, url: str, cipher: Cipher, *, schema: str | None = None, migrate: bool = True
+        cls,
+        url: str,
+        cipher: Cipher,
+        *,
+        schema: str | None = None,
+        upgrade: Upgrade | None = "always",
     ) -> Database:
-        """Connect, create the SQLite directory if needed, migrate, and check the key.
+        """Connect, create the SQLite directory if needed, see to the schema, check the key.
 
-        A database that cannot be reached or opened raises `DatabaseProblem` (one line, what
-        to check); a folder or file kindbot may not create raises the OSError, naming it.
+        `upgrade`: "always" migrates (`kindbot migrate`, tests); "if-new" creates the
+        schema in a database without one and otherwise only checks it is current
+        (storage/schema.py); None leaves it alone.
+        A database that cannot be reached or opened, or whose schema is not current with
+        "if-new", raises `DatabaseProblem` (one line, what to do); a folder or file kindbot
+        may not create raises the OSError, naming it.
         """
         parsed = _parse_url(url)
         kwargs: dict[str, Any] = {}
+        connections = sqlite.Connections()
         if parsed.get_backend_name() == "sqlite":
             if parsed.database and parsed.database != ":memory:":
                 _private_file(Path(parsed.database))
                 _sqlite_opens(parsed, _sqlite_uri(Path(parsed.database), "rw"))
-            kwargs.update(sqlite_engine_options(parsed.get_driver_name()))
+            if parsed.get_driver_name() == "aiosqlite":
+                kwargs.update(sqlite_engine_options(connections))
         elif schema:
             kwargs["connect_args"] = {"server_settings": {"search_path": schema}}
         engine = _create_engine(parsed, **kwargs)
         if engine.dialect.name == "sqlite":
+            connections.args = engine.dialect.create_connect_args(parsed)
             event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
-        db = cls(engine, cipher)
+        db = cls(engine, cipher, connections)
         try:
             await reach(engine, parsed)
-            if migrate:
-                await db.migrate()
+            if upgrade is not None:
+                try:
+                    await ensure_schema(engine, upgrade)
+                except SchemaNotCurrent as exc:
+                    raise DatabaseProblem(str(exc)) from None
             await db.check_key()
         except BaseException:
             await engine.dispose()
@@ -213,12 +220,7 @@ class Database:
 
     async def migrate(self) -> None:
         """Bring the schema to the newest Alembic revision."""
-
-        def upgrade(connection: Connection) -> None:
-            command.upgrade(alembic_config(connection), "head")
-
-        async with self.engine.begin() as conn:
-            await conn.run_sync(upgrade)
+        await ensure_schema(self.engine, "always")
 
     async def check_key(self) -> None:
         """Refuse to run with a key that cannot read this database (never silently)."""
@@ -226,8 +228,13 @@ class Database:
             row = await session.get(Meta, KEY_CHECK)
             if row is None:
                 session.add(Meta(key=KEY_CHECK, value=self.cipher.encrypt(KEY_CHECK_PLAINTEXT)))
-                await session.commit()
-                return
+                try:
+                    await session.commit()
+                    return
+                except IntegrityError:  # another worker starting at once wrote it first
+                    await session.rollback()
+                    row = await session.get(Meta, KEY_CHECK)
+                    assert row is not None
             try:
                 ok = self.cipher.decrypt(row.value) == KEY_CHECK_PLAINTEXT
             except WrongKeyError:
@@ -253,12 +260,11 @@ class Database:
         """A `Step`; rolled back unless committed.
 
         On SQLite one step at a time in this process: SQLite serializes writers anyway,
-        and its statements run on the event loop (storage/sqlite_driver.py), so a step
-        rarely yields while it holds the lock and waiting here costs nothing, whereas
-        two steps interleaving would make the second meet SQLite's lock and wait on a
-        thread. Other processes on the same file still meet SQLite's own lock as before.
-        Since steps take turns, they share one connection, kept open (no pool checkout per
-        event), whose DBAPI connection runs the step's own statements directly.
+        so waiting here costs nothing, whereas two steps interleaving would make the second
+        meet SQLite's lock and wait for it there. Other processes on the same file still
+        meet SQLite's own lock. Since steps take turns, they share one connection, kept open
+        (no pool checkout per event), whose driver connection runs the step's own
+        statements (storage/direct.py).
         On PostgreSQL steps run side by side (row locks keep each person's in order), each on
         a pooled connection.
         """
@@ -285,10 +291,9 @@ class Database:
     async def _sqlite_step_connection(self) -> tuple[AsyncConnection, Direct | None]:
         if self._step_conn is None:
             conn = await self.engine.connect()
-            raw = (await conn.get_raw_connection()).dbapi_connection
-            direct = None
-            if getattr(raw, "one_trip", False):  # our driver (not another SQLAlchemy's)
-                direct = Direct(self.engine.dialect, raw)
+            driver = (await conn.get_raw_connection()).driver_connection
+            on_loop = self.connections.on_loop(driver)  # None: not opened by storage/sqlite.py
+            direct = None if on_loop is None else Direct(self.engine.dialect, on_loop)
             self._step_conn = (conn, direct)
         return self._step_conn
 
@@ -423,20 +428,6 @@ def _sqlite_opens(parsed: URL, uri: str) -> None:
         sqlite3.connect(uri, uri=True).close()
     except sqlite3.Error as exc:
         raise DatabaseProblem(describe_unreachable(parsed, exc)) from exc
-
-
-async def schema_revisions(engine: AsyncEngine) -> tuple[set[str], set[str]]:
-    """(the database's Alembic revisions, the code's heads), read without migrating."""
-    from alembic.runtime.migration import MigrationContext
-    from alembic.script import ScriptDirectory
-
-    def current(connection: Connection) -> set[str]:
-        return set(MigrationContext.configure(connection).get_current_heads())
-
-    async with engine.connect() as conn:
-        found = await conn.run_sync(current)
-    heads = set(ScriptDirectory.from_config(alembic_config()).get_heads())
-    return found, heads
 
 
 async def read_key_check(engine: AsyncEngine) -> str | None:

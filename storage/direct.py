@@ -4,14 +4,13 @@ Most events need three statements: load the person (one join), write their conve
 back, commit; starting or finishing a dialog adds an entry's INSERT or UPDATE and the
 user's changed fields. Through SQLAlchemy's execution (compiled-cache lookup, execution
 context, result objects, a greenlet per call; for entries also the ORM's identity map and
-unit of work) those cost about twenty times what SQLite takes to run them: a plain step's
-SELECT, UPDATE and COMMIT took ~600 µs through SQLAlchemy's async Core against ~30 µs with
-sqlite3 alone on the 2-core benchmark machine, more than any other part of a Telegram
-update (bench/updates.py). So on SQLite with the one-trip driver
-(storage/sqlite_driver.py) a step runs these statements on the DBAPI connection under its
-SQLAlchemy connection, in the same transaction: anything else the step does (an ORM
-session for a feature's own rows) still goes through SQLAlchemy on that connection, and
-`Step.commit` ends both together.
+unit of work) and aiosqlite's thread trips those cost many times what SQLite takes to run
+them: a plain step's SELECT, UPDATE and COMMIT took ~600 µs through SQLAlchemy's async Core
+against ~30 µs with sqlite3 alone on the 2-core benchmark machine. So on SQLite a step runs
+these statements on the sqlite3 connection under its SQLAlchemy connection
+(storage/sqlite.py: on the loop's thread unless they would wait for a lock), in the same
+transaction: anything else the step does (an ORM session for a feature's own rows) still
+goes through SQLAlchemy on that connection, and `Step.commit` ends both together.
 
 Nothing is hand-written: each statement is a Core statement built once in `storage.repo`,
 compiled here once by SQLAlchemy for this dialect, and values go through the columns' own
@@ -31,6 +30,8 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError, StatementError
 from sqlalchemy.sql import Executable
 from sqlalchemy.sql.compiler import SQLCompiler
+
+from storage.sqlite import OnLoop
 
 Processor = Callable[[Any], Any] | None
 Row = tuple[Any, ...]
@@ -65,11 +66,11 @@ class Plan:
 
 
 class Direct:
-    """Prebuilt statements on one connection (the one-trip driver's DBAPI connection)."""
+    """Prebuilt statements on the sqlite3 connection under a SQLAlchemy connection."""
 
-    def __init__(self, dialect: Dialect, connection: Any) -> None:
+    def __init__(self, dialect: Dialect, connection: OnLoop) -> None:
         self.dialect = dialect
-        self.connection = connection  # sqlite_driver's OneTripConnection
+        self.connection = connection
         self._plans: dict[Executable, Plan] = {}
 
     async def execute(self, statement: Executable, values: dict[str, Any]) -> list[Row]:
@@ -96,20 +97,22 @@ class Direct:
 
     async def commit(self) -> None:
         try:
-            await self.connection.commit_direct()
+            await self.connection.commit()
         except sqlite3.Error as exc:
             raise _wrapped("COMMIT", exc) from exc
 
+    async def committed(self) -> None:
+        """SQLAlchemy committed on this connection (see storage/sqlite.py: checkpoints)."""
+        await self.connection.committed()
+
     async def rollback(self) -> None:
-        if self.connection.in_transaction:
-            await self.connection.rollback_direct()
+        await self.connection.rollback()
 
     async def _run(self, sql: str, params: Sequence[Any]) -> list[Row]:
         try:
-            rows: list[Row] = await self.connection.run(sql, params)
+            return await self.connection.fetchall(sql, params)
         except sqlite3.Error as exc:
             raise _wrapped(sql, exc) from exc
-        return rows
 
 
 def _wrapped(sql: str, exc: sqlite3.Error) -> StatementError:

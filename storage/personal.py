@@ -62,6 +62,18 @@ async def find_users(
     return list((await session.execute(query.order_by(col(User.channel)))).scalars())
 
 
+async def is_person(session: AsyncSession, *, user_id: int, channel: str, external_id: str) -> bool:
+    """Whether the users row `user_id` is still this person's: work done after their step
+    (a chart, an export) finds them gone after a /forget, and SQLite may give a deleted
+    row's id to the next person who arrives."""
+    query = select(col(User.id)).where(
+        col(User.id) == user_id,
+        col(User.channel) == channel,
+        col(User.external_id) == external_id,
+    )
+    return (await session.execute(query)).first() is not None
+
+
 def _plain(value: Any) -> Any:
     if isinstance(value, datetime | date):
         return value.isoformat()

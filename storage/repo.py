@@ -352,13 +352,30 @@ def entry_answers(entry: Entry, *, cipher: Cipher) -> dict[str, Any]:
 
 
 async def list_entries(
-    session: AsyncSession, *, user_id: int, kind: str | None = None
+    session: AsyncSession,
+    *,
+    user_id: int,
+    kind: str | None = None,
+    offset: int = 0,
+    limit: int | None = None,
 ) -> list[Entry]:
+    """A person's entries, newest first; `offset` and `limit` give one page (`/history`)."""
     query = select(Entry).where(col(Entry.user_id) == user_id)
     if kind:
         query = query.where(col(Entry.kind) == kind)
     query = query.order_by(col(Entry.started_at).desc(), col(Entry.id).desc())
+    if offset:
+        query = query.offset(offset)
+    if limit is not None:
+        query = query.limit(limit)
     return list((await session.execute(query)).scalars())
+
+
+async def get_entry(session: AsyncSession, *, user_id: int, entry_id: int) -> Entry | None:
+    """One entry, if it is this person's: an id picked from a list may be gone by now, and
+    one that was never theirs must read as gone too."""
+    entry = await session.get(Entry, entry_id)
+    return entry if entry is not None and entry.user_id == user_id else None
 
 
 async def add_safety_event(

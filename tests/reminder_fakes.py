@@ -21,7 +21,8 @@ from tests.conftest import Clock
 
 
 class DispatchClock:
-    """The dispatcher's view of a test `Clock`: sleeping moves the shared time forward."""
+    """The dispatcher's (and the send budget's) view of a test `Clock`: sleeping moves the
+    shared time forward."""
 
     def __init__(self, clock: Clock) -> None:
         self.clock = clock
@@ -29,6 +30,9 @@ class DispatchClock:
 
     def now(self) -> datetime:
         return self.clock.now
+
+    def monotonic(self) -> float:
+        return self.clock.now.timestamp()
 
     async def sleep(self, seconds: float) -> None:
         self.slept.append(seconds)

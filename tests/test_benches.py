@@ -12,6 +12,7 @@ import pytest
 from bot.config import REPO_ROOT
 
 SMALL = {
+    "bench.budget": ["--updates", "18", "--rounds", "1"],
     "bench.engine": ["--steps", "20", "--rounds", "1"],
     # two people, one round of 4 updates per bot, each way (and kindbot on the stock request)
     "bench.http": ["--quick", "--stock"],

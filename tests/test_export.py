@@ -23,7 +23,7 @@ from bot.console import Console
 from bot.engine.events import Document, Later, Message, Output, UserRef
 from bot.engine.outbox import decode, encode
 from storage import repo
-from storage.personal import exported_tables
+from storage.personal import dump_person, exported_tables
 from tests.chat import Person
 from tests.conftest import Clock, make_settings
 
@@ -150,9 +150,8 @@ async def test_the_producer_makes_what_the_step_used_to(app: App) -> None:
     files = [o for o in await made(alice) if isinstance(o, Document)]
     now = app.engine.clock()
     async with app.db.session() as session:
-        document = await export.export_person(
-            session, user_id=user_id, cipher=app.db.cipher, now=now
-        )
+        person = await dump_person(session, user_id=user_id, cipher=app.db.cipher)
+    document = export.export_document(person, now=now)
     stem = export.file_stem(now)
     assert files == [
         Document(

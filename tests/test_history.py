@@ -45,7 +45,8 @@ async def seed(app: App, person: Person, count: int) -> list[int]:
     return ids
 
 
-async def test_pages_of_five_newest_first(app: App) -> None:
+async def test_pages_of_five_newest_first(any_app: App) -> None:
+    app = any_app
     alice = Person(app)
     await alice.consent()
     await seed(app, alice, 12)
@@ -80,7 +81,8 @@ async def test_pages_of_five_newest_first(app: App) -> None:
     assert "page 1" in alice.text  # a new visit starts at the newest
 
 
-async def test_an_entry_opens_in_full(app: App) -> None:
+async def test_an_entry_opens_in_full(any_app: App) -> None:
+    app = any_app
     alice = Person(app)
     await alice.consent()
     await alice.reframe(
@@ -119,7 +121,8 @@ async def test_empty_history_is_kind(app: App) -> None:
     assert alice.labels == ["Done"]
 
 
-async def test_someone_elses_entry_cannot_be_opened(app: App) -> None:
+async def test_someone_elses_entry_cannot_be_opened(any_app: App) -> None:
+    app = any_app
     alice, bob = Person(app, "alice"), Person(app, "bob")
     await bob.consent()
     bob_ids = await seed(app, bob, 1)

@@ -7,7 +7,8 @@ from concurrent.futures import BrokenExecutor
 
 import pytest
 
-from bot.offload import NICENESS, DatabaseSource, Offload
+from bot.offload import NICENESS, Offload
+from storage.source import DatabaseSource
 
 
 async def test_jobs_run_in_a_process_of_their_own_at_a_lower_priority() -> None:

@@ -18,12 +18,13 @@ from pathlib import Path
 import pytest
 
 from bot import progress
-from bot.app import App, all_producers
+from bot.app import App, progress_feature
 from bot.console import Console
 from bot.engine.events import Image, Later, Message, Output
 from bot.engine.outbox import decode, encode
-from bot.offload import DatabaseSource, Offload
+from bot.offload import Offload
 from storage import repo
+from storage.source import DatabaseSource
 from tests.chat import Person
 from tests.conftest import Clock
 
@@ -210,7 +211,7 @@ async def test_others_are_answered_while_a_chart_is_drawn(
 
     monkeypatch.setattr(progress, "draw_chart", held)
     with ThreadPoolExecutor(1) as thread:
-        app.engine.producers.update(all_producers(Offload(source(app), thread)))
+        app.engine.producers.update(progress_feature(Offload(source(app), thread)).producers)
         reply = await alice.send("/progress")
         chart = asyncio.create_task(app.engine.produce(alice.ref, reply))
         try:

@@ -184,24 +184,6 @@ async def test_recovered_claim_that_is_too_old_is_skipped(app: App, clock: Clock
     assert [(d.status, d.error) for d in await deliveries(app)] == [("skipped", "late")]
 
 
-async def test_one_reminder_per_chat_per_second(app: App, clock: Clock) -> None:
-    await make_person(
-        app,
-        "1",
-        now=clock.now,
-        reminders=[("reflection", 0, "21:00"), ("checkin", 0, "21:00"), ("checkin", 1, "21:00")],
-    )
-    sender = FakeSender(clock)
-    clock.now = NINE_PM_BERLIN
-    worker = dispatcher(app, sender, clock)
-    assert await worker.tick() == 3
-    assert len(sender.sent) == 3
-    # The three were given the slots t, t+1 s and t+2 s (the next free one is t+3 s); with
-    # this test clock each sleep moves time on, so the second and third each wait 1 s.
-    assert worker._chat_next["1"] == NINE_PM_BERLIN.timestamp() + 3
-    assert worker.clock.slept == [1.0, 1.0]  # type: ignore[attr-defined]
-
-
 async def test_a_person_in_the_middle_of_something_is_not_interrupted(
     app: App, clock: Clock
 ) -> None:
@@ -265,3 +247,21 @@ async def test_a_claim_taken_over_is_not_sent_by_its_old_owner(app: App, clock: 
     await slow._deliver(claim)  # the slow one wakes up at last
     assert [s.external_id for s in fast_sender.sent] == ["1"]
     assert slow_sender.sent == []
+
+
+async def test_sends_and_failures_reach_the_metrics(app: App, clock: Clock) -> None:
+    """What the dispatcher records (sent with its lag; failed by kind) is what /metrics shows."""
+    from bot import metrics
+    from tests.test_metrics import samples
+
+    metrics.reset()
+    await make_person(app, "1", now=clock.now)
+    await make_person(app, "2", now=clock.now)
+    sender = FakeSender(clock, script={"2": [Blocked()]})
+    clock.now = NINE_PM_BERLIN + timedelta(minutes=30)
+    await dispatcher(app, sender, clock).tick()
+    found = samples()
+    assert found["kindbot_reminders_sent_total"] == 1
+    assert found['kindbot_reminder_failures_total{kind="blocked"}'] == 1
+    assert found["kindbot_reminder_lag_seconds_count"] == 1
+    assert found["kindbot_reminder_lag_seconds_sum"] >= 30 * 60

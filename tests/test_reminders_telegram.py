@@ -16,7 +16,8 @@ from telegram.request import BaseRequest, RequestData
 from bot.app import App
 from bot.reminders import store
 from bot.reminders.dispatcher import Dispatcher, DispatcherConfig
-from bot.reminders.telegram_sender import TelegramSender
+from bot.telegram.budget import SendBudget
+from bot.telegram.reminder_sender import TelegramSender
 from tests.conftest import Clock
 from tests.reminder_fakes import DispatchClock, deliveries, make_person, schedules
 
@@ -88,13 +89,14 @@ def api(monkeypatch: pytest.MonkeyPatch) -> FakeBotAPI:
 
 async def run_once(app: App, api: FakeBotAPI, clock: Clock) -> Dispatcher:
     bot = Bot(TOKEN, request=api, get_updates_request=api)
+    timing = DispatchClock(clock)
     async with bot:
         worker = Dispatcher(
             app.db,
             app.engine,
-            TelegramSender(bot),
+            TelegramSender(bot, SendBudget(timer=timing)),
             config=DispatcherConfig(rate_limit=0, max_attempts=3),
-            clock=DispatchClock(clock),
+            clock=timing,
         )
         await worker.tick()
     return worker

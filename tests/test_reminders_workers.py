@@ -92,7 +92,7 @@ async def test_two_dispatchers_send_each_occurrence_once(
                 app.db,
                 app.engine,
                 sender,
-                config=DispatcherConfig(rate_limit=0, batch_size=15, per_chat_seconds=0),
+                config=DispatcherConfig(rate_limit=0, batch_size=15),
                 clock=DispatchClock(clock),
                 owner=name,
             )
@@ -184,3 +184,36 @@ async def test_two_rate_limited_dispatchers_together_stay_within_the_limit(
         assert isinstance(limiter, SharedBucket)
         # 60 messages at 10/s take at least (60 − burst − chunks) / 10 seconds.
         assert span >= (60 - limiter.burst - 2 * limiter.chunk) / rate
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_replies_one_worker_sent_slow_the_reminders_of_another(
+    kind: str, tmp_path: Path, clock: Clock
+) -> None:
+    """Replies never wait on the database, but each worker reports those of the last second
+    with its next reservation: reminders on every worker use what replies leave."""
+    rate = 10.0
+    async with two_apps(kind, tmp_path, clock) as (first, second):
+        timing = DispatchClock(clock)
+        replies = [0]  # the first worker's replies of the last second, not yet reported
+
+        def report() -> int:
+            count, replies[0] = replies[0], 0
+            return count
+
+        replying = SharedBucket(first.db, rate, clock=timing, spent_elsewhere=report)
+        reminding = SharedBucket(second.db, rate, clock=timing)
+
+        async def one_reminder_each() -> float:
+            before = clock.now
+            await replying.acquire()
+            await reminding.acquire()
+            return (clock.now - before).total_seconds()
+
+        assert await one_reminder_each() == 0  # no replies: the burst covers both
+        replies[0] = 25
+        # Reported with the next reservation: the bucket goes a second's worth into debt
+        # (never more), and the reminders wait for it to refill.
+        waited = await one_reminder_each()
+        assert replies == [0]
+        assert 1.0 <= waited <= 1.0 + 2 / rate + 1e-6

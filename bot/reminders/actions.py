@@ -14,7 +14,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from bot.engine.events import Location, Message, Reminder
-from bot.engine.runner import Action, Engine, Frame, Turn, match_choice
+from bot.engine.feature import Action, Feature
+from bot.engine.frame import Frame
+from bot.engine.parsing import match_choice
+from bot.engine.turn import Turn
 from bot.reminders import store
 from bot.reminders.parse import parse_days, parse_time
 from bot.reminders.schedule import EVERY_DAY, WEEKDAYS, WEEKENDS, format_hhmm, local_now
@@ -321,9 +324,7 @@ class ReminderTalk:
         if readable is None:
             return False  # the engine asks to pick an option; nothing changes
         frame.answers[store_as] = text
-        frame.state = parse_state
-        turn.step += 1
-        await turn.engine.enter(turn)
+        await turn.engine.jump(turn, frame, parse_state)
         return True
 
     def actions(self) -> dict[str, Action]:
@@ -354,16 +355,18 @@ async def _settings_command(turn: Turn, args: str) -> None:
     await turn.engine.open_dialog(turn, SETTINGS_DIALOG)
 
 
-def install(engine: Engine, *, texts: ReminderTexts, default_timezone: str) -> ReminderTalk:
-    """Register the reminder handlers, actions, commands and the location handler."""
+def reminders_feature(*, texts: ReminderTexts, default_timezone: str) -> Feature:
+    """The reminders' handlers, the settings dialog's actions and command, and a shared
+    location (it sets the timezone)."""
     talk = ReminderTalk(texts, default_timezone)
-    engine.actions.update(talk.actions())
-    for kind in REMINDER_DIALOGS:
-        engine.reminders[kind] = talk.on_reminder
-    engine.commands.setdefault("settings", _settings_command)
-    engine.on_location = talk.on_location
-    engine.interceptors.append(talk.typed_answer)
-    return talk
+    return Feature(
+        "reminders",
+        actions=talk.actions(),
+        commands={"settings": _settings_command},
+        interceptors=[talk.typed_answer],
+        reminders=dict.fromkeys(REMINDER_DIALOGS, talk.on_reminder),
+        location=talk.on_location,
+    )
 
 
 def _uid(turn: Turn) -> int:

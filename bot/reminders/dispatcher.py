@@ -7,8 +7,9 @@ Per tick, in one short transaction, it
    single writer), inserting one `reminder_deliveries` row per (schedule, due instant) — unique,
    so an occurrence is never claimed twice — and advancing `next_due_utc` to the next local
    occurrence; a reminder more than an hour late is recorded as skipped instead.
-Then it sends the claimed ones through the shared rate limit (and at most one per chat per
-second), recording each outcome as soon as it is known. After a crash, every claim still open
+Then it sends the claimed ones through the shared rate limit, recording each outcome as soon
+as it is known (the channel's sender keeps to its per-chat limits; on Telegram, from the
+budget replies leave: bot/telegram/budget.py). After a crash, every claim still open
 is sent by whoever takes it over, so duplicates are at most the sends in flight at the crash.
 """
 
@@ -21,15 +22,11 @@ import math
 import os
 import secrets
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import delete, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlmodel import col
-
+from bot import metrics
 from bot.config import Settings
 from bot.engine.events import Message, Reminder, UserRef
 from bot.engine.runner import Engine
@@ -37,22 +34,19 @@ from bot.reminders import store
 from bot.reminders.ratelimit import Clock, Limiter, SharedBucket, SystemClock, Unlimited
 from bot.reminders.schedule import next_occurrence, parse_hhmm, zone
 from bot.reminders.sender import Blocked, RetryLater, Sender
+from storage import reminders as rows
 from storage.db import Database
-from storage.models import ReminderDelivery, ReminderSchedule, User, as_utc
-
-if TYPE_CHECKING:
-    from bot.app import App
+from storage.models import User, as_utc
+from storage.reminders import FAILED, SENT, SKIPPED
 
 log = logging.getLogger(__name__)
 
-CLAIMED, SENT, FAILED, SKIPPED = "claimed", "sent", "failed", "skipped"
 DUE_CHECK_EVERY = timedelta(hours=1)
 
 
 @dataclass(frozen=True)
 class DispatcherConfig:
     rate_limit: float = 25.0  # messages per second, all dispatchers together; 0 = no limit
-    per_chat_seconds: float = 1.0
     poll_seconds: float = 5.0
     lease_seconds: float = 120.0
     max_attempts: int = 5
@@ -126,6 +120,7 @@ class Dispatcher:
         clock: Clock | None = None,
         limiter: Limiter | None = None,
         owner: str | None = None,
+        spent_elsewhere: Callable[[], int] | None = None,
     ) -> None:
         self.db = db
         self.engine = engine
@@ -134,7 +129,9 @@ class Dispatcher:
         self.clock = clock or SystemClock()
         if limiter is None:
             limiter = (
-                SharedBucket(db, self.config.rate_limit, clock=self.clock)
+                SharedBucket(
+                    db, self.config.rate_limit, clock=self.clock, spent_elsewhere=spent_elsewhere
+                )
                 if self.config.rate_limit > 0
                 else Unlimited(self.clock)
             )
@@ -142,7 +139,6 @@ class Dispatcher:
         self.owner = (owner or _owner())[:64]
         self.stats = Stats()
         self._slots = asyncio.Semaphore(self.config.concurrency)
-        self._chat_next: dict[str, float] = {}
         self._task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
         self._last_prune: datetime | None = None
@@ -215,36 +211,13 @@ class Dispatcher:
         channel = self.sender.channel
         await self._check_due_times(now)
         async with self.db.session() as session:
-            stale = (
-                select(ReminderDelivery, User)
-                .join(User, col(User.id) == col(ReminderDelivery.user_id))
-                .where(
-                    col(ReminderDelivery.status) == CLAIMED,
-                    col(ReminderDelivery.lease_expires_at) < now,
-                    col(User.channel) == channel,
-                )
-                .order_by(col(ReminderDelivery.due_utc))
-                .limit(limit)
-            )
-            if self.db.is_postgres:
-                stale = stale.with_for_update(skip_locked=True, of=ReminderDelivery)
-            for delivery, user in (await session.execute(stale)).all():
+            stale = await rows.expired_claims(session, channel=channel, now=now, limit=limit)
+            for delivery, user in stale:
                 late = now - as_utc(delivery.due_utc) > self.config.late_after
-                taken = await session.execute(
-                    update(ReminderDelivery)
-                    .where(
-                        col(ReminderDelivery.id) == delivery.id,
-                        col(ReminderDelivery.status) == CLAIMED,
-                        col(ReminderDelivery.lease_expires_at) == delivery.lease_expires_at,
-                    )
-                    .values(
-                        status=SKIPPED if late else CLAIMED,
-                        error="late" if late else delivery.error,
-                        lease_owner=None if late else self.owner,
-                        lease_expires_at=None if late else expires,
-                    )
+                taken = await rows.take_over(
+                    session, delivery, owner=self.owner, expires=expires, late=late
                 )
-                if _rowcount(taken) != 1:
+                if not taken:
                     continue
                 if late:
                     self.stats.skipped += 1
@@ -262,20 +235,11 @@ class Dispatcher:
                     )
                 )
 
-            due = (
-                select(ReminderSchedule, User)
-                .join(User, col(User.id) == col(ReminderSchedule.user_id))
-                .where(col(ReminderSchedule.next_due_utc) <= now, col(User.channel) == channel)
-                .order_by(col(ReminderSchedule.next_due_utc))
-                .limit(max(0, limit - len(claims)))
+            # (Unreadable due times are left out: read, they would fail every batch.)
+            due = await rows.due_schedules(
+                session, channel=channel, now=now, limit=limit - len(claims), skip=self._unreadable
             )
-            if self._unreadable:  # read, they would fail the whole batch on every tick
-                due = due.where(col(ReminderSchedule.id).not_in(self._unreadable))
-            if self.db.is_postgres:
-                due = due.with_for_update(skip_locked=True, of=ReminderSchedule)
-            rows = (await session.execute(due)).all() if len(claims) < limit else []
-            insert = pg_insert if self.db.is_postgres else sqlite_insert
-            for schedule, user in rows:
+            for schedule, user in due:
                 assert schedule.id is not None
                 assert schedule.next_due_utc is not None
                 due_at = as_utc(schedule.next_due_utc)
@@ -287,38 +251,20 @@ class Dispatcher:
                     days=schedule.days,
                     paused_until=(as_utc(schedule.paused_until) if schedule.paused_until else None),
                 )
-                moved = await session.execute(
-                    update(ReminderSchedule)
-                    .where(
-                        col(ReminderSchedule.id) == schedule.id,
-                        col(ReminderSchedule.next_due_utc) == schedule.next_due_utc,
-                    )
-                    .values(next_due_utc=following, updated_at=now)
-                )
-                if _rowcount(moved) != 1:
+                if not await rows.advance(session, schedule, following=following, now=now):
                     # Another dispatcher got there first, or (SQLite) the stored text is in
                     # another form than the one compared: look at the due times next tick.
                     self._due_checked = None
                     continue
-                values: dict[str, Any] = {
-                    "schedule_id": schedule.id,
-                    "user_id": schedule.user_id,
-                    "kind": schedule.kind,
-                    "due_utc": due_at,
-                    "status": SKIPPED if late else CLAIMED,
-                    "attempts": 0,
-                    "error": "late" if late else None,
-                    "claimed_at": now,
-                    "lease_owner": None if late else self.owner,
-                    "lease_expires_at": None if late else expires,
-                }
-                inserted = await session.execute(
-                    insert(ReminderDelivery)
-                    .values(**values)
-                    .on_conflict_do_nothing(index_elements=["schedule_id", "due_utc"])
-                    .returning(col(ReminderDelivery.id))
+                delivery_id = await rows.add_delivery(
+                    session,
+                    schedule,
+                    due_utc=due_at,
+                    now=now,
+                    owner=self.owner,
+                    expires=expires,
+                    late=late,
                 )
-                delivery_id = inserted.scalar_one_or_none()
                 if late:
                     self.stats.skipped += 1
                     continue
@@ -389,19 +335,8 @@ class Dispatcher:
                     "reminder %s could not be handled: %s", claim.delivery_id, type(exc).__name__
                 )
 
-    async def _chat_turn(self, chat: str) -> None:
-        """At most one reminder per chat per `per_chat_seconds`, in claim order."""
-        now = self._now().timestamp()
-        for key in [k for k, t in self._chat_next.items() if t <= now]:
-            del self._chat_next[key]
-        start = max(now, self._chat_next.get(chat, now))
-        self._chat_next[chat] = start + self.config.per_chat_seconds
-        if start > now:
-            await self.clock.sleep(start - now)
-
     async def _deliver_one(self, claim: Claim) -> None:
         user = claim.user
-        await self._chat_turn(user.external_id)
         await self.limiter.acquire(1)
         if not await self._renew(claim):
             # Waiting for our turn took longer than the lease and someone else took the
@@ -466,29 +401,18 @@ class Dispatcher:
             return True
         claim.leased_until = now + self.config.lease
         async with self.db.session() as session:
-            result = await session.execute(
-                update(ReminderDelivery)
-                .where(
-                    col(ReminderDelivery.id) == claim.delivery_id,
-                    col(ReminderDelivery.lease_owner) == self.owner,
-                    col(ReminderDelivery.status) == CLAIMED,
-                )
-                .values(lease_expires_at=claim.leased_until)
+            kept = await rows.stretch_lease(
+                session, delivery_id=claim.delivery_id, owner=self.owner, until=claim.leased_until
             )
             await session.commit()
-        return _rowcount(result) == 1
+        return kept
 
     async def _wait(self, claim: Claim, seconds: float) -> None:
         """Sleep before a retry, first stretching the lease so no one takes the claim over."""
         until = self._now() + timedelta(seconds=seconds) + self.config.lease
         async with self.db.session() as session:
-            await session.execute(
-                update(ReminderDelivery)
-                .where(
-                    col(ReminderDelivery.id) == claim.delivery_id,
-                    col(ReminderDelivery.lease_owner) == self.owner,
-                )
-                .values(lease_expires_at=until)
+            await rows.stretch_lease(
+                session, delivery_id=claim.delivery_id, owner=self.owner, until=until
             )
             await session.commit()
         await self.clock.sleep(seconds)
@@ -504,34 +428,30 @@ class Dispatcher:
     ) -> None:
         now = self._now()
         async with self.db.session() as session:
-            result = await session.execute(
-                update(ReminderDelivery)
-                .where(
-                    col(ReminderDelivery.id) == claim.delivery_id,
-                    col(ReminderDelivery.lease_owner) == self.owner,
-                )
-                .values(
-                    status=status,
-                    attempts=attempts,
-                    error=error,
-                    sent_at=now if status == SENT else None,
-                    lease_owner=None,
-                    lease_expires_at=None,
-                )
+            kept = await rows.finish(
+                session,
+                delivery_id=claim.delivery_id,
+                owner=self.owner,
+                status=status,
+                attempts=attempts,
+                error=error,
+                now=now,
             )
             if block:
                 assert claim.user.id is not None
                 await store.disable_schedules(session, user_id=claim.user.id, now=now)
             await session.commit()
-        if _rowcount(result) != 1:
+        if not kept:
             log.warning("reminder %s: lease was lost before recording", claim.delivery_id)
         if status == SENT:
             self.stats.sent += 1
+            metrics.reminder_sent((now - as_utc(claim.due_utc)).total_seconds())
         elif status == SKIPPED:
             self.stats.skipped += 1
         else:
             self.stats.failed += 1
             self.stats.blocked += block
+            metrics.reminder_failed(error or "send_failed")
 
     async def _maybe_prune(self) -> None:
         """Once an hour, forget finished deliveries older than `keep_days`."""
@@ -539,33 +459,34 @@ class Dispatcher:
         if self._last_prune is not None and now - self._last_prune < timedelta(hours=1):
             return
         self._last_prune = now
+        before = now - timedelta(days=self.config.keep_days)
         async with self.db.session() as session:
-            await session.execute(
-                delete(ReminderDelivery).where(
-                    col(ReminderDelivery.due_utc) < now - timedelta(days=self.config.keep_days),
-                    col(ReminderDelivery.status) != CLAIMED,
-                )
-            )
+            await rows.prune_deliveries(session, before=before)
             await session.commit()
 
 
-def _rowcount(result: Any) -> int:
-    return int(getattr(result, "rowcount", 0))
-
-
 def start_dispatcher(
-    app: App, sender: Sender, settings: Settings, *, clock: Clock | None = None
+    db: Database,
+    engine: Engine,
+    sender: Sender,
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    spent_elsewhere: Callable[[], int] | None = None,
 ) -> Dispatcher:
-    """For `kindbot run`: build a dispatcher over the app's database and engine, start it.
+    """For `kindbot run`: build a dispatcher over the database and engine, start it.
 
-    Keep the returned object and `await dispatcher.stop()` on shutdown.
+    `spent_elsewhere` reports the channel's other sends (replies) of the last second, so the
+    shared rate limit counts them. Keep the returned object and `await dispatcher.stop()` on
+    shutdown.
     """
     dispatcher = Dispatcher(
-        app.db,
-        app.engine,
+        db,
+        engine,
         sender,
         config=DispatcherConfig.from_settings(settings),
         clock=clock,
+        spent_elsewhere=spent_elsewhere,
     )
     dispatcher.start()
     return dispatcher

@@ -6,25 +6,23 @@ row lock; SQLite's single writer), refilling at `rate` per second up to `burst`.
 does not use within a second are dropped, so several dispatchers together send at most
 `rate × T + burst + dispatchers × chunk` messages in any T seconds. A 429 from Telegram
 (`hold`) drives the shared bucket negative, so every dispatcher waits it out, not just one.
+
+Replies are sent without asking the database (a person waiting must not wait on it), but each
+worker reports the ones it sent in the last second (`spent_elsewhere`) with its next
+reservation, in the same statement: reminders across all workers use what replies leave.
 """
 
 from __future__ import annotations
 
 import asyncio
 import math
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Protocol
 
-from sqlalchemy import select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import col
-
+from storage import rate_bucket
 from storage.db import Database
-from storage.models import ReminderRate
 
-ROW_ID = 1
 LOCAL_TTL_SECONDS = 1.0
 
 
@@ -79,6 +77,7 @@ class SharedBucket:
         clock: Clock,
         burst: float | None = None,
         chunk: int | None = None,
+        spent_elsewhere: Callable[[], int] | None = None,
     ) -> None:
         if rate <= 0:
             raise ValueError("rate must be positive (use Unlimited for no limit)")
@@ -91,6 +90,7 @@ class SharedBucket:
         self._local_at: datetime | None = None
         self._lock = asyncio.Lock()
         self.reservations = 0
+        self.spent_elsewhere = spent_elsewhere
 
     async def acquire(self, count: int = 1) -> None:
         """Wait until `count` messages may be sent."""
@@ -115,51 +115,18 @@ class SharedBucket:
         """Everyone pauses for `seconds`: the bucket goes `rate × seconds` into debt."""
         self._local = 0
         async with self.db.session() as session:
-            await self._lock_row(session, self.clock.now())
-            await session.execute(
-                update(ReminderRate)
-                .where(col(ReminderRate.id) == ROW_ID)
-                .values(tokens=-self.rate * seconds, updated_at=self.clock.now())
+            await rate_bucket.go_into_debt(
+                session, now=self.clock.now(), tokens=-self.rate * seconds, burst=self.burst
             )
             await session.commit()
-
-    async def _lock_row(self, session: AsyncSession, now: datetime) -> None:
-        # A no-op UPDATE takes the write lock before reading (PostgreSQL: the row; SQLite:
-        # the database), so two dispatchers never refill from the same old state.
-        result = await session.execute(
-            update(ReminderRate)
-            .where(col(ReminderRate.id) == ROW_ID)
-            .values(tokens=col(ReminderRate.tokens))
-        )
-        if getattr(result, "rowcount", 1) == 0:
-            insert = pg_insert if self.db.is_postgres else sqlite_insert
-            await session.execute(
-                insert(ReminderRate)
-                .values(id=ROW_ID, tokens=self.burst, updated_at=now)
-                .on_conflict_do_nothing(index_elements=["id"])
-            )
 
     async def _reserve(self, want: int, now: datetime) -> tuple[int, float]:
         """Take up to `want` whole tokens; (granted, seconds until the next one)."""
         self.reservations += 1
+        spent = self.spent_elsewhere() if self.spent_elsewhere is not None else 0
         async with self.db.session() as session:
-            await self._lock_row(session, now)
-            row = (
-                await session.execute(
-                    select(col(ReminderRate.tokens), col(ReminderRate.updated_at)).where(
-                        col(ReminderRate.id) == ROW_ID
-                    )
-                )
-            ).one()
-            stamp = row.updated_at if row.updated_at.tzinfo else row.updated_at.replace(tzinfo=UTC)
-            elapsed = max(0.0, (now - stamp).total_seconds())
-            tokens = min(self.burst, row.tokens + elapsed * self.rate)
-            granted = max(0, min(want, math.floor(tokens)))
-            tokens -= granted
-            await session.execute(
-                update(ReminderRate)
-                .where(col(ReminderRate.id) == ROW_ID)
-                .values(tokens=tokens, updated_at=max(now, stamp))
+            granted, tokens = await rate_bucket.reserve(
+                session, now=now, rate=self.rate, burst=self.burst, want=want, spent=spent
             )
             await session.commit()
         wait = 0.0 if granted else max(0.001, (1 - tokens) / self.rate)

@@ -1,28 +1,35 @@
-"""Reading and changing a person's reminder schedules (repository functions).
+"""Changing a person's reminder schedules: the rules, over storage/reminders.py's rows.
 
 Every change recomputes `next_due_utc`, the only column the dispatcher looks at: NULL means
-nothing to send (off, or the person cannot be reached).
+nothing to send (off, or the person cannot be reached). The statements live in storage;
+here is what a change means (a pause applies to a new reminder, a new zone keeps local
+times, a due time that cannot be read is computed again).
 """
 
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import String, cast, func, or_, update
-from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import col, select
-
 from bot.reminders.schedule import EVERY_DAY, format_hhmm, next_occurrence, parse_hhmm, zone
+from storage import reminders as rows
 from storage.db import Database
 from storage.models import ReminderSchedule, User, as_utc, utcnow
+from storage.reminders import (
+    BLOCKED,
+    OddDueTime,
+    Session,
+    get_schedule,
+    list_schedules,
+    odd_due_times,
+)
+
+__all__ = ["BLOCKED", "OddDueTime", "get_schedule", "list_schedules", "odd_due_times"]
 
 REFLECTION = "reflection"
 CHECKIN = "checkin"
 KINDS = (REFLECTION, CHECKIN)
 CHECKIN_SLOTS = 3
-BLOCKED = "blocked"
 
 
 def refresh_next_due(schedule: ReminderSchedule, now: datetime) -> None:
@@ -43,28 +50,8 @@ def next_due_for(schedule: ReminderSchedule, now: datetime) -> datetime | None:
     )
 
 
-async def list_schedules(session: AsyncSession, *, user_id: int) -> list[ReminderSchedule]:
-    query = (
-        select(ReminderSchedule)
-        .where(col(ReminderSchedule.user_id) == user_id)
-        .order_by(col(ReminderSchedule.kind).desc(), col(ReminderSchedule.slot))
-    )
-    return list((await session.execute(query)).scalars())
-
-
-async def get_schedule(
-    session: AsyncSession, *, user_id: int, kind: str, slot: int = 0
-) -> ReminderSchedule | None:
-    query = select(ReminderSchedule).where(
-        col(ReminderSchedule.user_id) == user_id,
-        col(ReminderSchedule.kind) == kind,
-        col(ReminderSchedule.slot) == slot,
-    )
-    return (await session.execute(query)).scalar_one_or_none()
-
-
 async def set_schedule(
-    session: AsyncSession,
+    session: Session,
     *,
     user_id: int,
     kind: str,
@@ -107,7 +94,7 @@ async def set_schedule(
 
 
 async def turn_off(
-    session: AsyncSession, *, user_id: int, kind: str, slot: int = 0, now: datetime
+    session: Session, *, user_id: int, kind: str, slot: int = 0, now: datetime
 ) -> bool:
     schedule = await get_schedule(session, user_id=user_id, kind=kind, slot=slot)
     if schedule is None or not schedule.enabled:
@@ -118,7 +105,7 @@ async def turn_off(
     return True
 
 
-async def turn_all_off(session: AsyncSession, *, user_id: int, now: datetime) -> int:
+async def turn_all_off(session: Session, *, user_id: int, now: datetime) -> int:
     count = 0
     for schedule in await list_schedules(session, user_id=user_id):
         if schedule.enabled:
@@ -131,7 +118,7 @@ async def turn_all_off(session: AsyncSession, *, user_id: int, now: datetime) ->
 
 
 async def pause_all(
-    session: AsyncSession, *, user_id: int, until: datetime | None, now: datetime
+    session: Session, *, user_id: int, until: datetime | None, now: datetime
 ) -> int:
     """Pause every reminder until `until` (None: resume now); returns how many are on."""
     count = 0
@@ -143,7 +130,7 @@ async def pause_all(
     return count
 
 
-async def set_timezone(session: AsyncSession, *, user: User, timezone: str, now: datetime) -> None:
+async def set_timezone(session: Session, *, user: User, timezone: str, now: datetime) -> None:
     """The person's zone; every reminder keeps its local time in the new zone."""
     zone(timezone)
     user.timezone = timezone
@@ -155,18 +142,14 @@ async def set_timezone(session: AsyncSession, *, user: User, timezone: str, now:
 
 
 async def disable_schedules(
-    session: AsyncSession, *, user_id: int, reason: str = BLOCKED, now: datetime | None = None
+    session: Session, *, user_id: int, reason: str = BLOCKED, now: datetime | None = None
 ) -> None:
     """Stop sending to a person who cannot be reached (403: blocked the bot, deactivated)."""
-    await session.execute(
-        update(ReminderSchedule)
-        .where(col(ReminderSchedule.user_id) == user_id)
-        .values(disabled_reason=reason, next_due_utc=None, updated_at=now or utcnow())
-    )
+    await rows.disable_schedules(session, user_id=user_id, reason=reason, now=now or utcnow())
 
 
 async def reenable_schedules(
-    session: AsyncSession, *, user_id: int, now: datetime, reason: str = BLOCKED
+    session: Session, *, user_id: int, now: datetime, reason: str = BLOCKED
 ) -> int:
     """Undo `disable_schedules` once the person is back; returns how many resume."""
     count = 0
@@ -188,23 +171,14 @@ async def reenable_for_user(
     """
     now = now or utcnow()
     async with db.session() as session:
-        query = (
-            select(ReminderSchedule)
-            .join(User, col(User.id) == col(ReminderSchedule.user_id))
-            .where(
-                col(User.channel) == channel,
-                col(User.external_id) == external_id,
-                col(ReminderSchedule.disabled_reason) == BLOCKED,
-            )
-        )
-        rows = list((await session.execute(query)).scalars())
+        found = await rows.disabled_schedules(session, channel=channel, external_id=external_id)
         count = 0
-        for schedule in rows:
+        for schedule in found:
             schedule.disabled_reason = None
             schedule.updated_at = now
             refresh_next_due(schedule, now)
             count += schedule.enabled
-        if rows:
+        if found:
             await session.commit()
         return count
 
@@ -214,19 +188,10 @@ async def disable_for_user(
 ) -> None:
     """For adapters: a send to this person failed with 403 (blocked or deactivated)."""
     async with db.session() as session:
-        query = select(User.id).where(
-            col(User.channel) == channel, col(User.external_id) == external_id
-        )
-        user_id = (await session.execute(query)).scalar_one_or_none()
+        user_id = await rows.user_id_of(session, channel=channel, external_id=external_id)
         if user_id is not None:
             await disable_schedules(session, user_id=user_id, now=now)
             await session.commit()
-
-
-# How SQLAlchemy writes a DateTime on SQLite (as UTC text, no offset); the dispatcher's
-# `next_due_utc <= now` and its compare-and-set compare these strings as text, so a value in
-# any other form ('...T...Z', '+00:00', no microseconds) is never due, or never moves.
-CANONICAL_DUE = "????-??-?? ??:??:??.??????".replace("?", "[0-9]")
 
 
 class Repair(enum.Enum):
@@ -235,50 +200,7 @@ class Repair(enum.Enum):
     LEFT = "left"  # neither: the reminder's own fields cannot be read either
 
 
-@dataclass(frozen=True)
-class OddDueTime:
-    """A stored `next_due_utc` not in the form kindbot compares (only on SQLite)."""
-
-    schedule_id: int
-    stored: str  # a time (or not), never anything a person wrote
-    reads_as: datetime | None  # the instant it names, in UTC; None if it is not a time
-
-
-def read_due_time(stored: str) -> datetime | None:
-    """Any ISO 8601 text as an instant in UTC (no offset: UTC, as kindbot stores); else None."""
-    try:
-        return as_utc(datetime.fromisoformat(stored.strip()))
-    except ValueError:
-        return None
-
-
-async def odd_due_times(session: AsyncSession) -> list[OddDueTime]:
-    """Every due time stored in another form than kindbot's (PostgreSQL's column is typed)."""
-    if session.get_bind().dialect.name != "sqlite":
-        return []
-    due = col(ReminderSchedule.next_due_utc)
-    stored = cast(due, String)
-    query = (
-        select(col(ReminderSchedule.id), stored)
-        .where(
-            due.is_not(None),
-            or_(
-                func.typeof(due) != "text",
-                stored.op("NOT GLOB", is_comparison=True)(CANONICAL_DUE),
-            ),
-        )
-        .order_by(col(ReminderSchedule.id))
-    )
-    found = []
-    for schedule_id, text in (await session.execute(query)).all():
-        assert schedule_id is not None  # a primary key
-        found.append(OddDueTime(schedule_id, str(text), read_due_time(str(text))))
-    return found
-
-
-async def repair_due_times(
-    session: AsyncSession, *, now: datetime
-) -> list[tuple[OddDueTime, Repair]]:
+async def repair_due_times(session: Session, *, now: datetime) -> list[tuple[OddDueTime, Repair]]:
     """Rewrite every odd due time in kindbot's one form (not committed); what was found.
 
     A time in another form keeps its instant. One that is not a time is computed again from
@@ -296,24 +218,14 @@ async def repair_due_times(
             except (ValueError, LookupError):  # its time, zone or pause cannot be read
                 done.append((odd, Repair.LEFT))
                 continue
-        stored = cast(col(ReminderSchedule.next_due_utc), String)
-        await session.execute(
-            update(ReminderSchedule)
-            .where(col(ReminderSchedule.id) == odd.schedule_id, stored == odd.stored)
-            .values(next_due_utc=value)
+        await rows.rewrite_due_time(
+            session, schedule_id=odd.schedule_id, stored=odd.stored, value=value
         )
         done.append((odd, outcome))
     return done
 
 
-async def recompute_due(
-    session: AsyncSession, *, schedule_id: int, now: datetime
-) -> datetime | None:
+async def recompute_due(session: Session, *, schedule_id: int, now: datetime) -> datetime | None:
     """The due instant a schedule's own fields give, without reading its stored one (nothing
     is written). Raises ValueError or LookupError if those fields cannot be read either."""
-    fields = ("enabled", "disabled_reason", "local_time", "timezone", "days", "paused_until")
-    query = select(*(getattr(ReminderSchedule, f) for f in fields)).where(
-        col(ReminderSchedule.id) == schedule_id
-    )
-    row = (await session.execute(query)).one()
-    return next_due_for(ReminderSchedule(**dict(zip(fields, row, strict=True))), now)
+    return next_due_for(await rows.schedule_fields(session, schedule_id=schedule_id), now)

@@ -27,9 +27,13 @@ from collections import OrderedDict, deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
+from bot import metrics
 from bot.safety.screen import Screen, ScreenResult
-from bot.safety.semantic import SemanticScreen
+
+if TYPE_CHECKING:  # the model's module (and numpy) loads only with the model
+    from bot.safety.semantic import SemanticScreen
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +78,7 @@ class Assessor:
 
     def screen(self, key: str, locale: str, text: str) -> ScreenResult | None:
         """The verdict on `text` from `key` (a person), read with their recent messages."""
+        started = time.perf_counter()
         earlier = self._remember(key, text)
         found = self.screen_alone(locale, text)
         if earlier and (found is None or found.level != "crisis"):
@@ -85,6 +90,7 @@ class Assessor:
                 found = joined
         if found is not None:
             self.forget(key)  # answered: the next message starts a new thought
+        metrics.screened(found.level if found else None, time.perf_counter() - started)
         return found
 
     def screen_alone(self, locale: str, text: str, *, model: bool = True) -> ScreenResult | None:

@@ -1,8 +1,8 @@
-"""The crisis pause and everything around it, wired into the engine's extension points.
+"""The crisis pause and everything around it, plugged into the engine as one `Feature`.
 
 - a preparer screens every free-text message before its step, in a worker thread, with the
-  person's last few messages (`assess.py`: patterns and the semantic model); an interceptor
-  acts on the verdict before any dialog sees the text; on a match the
+  person's last few messages (`assess.py`: patterns and the semantic model); the feature's
+  screen acts on the verdict before any interceptor or dialog sees the text; on a match the
   `crisis` dialog is pushed on top of wherever the person was (its first message names their
   country's helpline and emergency number), and "I'm safe" returns them to that exact step;
 - `/sos` opens the same pause on request, `/help` adds the contacts, `/country XX` chooses
@@ -25,18 +25,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bot.engine.catalog import LOCALE_FOLDER, DialogsInvalid
+from bot import metrics
+from bot.engine.catalog import LOCALE_FOLDER, Catalog, DialogsInvalid
 from bot.engine.events import Command, Event, Message, Output, Text, UserRef
-from bot.engine.runner import (
-    Engine,
-    Frame,
-    Turn,
-    clean_text,
-    parse_command,
-    screenable,
-    typed_choice,
-)
+from bot.engine.feature import Feature
+from bot.engine.frame import Frame
+from bot.engine.parsing import clean_text, parse_command, screenable
 from bot.engine.texts import fill
+from bot.engine.turn import Turn
 from bot.engine.yamlsource import LineDict, SourceError, line_of, load_yaml
 from bot.safety.assess import Assessor
 from bot.safety.helplines import (
@@ -50,7 +46,6 @@ from bot.safety.helplines import (
     resolve_country,
 )
 from bot.safety.screen import PATTERN_FILE, Screen, ScreenResult, load_screen
-from bot.safety.semantic import EXAMPLES, ExamplesInvalid, ModelUnavailable, load_semantic
 from storage import repo
 
 log = logging.getLogger(__name__)
@@ -183,12 +178,14 @@ def load_safety(
     default: str = "en",
     default_country: str | None = None,
     semantic: bool = True,
-    examples: Path = EXAMPLES,
+    examples: Path | None = None,
 ) -> Safety:
     """Patterns, helplines and (unless `semantic` is off) the semantic model.
 
     If the model cannot load, the screen runs on patterns only and says so loudly, on
-    standard error and in the log: it never starts silently weaker."""
+    standard error and in the log: it never starts silently weaker. The model's module (and
+    numpy) is imported only when it is loaded. `examples`: its folder (default: the shipped
+    one)."""
     errors, safety = _load(root, default=default)
     if errors or safety is None:
         raise DialogsInvalid(errors)
@@ -196,8 +193,10 @@ def load_safety(
     if not semantic:
         safety.semantic_problem = "turned off by the operator (SEMANTIC_SCREEN=false)"
     else:
+        from bot.safety.semantic import EXAMPLES, ExamplesInvalid, ModelUnavailable, load_semantic
+
         try:
-            safety.assessor.semantic = load_semantic(examples)
+            safety.assessor.semantic = load_semantic(examples or EXAMPLES)
         except (ModelUnavailable, ExamplesInvalid, OSError) as exc:
             safety.semantic_problem = str(exc)
     if safety.semantic_problem:
@@ -254,6 +253,7 @@ async def record_event(turn: Turn, *, category: str, level: str) -> None:
     """Note that it happened (never the words), for the person's history and counts."""
     where = turn.top
     log.info("safety event: category=%s level=%s", category, level)
+    metrics.crisis_event(level)  # counted even when nothing is stored: counts only
     if not turn.consented:
         return  # nothing is stored for someone who has not agreed to storage
     assert turn.user.id is not None
@@ -268,8 +268,8 @@ async def record_event(turn: Turn, *, category: str, level: str) -> None:
     )
 
 
-def install(engine: Engine, safety: Safety, *, checkin_params: dict[str, int]) -> None:
-    """Wire the screen, commands and actions into `engine`."""
+def safety_feature(safety: Safety, catalog: Catalog, *, checkin_params: dict[str, int]) -> Feature:
+    """The screen, the crisis pause's commands and actions, and the offline fallback."""
 
     async def prepare(ref: UserRef, event: Event) -> dict[str, ScreenResult | None]:
         """Screen the event's text before its step: off the event loop and outside the
@@ -316,9 +316,7 @@ def install(engine: Engine, safety: Safety, *, checkin_params: dict[str, int]) -
             params = safety.crisis_params(turn, found.category, found.level)
             if _graver(top.params, found):
                 top.params.update(params)
-                top.state = turn.machine(top).spec.start
-                turn.step += 1
-                await turn.engine.enter(turn)
+                await turn.engine.jump(turn, top, turn.machine(top).spec.start)
                 return True
             level, category = top.params.get("level"), top.params.get("category")
             top.params.update(params, level=level, category=category)
@@ -441,9 +439,7 @@ def install(engine: Engine, safety: Safety, *, checkin_params: dict[str, int]) -
         if safety.helplines.lookup(text) is None:
             return False
         top.answers["typed_country"] = text
-        top.state = "check"
-        turn.step += 1
-        await turn.engine.enter(turn)
+        await turn.engine.jump(turn, top, "check")
         return True
 
     def _choose(turn: Turn, frame: Frame, code: str | None) -> None:
@@ -515,7 +511,7 @@ def install(engine: Engine, safety: Safety, *, checkin_params: dict[str, int]) -
     def offline(ref: UserRef, event: Event, prepared: dict[str, Any]) -> list[Output] | None:
         """The step could not run (the database is down). Crisis help still goes out, from
         memory, with a plain word that the message was not saved; other events get None."""
-        locale = engine.catalog.locale(ref.locale)
+        locale = catalog.locale(ref.locale)
 
         def text(key: str, **values: Any) -> str:
             return fill(locale.message(key), values)
@@ -525,33 +521,38 @@ def install(engine: Engine, safety: Safety, *, checkin_params: dict[str, int]) -
         command = _command_of(event)
         country = safety.remembered_country(ref)
         if found is not None:
+            metrics.crisis_event(found.level)
             params = safety.params_for(country, text, found.category, found.level)
             return [Message(text("offline_crisis", **params))]
         if command in ("sos", "help"):
+            if command == SOS:  # as online: /help shows the contacts, but is no event
+                metrics.crisis_event(SOS)
             params = safety.params_for(country, text, SOS, SOS)
             return [Message(text("offline_sos", **params))]
         return None
 
-    engine.preparers[PREPARED] = prepare
-    engine.fallbacks.append(offline)
-    engine.interceptors.insert(0, screen_text)
-    engine.interceptors.insert(1, still_here)
-    engine.interceptors.insert(2, typed_country)
-    engine.gives_way.add(CHOOSE_COUNTRY)  # a command instead of an answer is a skip
-    engine.screens.insert(0, screen_text)
-    engine.commands["sos"] = sos
-    engine.commands["help"] = help_command
-    engine.commands["country"] = country
-    engine.actions["show_safety_plan"] = show_safety_plan
-    engine.actions["save_safety_plan"] = save_safety_plan
-    engine.actions["check_safety_plan"] = check_safety_plan
-    engine.actions["checkin_contacts"] = checkin_contacts
-    engine.actions["consent_then_country"] = consent_then_country
-    engine.actions["suggest_country"] = suggest_country
-    engine.actions["choose_suggested_country"] = choose_suggested_country
-    engine.actions["set_country"] = set_country
-    engine.actions["after_country"] = after_country
-    engine.dialog_params["checkin"] = {"very_high": CHECKIN_CONTACTS_FROM, **checkin_params}
+    return Feature(
+        "safety",
+        # Before every other hook: the screen sees each message before anything may take it.
+        screens=[screen_text],
+        interceptors=[still_here, typed_country],
+        preparers={PREPARED: prepare},
+        fallbacks=[offline],
+        commands={"sos": sos, "help": help_command, "country": country},
+        actions={
+            "show_safety_plan": show_safety_plan,
+            "save_safety_plan": save_safety_plan,
+            "check_safety_plan": check_safety_plan,
+            "checkin_contacts": checkin_contacts,
+            "consent_then_country": consent_then_country,
+            "suggest_country": suggest_country,
+            "choose_suggested_country": choose_suggested_country,
+            "set_country": set_country,
+            "after_country": after_country,
+        },
+        gives_way=frozenset({CHOOSE_COUNTRY}),  # a command instead of an answer is a skip
+        dialog_params={"checkin": {"very_high": CHECKIN_CONTACTS_FROM, **checkin_params}},
+    )
 
 
 def _command_of(event: Event) -> str | None:
@@ -574,8 +575,8 @@ def _graver(params: dict[str, Any], found: ScreenResult) -> bool:
 
 def _answers(turn: Turn, frame: Frame, text: str) -> bool:
     """Whether `text` picks one of the current state's choices, as the engine reads typed
-    choices (`typed_choice`)."""
-    return turn.spec(frame).expect == "choice" and typed_choice(turn, frame, text) is not None
+    choices (`Turn.typed_choice`)."""
+    return turn.spec(frame).expect == "choice" and turn.typed_choice(frame, text) is not None
 
 
 def _capitalized(name: str) -> str:

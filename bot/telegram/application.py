@@ -30,19 +30,22 @@ from telegram.ext import (
 )
 from telegram.request import BaseRequest
 
+from bot import metrics
 from bot.app import App, open_app
 from bot.config import Settings
 from bot.engine.catalog import Catalog
+from bot.monitoring import MonitoringServer
 from bot.reminders.dispatcher import start_dispatcher
-from bot.reminders.telegram_sender import TelegramSender
 from bot.telegram.errors import Delivery
 from bot.telegram.handlers import Handlers, routes
 from bot.telegram.ordering import PerUserOrder
 from bot.telegram.polling import Poller, PollingRefused
+from bot.telegram.reminder_sender import TelegramSender
 from bot.telegram.render import Renderer
 from bot.telegram.replies import ReplySender
 from bot.telegram.transport import LeanRequest
 from bot.telegram.webhook import WebhookServer
+from storage.db import Database
 
 log = logging.getLogger(__name__)
 
@@ -189,8 +192,15 @@ async def serve(settings: Settings, *, stop: asyncio.Event | None = None) -> Non
         try:
             await register_commands(application.bot, app.catalog, app.engine.commands)
             await application.start()
-            reminders = start_dispatcher(app, TelegramSender(application.bot), settings)
             replies = sender_of(application)
+            budget = replies.renderer.delivery.budget  # one budget: replies first
+            reminders = start_dispatcher(
+                app.db,
+                app.engine,
+                TelegramSender(application.bot, budget),
+                settings,
+                spent_elsewhere=budget.recent_urgent,
+            )
             # Replies a previous process left unsent go out before any update is fetched (a
             # redelivered update then finds its reply sent). A poller is Telegram's only
             # consumer of this bot's updates, and SQLite serves one process: everything
@@ -208,13 +218,20 @@ async def serve(settings: Settings, *, stop: asyncio.Event | None = None) -> Non
             # long as the process: keep it out of the garbage collector's full passes, which
             # otherwise stop every reply for tens of milliseconds (bench/stall.py).
             gc.freeze()
-            source = update_source(application, settings, secret)
+            source = update_source(application, settings, secret, app.db)
+            metrics.describe(
+                database=app.db.engine.dialect.name,
+                mode="polling" if isinstance(source, Poller) else "webhook",
+            )
+            monitor = start_monitoring(app.db, settings)
             try:
                 await _start(source, settings)
                 await _until_stopped(stop, source)
                 log.info("stopping")
             finally:
                 await source.stop()
+                if monitor is not None:
+                    await monitor.stop()
                 sweeper.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await sweeper
@@ -226,9 +243,11 @@ async def serve(settings: Settings, *, stop: asyncio.Event | None = None) -> Non
 
 
 def update_source(
-    application: TgApplication, settings: Settings, secret: str | None
+    application: TgApplication, settings: Settings, secret: str | None, db: Database | None = None
 ) -> Poller | WebhookServer:
-    """Where updates come from: a webhook server when WEBHOOK_URL is set, else polling."""
+    """Where updates come from: a webhook server when WEBHOOK_URL is set, else polling.
+
+    Given `db`, the webhook server also answers /healthz and /metrics."""
     if not settings.webhook_url:
         return Poller(application)
     assert secret is not None
@@ -240,7 +259,32 @@ def update_source(
         secret=secret,
         url=settings.webhook_url,
         max_connections=min(100, settings.telegram_max_concurrent),  # Telegram's maximum
+        monitoring=db,
     )
+
+
+def start_monitoring(db: Database, settings: Settings) -> MonitoringServer | None:
+    """In polling mode, /healthz and /metrics on METRICS_HOST:METRICS_PORT (0: none).
+
+    A port already taken is one warning and the bot runs on without them: a second bot on
+    the same machine, or a test run beside a live bot, should not stop replying to people
+    for the sake of its metrics. The probe that then fails says the rest."""
+    if settings.webhook_url or not settings.metrics_port:
+        return None  # the webhook server serves them, or the operator turned them off
+    server = MonitoringServer(db, host=settings.metrics_host, port=settings.metrics_port)
+    where = f"{settings.metrics_host}:{settings.metrics_port}"
+    try:
+        server.start()
+    except OSError as exc:
+        log.warning(
+            "cannot serve /healthz and /metrics on %s (%s): running without them; "
+            "change METRICS_HOST or METRICS_PORT (0 turns them off)",
+            where,
+            exc.strerror or type(exc).__name__,
+        )
+        return None
+    log.info("/healthz and /metrics on %s:%d", settings.metrics_host, server.port)
+    return server
 
 
 async def _start(source: Poller | WebhookServer, settings: Settings) -> None:

@@ -2,6 +2,9 @@
 
 Network errors and flood control (429, `retry_after`) are retried with backoff; a 403 means
 the person blocked the bot, which the caller records so nothing more is sent to them.
+Messages (`Delivery.send`) take a slot of the send budget before each attempt (see
+bot/telegram/budget.py); a 429 holds the chat there for `retry_after`, and one longer than
+`max_wait` is not waited for here: the caller leaves the reply in the outbox.
 Logs name the exception type and where it happened, never its message: Telegram's error texts
 can quote what was being sent, and what is sent quotes what a person wrote.
 """
@@ -12,11 +15,13 @@ import asyncio
 import logging
 import traceback
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, TypeVar
 
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter
+
+from bot.telegram.budget import SendBudget
 
 log = logging.getLogger(__name__)
 
@@ -52,10 +57,29 @@ class Delivery:
     backoff: float = 0.5
     max_wait: float = 60.0
     sleep: Sleep = asyncio.sleep
+    budget: SendBudget = field(default_factory=SendBudget)
 
     async def call(self, method: Callable[..., Awaitable[T]], /, *args: Any, **kwargs: Any) -> T:
+        """A call that sends no message (a typing action, a button's answer)."""
+        return await self._attempt(None, method, args, kwargs)
+
+    async def send(
+        self, chat_id: int, method: Callable[..., Awaitable[T]], /, *args: Any, **kwargs: Any
+    ) -> T:
+        """A message to `chat_id` (sent or edited): within the send budget."""
+        return await self._attempt(chat_id, method, args, kwargs)
+
+    async def _attempt(
+        self,
+        chat_id: int | None,
+        method: Callable[..., Awaitable[T]],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> T:
         name = getattr(method, "__name__", "call")
         for attempt in range(1, self.attempts + 1):
+            if chat_id is not None:
+                await self.budget.take(chat_id)
             try:
                 return await method(*args, **kwargs)
             except Forbidden as exc:
@@ -63,11 +87,14 @@ class Delivery:
             except BadRequest:
                 raise  # our mistake or a stale message; retrying would not help
             except RetryAfter as exc:
-                if attempt == self.attempts:
+                wait = retry_seconds(exc)
+                if chat_id is not None:
+                    self.budget.hold(chat_id, wait)
+                if attempt == self.attempts or wait > self.max_wait:
                     raise
-                wait = min(retry_seconds(exc), self.max_wait)
                 log.warning("%s: flood control, retrying in %.1f s", name, wait)
-                await self.sleep(wait)
+                if chat_id is None:
+                    await self.sleep(wait)  # (a message waits in the budget's `take`)
             except NetworkError as exc:
                 if attempt == self.attempts:
                     raise

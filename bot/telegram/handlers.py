@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Sequence
+from contextvars import ContextVar
 from typing import Any
 
 from telegram import Chat, ChatMember, Update, User
-from telegram.error import BadRequest, TelegramError
+from telegram.error import BadRequest, RetryAfter, TelegramError
 from telegram.ext import (
     BaseHandler,
     CallbackQueryHandler,
@@ -24,6 +26,7 @@ from telegram.ext import (
     filters,
 )
 
+from bot import metrics
 from bot.app import App
 from bot.engine.events import (
     Command,
@@ -52,6 +55,9 @@ PRIVATE = filters.ChatType.PRIVATE & filters.UpdateType.MESSAGE  # edits are nev
 GROUPS = filters.ChatType.GROUPS & filters.UpdateType.MESSAGE
 # what we ask Telegram for (edits only to screen them for crisis language)
 UPDATES = ["message", "edited_message", "callback_query", "my_chat_member"]
+
+# Set around each engine call: marked when that step failed (see `_note_failed_step`).
+_STEP_FAILED: ContextVar[list[bool] | None] = ContextVar("kindbot_step_failed", default=None)
 
 # Attachment kinds, in the order they are checked (the first one present names the input).
 KINDS = (
@@ -90,6 +96,8 @@ class Handlers:
         self.replies = ReplySender(app.engine, renderer, self.unreachable)
         self.typing_after = typing_after
         self._background: set[asyncio.Task[Any]] = set()
+        if _note_failed_step not in self.engine.fallbacks:
+            self.engine.fallbacks.insert(0, _note_failed_step)
 
     # -- handlers ------------------------------------------------------------------------
     async def on_start(self, update: Update, context: Context) -> None:
@@ -192,6 +200,7 @@ class Handlers:
         if error is None:
             return
         log.error("error while handling an update: %s", where(error))
+        metrics.update_error()
         if not isinstance(update, Update) or update.effective_chat is None:
             return
         if update.effective_chat.type != Chat.PRIVATE:
@@ -219,16 +228,26 @@ class Handlers:
         """
         loop = asyncio.get_running_loop()
         timer = loop.call_later(self.typing_after, self._typing_soon, chat_id)
+        failed = [False]
+        token = _STEP_FAILED.set(failed)
+        started = time.perf_counter()
+        outcome = "failed"
         try:
-            return await self.engine.reply(ref, event, seq=update_id)
+            reply = await self.engine.reply(ref, event, seq=update_id)
+            outcome = "failed" if failed[0] else step_outcome(reply)
+            return reply
         finally:
+            _STEP_FAILED.reset(token)
             timer.cancel()
+            metrics.step(outcome, time.perf_counter() - started)
 
     async def show(self, chat: Chat, ref: UserRef, reply: Reply) -> None:
         try:
             await self.replies.send(chat.id, ref, reply)
         except Unreachable:
             await self.unreachable(ref)
+        except RetryAfter:  # the budget holds the chat; the outbox sweep sends the rest
+            log.warning("flood control: a reply waits in the outbox")
 
     async def unreachable(self, ref: UserRef) -> None:
         log.info("a person blocked the bot; marking them unreachable")
@@ -294,6 +313,25 @@ class Handlers:
             await self.renderer.typing(chat_id)
         except (TelegramError, Unreachable) as exc:
             log.debug("typing action failed: %s", type(exc).__name__)
+
+
+def step_outcome(reply: Reply) -> str:
+    """How a step that did not fail ended, as its reply tells: "resumed" when a redelivered
+    update finds part of its reply sent already; "empty" with nothing to send (an update
+    answered before, or one that asks for no reply, such as a harmless edit); else "ok" (a
+    redelivery whose reply is wholly unsent looks like a new reply from here)."""
+    if reply.start > 0:
+        return "resumed"
+    return "ok" if reply.outputs else "empty"
+
+
+def _note_failed_step(ref: UserRef, event: Event, prepared: dict[str, Any]) -> None:
+    """The engine's first fallback: it asks its fallbacks only when a step failed, so this
+    marks the step being measured (`Handlers.handle`) as failed. It answers nothing, and the
+    real fallbacks (crisis help without the database) still run."""
+    failed = _STEP_FAILED.get()
+    if failed is not None:
+        failed[0] = True
 
 
 def routes(h: Handlers) -> list[BaseHandler[Update, Context, None]]:

@@ -10,6 +10,9 @@ running or finished behind an unfinished one come back; they are known by id and
 handled twice. The price of confirming in order: while one update is slow, only the 100 from
 the offset on can be fetched, and new ones are looked for every `idle` seconds rather than by
 a long poll (Telegram answers at once while any update is unconfirmed).
+
+Every update started here is counted once it ends, in `kindbot_updates_total{source="polling"}`
+(updates fetched again while unconfirmed are not counted again).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from telegram import Update
 from telegram.error import Forbidden, InvalidToken, RetryAfter
 from telegram.ext import Application
 
+from bot import metrics
 from bot.telegram.handlers import UPDATES
 
 log = logging.getLogger(__name__)
@@ -37,8 +41,9 @@ class PollingRefused(Exception):
     """Telegram refuses getUpdates for this token: polling cannot go on."""
 
 
-async def process(application: AnyApplication, update: Update) -> None:
-    """Handle one update to the end through the application's (per-person ordered) processor.
+async def process(application: AnyApplication, update: Update) -> bool:
+    """Handle one update to the end through the application's (per-person ordered) processor;
+    False if it failed outside its handler (counted as "failed", never retried).
 
     Shared by polling and the webhook. A failure inside counts as handled: PTB already gave it
     to the error handler, which answered the person; the handlers see to durability."""
@@ -48,6 +53,8 @@ async def process(application: AnyApplication, update: Update) -> None:
         )
     except Exception as exc:
         log.error("update %d failed outside its handler (%s)", update.update_id, type(exc).__name__)
+        return False
+    return True
 
 
 class Poller:
@@ -69,7 +76,7 @@ class Poller:
         self.idle = idle  # how long to wait for a finish when nothing new came
         self.retry = retry  # first and longest pause after a failed getUpdates
         self.drain = drain  # how long `stop` waits for running updates
-        self._unfinished: dict[int, asyncio.Task[None]] = {}  # a cancelled one stays here
+        self._unfinished: dict[int, asyncio.Task[bool]] = {}  # a cancelled one stays here
         self._finished: set[int] = set()  # finished, not yet below a confirmed offset
         self._next = 0  # one past the highest update id received
         self._confirmed = 0
@@ -181,9 +188,11 @@ class Poller:
         self._unfinished[update_id] = task
         task.add_done_callback(partial(self._done, update_id))
 
-    def _done(self, update_id: int, task: asyncio.Task[None]) -> None:
+    def _done(self, update_id: int, task: asyncio.Task[bool]) -> None:
         if task.cancelled():
+            metrics.update("polling", "cut_off")
             return  # never finished: it keeps the offset where it is
+        metrics.update("polling", "handled" if task.result() else "failed")
         del self._unfinished[update_id]
         self._finished.add(update_id)
         self._progress.set()

@@ -167,7 +167,7 @@ class Renderer:
             await self.text(chat_id, piece, markup if last else None)
 
     async def text(self, chat_id: int, text: str, markup: Markup | None = None) -> None:
-        await self.delivery.call(send_text, self.bot, chat_id, text, markup)
+        await self.delivery.send(chat_id, send_text, self.bot, chat_id, text, markup)
 
     async def typing(self, chat_id: int) -> None:
         await self.delivery.call(
@@ -177,7 +177,8 @@ class Renderer:
     async def file(self, chat_id: int, output: Image | Document) -> None:
         caption = output.caption if _units(output.caption) <= CAPTION_LIMIT else ""
         if isinstance(output, Image):
-            await self.delivery.call(
+            await self.delivery.send(
+                chat_id,
                 self.bot.send_photo,
                 chat_id=chat_id,
                 photo=InputFile(output.data, filename=output.filename),
@@ -185,7 +186,8 @@ class Renderer:
                 parse_mode=ParseMode.HTML,
             )
         else:
-            await self.delivery.call(
+            await self.delivery.send(
+                chat_id,
                 self.bot.send_document,
                 chat_id=chat_id,
                 document=InputFile(output.data, filename=output.filename),
@@ -206,14 +208,17 @@ class Renderer:
         where = {"chat_id": message.chat.id, "message_id": message.message_id}
         if text and label and _units(text) + _units(label) + 4 <= TEXT_LIMIT:
             marked = f"{escape(text)}\n\n→ <b>{escape(label)}</b>"
-            await self.delivery.call(
+            await self.delivery.send(
+                message.chat.id,
                 lean,
                 self.bot,
                 "editMessageText",
                 {**where, "text": marked, "parse_mode": "HTML", "link_preview_options": NO_PREVIEW},
             )
         else:
-            await self.delivery.call(lean, self.bot, "editMessageReplyMarkup", where)
+            await self.delivery.send(
+                message.chat.id, lean, self.bot, "editMessageReplyMarkup", where
+            )
 
 
 async def lean(bot: Bot, endpoint: str, params: dict[str, Any]) -> None:

@@ -18,6 +18,11 @@ The answers:
 
 An update Telegram sends again while it is still being handled here (we were slow to answer)
 waits for the same handling instead of running twice. Nothing of an update is ever logged.
+
+Given the database (`monitoring`), the server also answers GET `/healthz` and `/metrics`
+(`bot.monitoring`), without the secret: they say nothing about anyone. The webhook's own
+path is matched first, so a WEBHOOK_URL ending in /metrics still reaches the webhook.
+Every update is counted by outcome in `kindbot_updates_total{source="webhook"}`.
 """
 
 from __future__ import annotations
@@ -39,8 +44,12 @@ from tornado.http1connection import HTTP1Connection
 from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
 
+from bot import metrics
+from bot.monitoring import Endpoint
+from bot.monitoring import routes as monitoring_routes
 from bot.telegram.handlers import UPDATES
 from bot.telegram.polling import AnyApplication, process
+from storage.db import Database
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +72,7 @@ class WebhookServer:
         max_connections: int = 40,
         allowed_updates: Sequence[str] | None = UPDATES,
         drain: float = 30.0,
+        monitoring: Database | None = None,
     ) -> None:
         self.application = application
         self.listen = listen
@@ -72,10 +82,11 @@ class WebhookServer:
         self.max_connections = max_connections
         self.allowed_updates = list(allowed_updates) if allowed_updates is not None else None
         self.drain = drain  # how long `stop` waits for requests being handled
+        self.monitoring = monitoring  # the database /healthz asks; None: no such routes
         self._secret = secret.encode()
         self._port = port
         self._server: HTTPServer | None = None
-        self._handling: dict[int, asyncio.Task[None]] = {}
+        self._handling: dict[int, asyncio.Task[bool]] = {}
         self._requests: set[asyncio.Future[None]] = set()
         self.closing = False
 
@@ -88,7 +99,9 @@ class WebhookServer:
         """Listen, then tell Telegram where to send updates (and with which secret)."""
         if self._server is not None:
             raise RuntimeError("the webhook server was started already")
-        routes = [(re.escape(self.path), _UpdateHandler, {"server": self})]
+        routes: list[Any] = [(re.escape(self.path), _UpdateHandler, {"server": self})]
+        if self.monitoring is not None:
+            routes += monitoring_routes(self.monitoring)
         web = tornado.web.Application(routes, log_function=_log_request)
         # The limit for any path; ours raises it per request, to answer 413 itself.
         server = HTTPServer(
@@ -151,13 +164,15 @@ class WebhookServer:
         try:
             data = json.loads(body)
         except (ValueError, RecursionError):
-            return 400
+            data = None
         if not isinstance(data, dict):
+            metrics.update("webhook", "rejected")
             return 400
         try:
             update = Update.de_json(data, self.application.bot)
         except Exception as exc:
             log.warning("webhook: an update PTB cannot read (%s), dropped", type(exc).__name__)
+            metrics.update("webhook", "unreadable")
             return 200
         task = self._handling.get(update.update_id)
         if task is None:  # not a retry of one we are handling still
@@ -166,12 +181,16 @@ class WebhookServer:
             )
             self._handling[update.update_id] = task
             task.add_done_callback(partial(self._done, update.update_id))
+        else:
+            metrics.update("webhook", "duplicate")
         await asyncio.wait({task})
         return 503 if task.cancelled() else 200
 
-    def _done(self, update_id: int, task: asyncio.Task[None]) -> None:
+    def _done(self, update_id: int, task: asyncio.Task[bool]) -> None:
         if self._handling.get(update_id) is task:
             del self._handling[update_id]
+        ended = "cut_off" if task.cancelled() else "handled" if task.result() else "failed"
+        metrics.update("webhook", ended)
 
     def opened(self) -> asyncio.Future[None]:
         """A request was let in: `stop` waits for it until its answer is written."""
@@ -216,6 +235,7 @@ class _UpdateHandler(tornado.web.RequestHandler):
         self.body += chunk
 
     def refuse(self, status: int) -> None:
+        metrics.update("webhook", "rejected")
         self.refused = True
         self.body.clear()
         self.send_error(status)
@@ -252,5 +272,5 @@ class _UpdateHandler(tornado.web.RequestHandler):
 def _log_request(handler: tornado.web.RequestHandler) -> None:
     """One short line for a refused request, nothing for an answered update."""
     status = handler.get_status()
-    if status >= 400:
+    if status >= 400 and not isinstance(handler, Endpoint):  # probes are not logged
         log.info("webhook answered %d to a %s request", status, handler.request.method)

@@ -19,10 +19,28 @@ from telegram.ext import BaseUpdateProcessor
 from telegram.request import BaseRequest, RequestData
 
 from bot.app import App
-from bot.telegram.application import TgApplication, build_application
+from bot.telegram.application import TgApplication, build_application, sender_of
+from bot.telegram.budget import SendBudget
 from bot.telegram.errors import Delivery
 from bot.testing.botapi import BotAPI, Call, Dropped
 from bot.testing.updates import Updates
+
+
+class VirtualTime:
+    """The send budget's clock in tests: a wait moves time on at once (never backwards), so
+    nothing waits for real and the times the budget saw can be checked exactly."""
+
+    def __init__(self, start: float = 1000.0) -> None:
+        self.t = start
+        self.slept: list[float] = []
+
+    def monotonic(self) -> float:
+        return self.t
+
+    async def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.t += max(0.0, seconds)
+        await asyncio.sleep(0)
 
 
 class FakeRequest(BaseRequest):
@@ -80,6 +98,11 @@ class Harness:
     updates: Updates
     sleeps: list[float] = field(default_factory=list)
 
+    @property
+    def budget(self) -> SendBudget:
+        """The send budget every message of this Application goes through."""
+        return sender_of(self.application).renderer.delivery.budget
+
     async def process(self, update: dict[str, Any]) -> list[Call]:
         """Process one update to the end; the Bot API calls it caused."""
         before = len(self.api.calls)
@@ -110,8 +133,10 @@ async def harness(
     latency: float = 0.0,
     sleep: Any = None,
     processor: BaseUpdateProcessor | None = None,
+    budget: SendBudget | None = None,
 ) -> AsyncIterator[Harness]:
-    """An initialized Application for `app` (inside `async with application`)."""
+    """An initialized Application for `app` (inside `async with application`); its send
+    budget runs on `VirtualTime` unless one is given."""
     api = api or BotAPI()
     sleeps: list[float] = []
 
@@ -122,7 +147,9 @@ async def harness(
         app,
         request=FakeRequest(api, latency=latency),
         updates_request=FakeRequest(api, latency=latency),
-        delivery=Delivery(backoff=0.0, sleep=no_wait),
+        delivery=Delivery(
+            backoff=0.0, sleep=no_wait, budget=budget or SendBudget(timer=VirtualTime())
+        ),
         sleep=sleep or no_wait,
         processor=processor,
     )

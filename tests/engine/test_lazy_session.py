@@ -10,7 +10,8 @@ from sqlmodel import col, select
 
 from bot.app import App
 from bot.engine.events import Command, Text, UserRef
-from bot.engine.runner import Frame, Turn
+from bot.engine.frame import Frame
+from bot.engine.turn import Turn
 from storage.models import Entry, SafetyEvent, User
 
 ME = UserRef("console", "lazy")

@@ -87,15 +87,15 @@ async def test_a_failed_step_does_not_count_as_handled(
 ) -> None:
     """The redelivery of an event whose step failed (rolled back) is handled normally."""
     await reach_the_thought(app)
-    real = app.engine._dispatch
+    real = app.engine.dispatch
 
     async def broken(*args: Any) -> None:
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(app.engine, "_dispatch", broken)
+    monkeypatch.setattr(app.engine, "dispatch", broken)
     failed = await app.engine.handle(ME, Text("I always let people down"), seq=4)
     assert texts(failed) == [app.catalog.locale("en").message("something_went_wrong")]
-    monkeypatch.setattr(app.engine, "_dispatch", real)
+    monkeypatch.setattr(app.engine, "dispatch", real)
     assert texts(await app.engine.handle(ME, Text("I always let people down"), seq=4))
     assert (await conversation(app))[2] == [1, 2, 3, 4]
 

@@ -691,7 +691,7 @@ def read_entries(
     """Each person's entries (kind, status, decrypted answers), oldest first."""
 
     async def read() -> dict[int, list[tuple[str, str, dict[str, Any]]]]:
-        db = await Database.open(url, Cipher.from_string(key), migrate=False)
+        db = await Database.open(url, Cipher.from_string(key), upgrade=None)
         found: dict[int, list[tuple[str, str, dict[str, Any]]]] = {}
         try:
             async with db.session() as session:

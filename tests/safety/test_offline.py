@@ -17,7 +17,7 @@ from sqlalchemy.engine import make_url
 
 from bot.app import App, open_app
 from bot.engine.events import Command, Message, Text, UserRef
-from storage import sqlite_driver
+from storage import sqlite as storage_sqlite
 from tests.conftest import Clock, fresh_pg_schema, make_settings
 
 ME = UserRef("console", "offline", language_tag="en")
@@ -27,10 +27,16 @@ def texts(outputs: list[object]) -> str:
     return "\n".join(o.text for o in outputs if isinstance(o, Message))
 
 
+@pytest.fixture(autouse=True)
+def short_busy_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Statements give up on another connection's lock after 20 ms, not 10 s (set before the
+    `app` fixture connects: autouse fixtures come first)."""
+    monkeypatch.setattr(storage_sqlite, "BUSY_TIMEOUT_MS", 20)
+
+
 @pytest.fixture
 def locked(app: App, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Another connection holds the database's write lock while the test runs."""
-    monkeypatch.setattr(sqlite_driver, "BUSY_TIMEOUT_MS", 20)
     path = app.settings.data_dir / "kindbot.db"
     assert path.exists()
     other = sqlite3.connect(path, isolation_level=None)
@@ -61,7 +67,6 @@ async def test_their_country_is_remembered_from_before_the_outage(
     app: App, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     await consented(app)
-    monkeypatch.setattr(sqlite_driver, "BUSY_TIMEOUT_MS", 20)
     other = sqlite3.connect(app.settings.data_dir / "kindbot.db", isolation_level=None)
     other.execute("BEGIN EXCLUSIVE")
     try:

@@ -12,8 +12,8 @@ from sqlalchemy import text, update
 
 from bot.app import App
 from bot.engine.events import Text, UserRef
-from bot.engine.runner import Turn
-from storage import repo, sqlite_driver
+from bot.engine.turn import Turn
+from storage import repo
 
 ME = UserRef("console", "direct")
 
@@ -141,21 +141,11 @@ async def test_session_writes_and_direct_writes_commit_together(
         assert await conn.scalar(text("SELECT count(*) FROM entries")) == entries + 1
 
 
-async def test_a_direct_statement_waits_off_the_loop_for_another_writer(
-    app: App, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_a_direct_statement_waits_off_the_loop_for_another_writer(app: App) -> None:
     """Another connection (a reminder, another process) holds SQLite's write lock: the
     step's UPDATE waits on aiosqlite's thread, the loop runs on, and nothing is lost."""
     await consented(app)
-    trips: list[str] = []
-    patient = sqlite_driver._patiently
-
-    def spy(fn: Any, conn: Any, operation: str, parameters: Any) -> Any:
-        trips.append(operation.split()[0])
-        return patient(fn, conn, operation, parameters)
-
     await app.engine.handle(ME, Text("/reframe"))
-    monkeypatch.setattr(sqlite_driver, "_patiently", spy)
     async with app.db.engine.connect() as other:
         await other.execute(text("UPDATE users SET country = 'FR'"))  # holds the write lock
         step = asyncio.create_task(app.engine.handle(ME, Text("I never get anything right")))
@@ -163,7 +153,6 @@ async def test_a_direct_statement_waits_off_the_loop_for_another_writer(
         assert not step.done()
         await other.commit()
     assert await step
-    assert trips == ["UPDATE"]
     user, conversation = await through_sqlalchemy(app)
     assert user["country"] == "FR"
     state = app.db.cipher.decrypt(conversation["state_enc"])
@@ -215,3 +204,35 @@ async def test_entries_written_directly_read_back_through_the_orm(app: App) -> N
     assert entry.id == kept and entry.status == "finished" and entry.scores == {"rating_before": 8}
     assert entry.started_at.replace(tzinfo=UTC) == started
     assert repo.entry_answers(entry, cipher=app.db.cipher) == answers
+
+
+def committed_to_the_file(app: App) -> int:
+    """Users in the database file itself, ignoring its WAL (`immutable`: what a checkpoint
+    has copied there so far)."""
+    import sqlite3
+
+    path = app.settings.data_dir / "kindbot.db"
+    conn = sqlite3.connect(f"file:{path}?mode=ro&immutable=1", uri=True)
+    try:
+        return int(conn.execute("SELECT count(*) FROM users").fetchone()[0])
+    except sqlite3.OperationalError:  # not even the tables are in the file yet
+        return 0
+    finally:
+        conn.close()
+
+
+async def test_steps_checkpoint_the_wal_off_the_loop_every_so_often(
+    app: App, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The steps' connection never checkpoints inside a commit on the loop (that syncs the
+    disk); every CHECKPOINT_EVERY-th commit does, on aiosqlite's thread."""
+    from storage import sqlite
+
+    monkeypatch.setattr(sqlite, "CHECKPOINT_EVERY", 10_000)
+    before = committed_to_the_file(app)
+    for n in range(3):
+        await app.engine.handle(UserRef("console", f"wal{n}"), Text("/start"))
+    assert committed_to_the_file(app) == before  # still only in the WAL
+    monkeypatch.setattr(sqlite, "CHECKPOINT_EVERY", 1)
+    await app.engine.handle(UserRef("console", "wal3"), Text("/start"))
+    assert committed_to_the_file(app) >= before + 4

@@ -10,7 +10,7 @@ from sqlalchemy import Connection, create_engine
 from sqlmodel import SQLModel
 
 import storage.models  # noqa: F401  (the tables)
-from storage.db import alembic_config
+from storage.schema import alembic_config
 
 
 def test_models_and_migrations_agree(tmp_path: Path) -> None:

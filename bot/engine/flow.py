@@ -1,0 +1,146 @@
+"""Flow control: where a conversation goes after an answer, and what it shows on the way.
+
+`Flow` holds the rules every dialog move follows (the dialogs, the actions they name, the
+onboarding, menu and resume dialogs) and the moves themselves: answer the current question,
+enter the state just reached (running through states that wait for nothing), carry on after
+a called dialog ends, open a dialog on request. Features move a conversation through these
+(`turn.engine.answer`, `.jump`, `.open_dialog`) and the turn's own `start_dialog`, `resume`
+and `stop_all`, so every move counts a step and shows its prompt the same way.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bot.engine.catalog import Catalog
+from bot.engine.events import Pause
+from bot.engine.feature import Action
+from bot.engine.frame import Frame
+from bot.engine.machine import Position
+from bot.engine.turn import Turn
+
+# States that wait for nothing, entered one after another, before something is wrong.
+MAX_AUTO_STEPS = 100
+
+
+class Flow:
+    """The dialog rules and moves; the `Engine` adds events, transactions and features."""
+
+    def __init__(self, catalog: Catalog) -> None:
+        self.catalog = catalog
+        self.onboarding = "onboarding"
+        self.menu = "menu"
+        self.resume_dialog = "resume"
+        # Dialogs that step aside (are closed) when the person opens another one, like the menu.
+        self.gives_way: set[str] = set()
+        self.actions: dict[str, Action] = {}
+        # Params every start of a dialog gets (such as thresholds from settings).
+        self.dialog_params: dict[str, dict[str, Any]] = {}
+
+    async def open_dialog(self, turn: Turn, dialog: str) -> None:
+        """Start a dialog on request: resume offer, already-here, or on top of the current."""
+        top = turn.top
+        if top and top.dialog == dialog:
+            turn.say("already_here")
+            turn.reprompt()
+            return
+        machine = self.catalog.dialog(dialog, turn.locale.code)
+        needs_consent = machine is None or machine.spec.requires_consent
+        if top and top.dialog == self.onboarding and not turn.consented and needs_consent:
+            turn.say("consent_first")
+            turn.reprompt()
+            return
+        self.step_aside(turn)
+        if dialog in turn.paused and turn.consented:
+            title = machine.spec.title if machine else dialog
+            await turn.start_dialog(self.resume_dialog, {"target": dialog, "title": title})
+            return
+        await turn.start_dialog(dialog)
+
+    def step_aside(self, turn: Turn) -> None:
+        """Close a menu-like dialog on top (menu, resume offer, history) for what comes next."""
+        top = turn.top
+        if top and (top.dialog in (self.menu, self.resume_dialog) or top.dialog in self.gives_way):
+            turn.stack.pop()
+
+    async def answer(self, turn: Turn, value: str | int) -> None:
+        """Store the answer to the current state and move on."""
+        frame = turn.top
+        assert frame is not None
+        state = turn.spec(frame)
+        if state.store:
+            frame.answers[state.store] = value
+        if state.expect == "choice":
+            choice = next((c for c in state.choices if c.value == value), None)
+            if choice is not None and choice.start:
+                await turn.finish_top()
+                await self.open_dialog(turn, choice.start)
+                return
+        self._advance(turn, frame, value if isinstance(value, str) else None)
+        await self.enter(turn)
+
+    async def jump(self, turn: Turn, frame: Frame, state: str) -> None:
+        """Move the frame to `state` without an answer (a feature read the text another way,
+        or a crisis pause starts over) and show it."""
+        frame.state = state
+        turn.step += 1
+        await self.enter(turn)
+
+    async def enter(self, turn: Turn) -> None:
+        """Show the state just entered; run through states that wait for nothing."""
+        for _ in range(MAX_AUTO_STEPS):
+            frame = turn.top
+            if frame is None:
+                return
+            state = turn.spec(frame)
+            frame.answers.update(state.record)
+            if state.choices_from:
+                await self.actions[state.choices_from](turn, frame)
+            if state.say:
+                turn.emit(turn.render(frame))
+                turn.prompts += 1
+            if state.pause:
+                turn.emit(Pause(state.pause))
+            if state.end:
+                await turn.finish_top()
+                before = turn.prompts
+                if state.action:
+                    await self.actions[state.action](turn, frame)
+                if state.start:
+                    await self.open_dialog(turn, state.start)
+                below = turn.top
+                if turn.prompts == before and below is not None:
+                    if turn.spec(below).call:
+                        await self.carry_on(turn)
+                    else:
+                        turn.say("back_to_previous")
+                        turn.reprompt()
+                return
+            if state.action:
+                await self.actions[state.action](turn, frame)
+                if turn.top is not frame:
+                    return
+            if state.call:
+                await turn.start_dialog(state.call)
+                if turn.top is not frame:
+                    return
+            if state.expect != "none":
+                return
+            self._advance(turn, frame)
+        raise RuntimeError("too many steps without waiting for the person")
+
+    async def carry_on(self, turn: Turn) -> None:
+        """The top frame waited at a `call` state for a dialog that has ended: move on."""
+        frame = turn.top
+        assert frame is not None
+        self._advance(turn, frame)
+        await self.enter(turn)
+
+    def _advance(self, turn: Turn, frame: Frame, choice: str | None = None) -> None:
+        """Fire the frame's machine from its state (with the choice made, if any) and count
+        the step; a dialog with no way on from here is a bug the validator should have caught."""
+        position = Position(frame.state, turn.values(frame), choice=choice)
+        if not turn.machine(frame).advance(position):
+            raise RuntimeError(f"no transition from {frame.dialog}.{frame.state}")
+        frame.state = position.state
+        turn.step += 1

@@ -1,0 +1,120 @@
+"""Reading what a person typed: commands, ratings, choices named in words, clean text.
+
+Pure functions of the text (and the state's options): no turn, no storage, so adapters and
+features (the console, the crisis screen, reminder settings) read input exactly as the
+engine does.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+from bot.engine.events import Command, Edited, Event, Option, Scale, Text, Unsupported
+from bot.engine.schema import StateSpec
+
+STOP_WORDS = frozenset({"stop", "cancel", "quit", "exit", "/stop"})
+NUMBER_WORDS = {
+    "zero": 0,
+    "one": 1,
+    "two": 2,
+    "three": 3,
+    "four": 4,
+    "five": 5,
+    "six": 6,
+    "seven": 7,
+    "eight": 8,
+    "nine": 9,
+    "ten": 10,
+}
+_SCALE = re.compile(r"^\s*(\d{1,2})\s*(?:/\s*10|out of 10)?\s*[.!]?\s*$", re.IGNORECASE)
+_INVISIBLE = re.compile(r"[\u200b-\u200f\u202a-\u202e\u2060-\u2064\ufeff]")
+_APOSTROPHES = re.compile(r"['’‘`]")
+# "/name" or "/name@bot", optionally followed by arguments ("/country GB").
+_COMMAND = re.compile(r"^/([A-Za-z0-9_]{1,32}(?:@\w+)?)(?:\s+(.*))?$", re.DOTALL)
+
+
+def parse_command(text: str) -> tuple[str, str] | None:
+    """("name", "args") for "/name args" or "/name@bot args"; None for anything else."""
+    found = _COMMAND.match(text)
+    if found is None:
+        return None
+    return found.group(1).split("@")[0].lower(), (found.group(2) or "").strip()
+
+
+def is_stop(text: str) -> bool:
+    """Whether a message asks to stop ("stop", "Cancel!"), said in words, not as /stop."""
+    return text.lower().strip(".! ") in STOP_WORDS
+
+
+def screenable(event: Event) -> list[str]:
+    """The free text in an event that the crisis screen reads: a message (a command's words
+    after its name), an edit, a caption. Cleaned exactly as the dispatcher cleans it."""
+    if isinstance(event, Text | Edited):
+        text = clean_text(event.text)
+        command = parse_command(text) if isinstance(event, Text) else None
+        if command is not None:
+            text = command[1]
+        return [text] if text else []
+    if isinstance(event, Unsupported):
+        caption = clean_text(event.caption)
+        return [caption] if caption else []
+    if isinstance(event, Command):
+        return [event.args.strip()] if event.args.strip() else []
+    return []
+
+
+def clean_text(text: str) -> str:
+    """Normalize what a person typed: NFC, no invisible direction marks, trimmed."""
+    text = unicodedata.normalize("NFC", text)
+    text = _INVISIBLE.sub("", text)
+    text = "".join(ch for ch in text if ch in "\n\t" or unicodedata.category(ch) != "Cc")
+    return text.strip()
+
+
+def has_words(text: str) -> bool:
+    """True if the text has a letter or an emoji: a bare "." or "8" is not an answer in words."""
+    return any(
+        unicodedata.category(ch)[0] == "L" or unicodedata.category(ch) == "So" for ch in text
+    )
+
+
+def parse_scale(text: str, scale: Scale) -> int | None:
+    """A rating typed as `7`, `7/10`, `7 out of 10` or `seven`; None if it is not one."""
+    word = text.strip().strip(".!").lower()
+    if word in NUMBER_WORDS:
+        value = NUMBER_WORDS[word]
+    else:
+        match = _SCALE.match(text)
+        if not match:
+            return None
+        value = int(match.group(1))
+    return value if scale.low <= value <= scale.high else None
+
+
+def match_choice(text: str, options: tuple[Option, ...]) -> str | None:
+    """A choice typed instead of pressed: its number in the list, or its label."""
+    wanted = _plain(text)
+    if wanted.isdigit():
+        index = int(wanted) - 1
+        return options[index].value if 0 <= index < len(options) else None
+    for option in options:
+        if wanted and (_plain(option.label) == wanted or option.value == wanted):
+            return str(option.value)
+    return None
+
+
+def match_alias(text: str, state: StateSpec) -> str | None:
+    """A typed answer listed among a choice's `aliases` ("no", "not really"); apostrophes
+    are dropped first, so "I'm safe" matches the alias "im safe" and the other way round."""
+    wanted = _plain(_APOSTROPHES.sub("", text))
+    for choice in state.choices:
+        if any(_plain(_APOSTROPHES.sub("", alias)) == wanted for alias in choice.aliases):
+            return choice.value
+    return None
+
+
+def _plain(text: str) -> str:
+    """Letters, digits and single spaces, case-folded: "Older ▶" and "older" match."""
+    kept = "".join(ch if ch.isalnum() or ch.isspace() else " " for ch in text.casefold())
+    return " ".join(kept.split())

@@ -1,0 +1,209 @@
+"""Routing: which move an event makes — a command, a screen's pause, a choice, an answer.
+
+Everything a person could type wrong is answered gently here and leaves their state as it
+was: a button from an old message, a rating out of range, a word where a choice is wanted.
+Free text passes the screens (the crisis screen) first, then the other interceptors, and
+only then reaches the dialog.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from bot.engine.catalog import Catalog
+from bot.engine.events import (
+    ChoiceMade,
+    Command,
+    Edited,
+    Event,
+    Location,
+    Message,
+    Reminder,
+    Scale,
+    Text,
+    Unsupported,
+)
+from bot.engine.feature import CommandHandler, Interceptor, LocationHandler, ReminderHandler
+from bot.engine.flow import Flow
+from bot.engine.frame import Frame
+from bot.engine.parsing import clean_text, has_words, is_stop, parse_command, parse_scale
+from bot.engine.texts import fill, pick
+from bot.engine.turn import Turn
+
+log = logging.getLogger(__name__)
+
+
+class Router(Flow):
+    """Turns one event into moves of the flow; the `Engine` runs it inside a step."""
+
+    def __init__(self, catalog: Catalog, *, max_text_chars: int = 1000) -> None:
+        super().__init__(catalog)
+        self.max_text_chars = max_text_chars
+        self.commands: dict[str, CommandHandler] = {}
+        # crisis screens: run before the interceptors, and alone on edits and captions, where
+        # nothing else may act on the text
+        self.screens: list[Interceptor] = []
+        self.interceptors: list[Interceptor] = []
+        self.reminders: dict[str, ReminderHandler] = {}
+        self.on_location: LocationHandler | None = None
+
+    async def dispatch(self, turn: Turn, event: Event) -> None:
+        """Make the move `event` asks for, or answer why none can be made."""
+        if isinstance(event, Text):
+            text = clean_text(event.text)
+            command = parse_command(text)
+            if command:
+                await self._command(turn, *command)
+            elif await self._intercepted(turn, text):
+                return
+            elif is_stop(text):
+                await self._stop(turn)
+            else:
+                await self._text(turn, text)
+        elif isinstance(event, Edited):
+            # only the safety screens look at an edit; the dialog never takes it as an answer
+            edited = clean_text(event.text)
+            if edited:
+                await self._intercepted(turn, edited, screens_only=True)
+        elif isinstance(event, Command):
+            await self._command(turn, event.name.lower(), event.args.strip())
+        elif isinstance(event, ChoiceMade):
+            await self._choice(turn, event)
+        elif isinstance(event, Unsupported):
+            caption = clean_text(event.caption)
+            if not (caption and await self._intercepted(turn, caption, screens_only=True)):
+                turn.reprompt(turn.text("unsupported_input"))
+        elif isinstance(event, Reminder):
+            handler = self.reminders.get(event.kind)
+            if handler is not None:
+                await handler(turn, event)
+            elif self.catalog.dialog(event.kind, turn.locale.code) and turn.top is None:
+                await turn.start_dialog(event.kind)
+        elif isinstance(event, Location):
+            if self.on_location is None:
+                turn.reprompt(turn.text("unsupported_input"))
+            else:
+                await self.on_location(turn, event)
+
+    async def _intercepted(self, turn: Turn, text: str, *, screens_only: bool = False) -> bool:
+        """Whether a screen, or then (unless `screens_only`) an interceptor, took the text."""
+        for hook in self.screens if screens_only else (*self.screens, *self.interceptors):
+            if await hook(turn, text):
+                return True
+        return False
+
+    async def _command(self, turn: Turn, name: str, args: str) -> None:
+        # Words after a command are screened like any message ("/reframe I want to die").
+        if args and await self._intercepted(turn, args):
+            return
+        if name in self.commands:
+            self.step_aside(turn)
+            await self.commands[name](turn, args)
+            return
+        if name == "start":
+            if not turn.consented:
+                if turn.top and turn.top.dialog == self.onboarding:
+                    turn.reprompt()
+                else:
+                    await turn.start_dialog(self.onboarding)
+                return
+            turn.say("welcome_back")
+            if turn.top:
+                turn.reprompt()
+            else:
+                await turn.start_dialog(self.menu)
+            return
+        if name == "help":
+            turn.say("help")
+            turn.reprompt()
+            return
+        if name in ("cancel", "stop"):
+            await self._stop(turn)
+            return
+        dialog = self.catalog.command_dialogs().get(name)
+        if dialog is None:
+            turn.reprompt(turn.text("unknown_command", command=name[:32]))
+            return
+        await self.open_dialog(turn, dialog)
+
+    async def _stop(self, turn: Turn) -> None:
+        if turn.top is None and not turn.consented:
+            await turn.start_dialog(self.onboarding)  # a first contact still gets the introduction
+            return
+        if turn.top is None:
+            turn.say("nothing_to_stop")
+            return
+        kept = await turn.stop_all()
+        turn.say("stopped_saved" if kept else "stopped")
+
+    async def _choice(self, turn: Turn, event: ChoiceMade) -> None:
+        frame = turn.top
+        if frame is None or (event.step is not None and event.step != turn.step):
+            turn.emit(Message(turn.text("step_passed")))
+            return
+        state = turn.spec(frame)
+        if state.expect == "scale":  # a pressed rating button
+            rating = parse_scale(event.value, Scale(state.scale.low, state.scale.high))
+            if rating is not None:
+                await self.answer(turn, rating)
+                return
+        offered = {c.value for c in state.choices}
+        if state.choices_from:
+            offered.update(value for value, _ in frame.options)
+        if state.expect == "text" and event.value in offered:
+            # A shortcut under a question that wants words (e.g. "check in first"): the
+            # other dialog opens on top, and this question is asked again when it ends.
+            shortcut = next(c for c in state.choices if c.value == event.value)
+            assert shortcut.start is not None  # the validator requires it
+            await turn.start_dialog(shortcut.start)
+            return
+        if state.expect != "choice" or event.value not in offered:
+            log.warning("ignored a choice that the current step does not offer")
+            turn.emit(Message(turn.text("step_passed")))
+            return
+        await self.answer(turn, event.value)
+
+    async def _text(self, turn: Turn, text: str) -> None:
+        frame = turn.top
+        if frame is None:
+            if not turn.consented:
+                await turn.start_dialog(self.onboarding)
+            else:
+                turn.say("idle")
+                await turn.start_dialog(self.menu)
+            return
+        state = turn.spec(frame)
+        if state.expect == "text":
+            if not text:
+                turn.say("empty_text")
+            elif turn.machine(frame).spec.entry and not has_words(text):
+                turn.say("need_words")  # a journal answer needs words; settings may not
+            elif len(text) > self.max_text_chars:
+                turn.say("too_long", limit=self.max_text_chars, length=len(text))
+            else:
+                await self.answer(turn, text)
+        elif state.expect == "choice":
+            value = turn.typed_choice(frame, text)
+            if value is None:
+                turn.reprompt(_retry(turn, frame) or turn.text("pick_an_option"))
+            else:
+                await self.answer(turn, value)
+        elif state.expect == "scale":
+            scale = Scale(state.scale.low, state.scale.high)
+            rating = parse_scale(text, scale)
+            if rating is None:
+                hint = _retry(turn, frame)
+                turn.reprompt(hint or turn.text("scale_hint", low=scale.low, high=scale.high))
+            else:
+                await self.answer(turn, rating)
+        else:
+            turn.reprompt()
+
+
+def _retry(turn: Turn, frame: Frame) -> str | None:
+    """The state's own words for an answer it did not understand, if it has any."""
+    state = turn.spec(frame)
+    if not state.retry:
+        return None
+    salt = f"{frame.dialog}.{frame.state}.retry"
+    return fill(pick(state.retry, run=frame.run, salt=salt), turn.values(frame))
