@@ -145,7 +145,13 @@ async def open_app(
     reminder_texts = ReminderTexts.load(settings.dialogs_dir, default=settings.default_locale)
     key = load_or_create_key(settings.encryption_key, settings.key_file)
     url = settings.resolved_database_url()
-    db = await Database.open(url, Cipher.from_string(key), schema=schema, upgrade="if-new")
+    db = await Database.open(
+        url,
+        Cipher.from_string(key),
+        schema=schema,
+        upgrade="if-new",
+        pool_size=settings.database_pool_size,
+    )
     offload = Offload(DatabaseSource(url, key, schema))
     try:
         engine = Engine(catalog, db, clock=clock, max_text_chars=settings.max_text_chars)

@@ -27,6 +27,8 @@ class Settings(BaseSettings):
 
     data_dir: Path = Path("data")
     database_url: str | None = None
+    # PostgreSQL connections kept open per process (as many again may be opened for a burst).
+    database_pool_size: int = Field(default=20, ge=1, le=1000)
     dialogs_dir: Path = Field(default_factory=shipped_dialogs)
     default_locale: str = "en"
     encryption_key: str | None = None

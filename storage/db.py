@@ -179,12 +179,15 @@ class Database:
         *,
         schema: str | None = None,
         upgrade: Upgrade | None = "always",
+        pool_size: int = 20,
     ) -> Database:
         """Connect, create the SQLite directory if needed, see to the schema, check the key.
 
         `upgrade`: "always" migrates (`kindbot migrate`, tests); "if-new" creates the
         schema in a database without one and otherwise only checks it is current
-        (storage/schema.py); None leaves it alone.
+        (storage/schema.py); None leaves it alone. `pool_size`: PostgreSQL connections
+        kept open (SQLAlchemy's default of 5, with 10 more opened and closed on every use,
+        made a busy worker open a connection per step).
         A database that cannot be reached or opened, or whose schema is not current with
         "if-new", raises `DatabaseProblem` (one line, what to do); a folder or file kindbot
         may not create raises the OSError, naming it.
@@ -198,8 +201,10 @@ class Database:
                 _sqlite_opens(parsed, _sqlite_uri(Path(parsed.database), "rw"))
             if parsed.get_driver_name() == "aiosqlite":
                 kwargs.update(sqlite_engine_options(connections))
-        elif schema:
-            kwargs["connect_args"] = {"server_settings": {"search_path": schema}}
+        else:
+            kwargs.update(pool_size=pool_size, max_overflow=pool_size)
+            if schema:
+                kwargs["connect_args"] = {"server_settings": {"search_path": schema}}
         engine = _create_engine(parsed, **kwargs)
         if engine.dialect.name == "sqlite":
             connections.args = engine.dialect.create_connect_args(parsed)

@@ -121,3 +121,15 @@ async def test_workers_starting_together_on_a_new_postgres_database_create_it_on
         finally:
             for db in opened:
                 await db.close()
+
+
+async def test_postgres_keeps_the_pool_size_it_is_given(tmp_path: Path) -> None:
+    """A busy worker reuses its connections instead of opening one per step (SQLAlchemy's
+    default keeps 5 and opens and closes the rest on every use)."""
+    from bot.app import open_app
+    from tests.conftest import make_settings
+
+    async with fresh_pg_schema() as (url, name):
+        settings = make_settings(tmp_path, database_url=url, database_pool_size=7)
+        async with open_app(settings, schema=name) as app:
+            assert app.db.engine.pool.size() == 7  # type: ignore[attr-defined]
