@@ -249,13 +249,7 @@ def listening(port: int) -> bool:
 
 
 def migrate(env: dict[str, str], folder: Path) -> None:
-    """`kindbot migrate` where the command exists (then `run` only checks the schema);
-    before it, `run` migrates at start and there is nothing to do here."""
-    helped = subprocess.run(
-        [sys.executable, "-m", "bot.cli", "--help"], env=env, capture_output=True, text=True
-    )
-    if "migrate" not in helped.stdout:
-        return
+    """`kindbot migrate` first, as an operator deploys (`run` then only checks the schema)."""
     done = subprocess.run(
         [sys.executable, "-m", "bot.cli", "migrate"],
         cwd=folder,

@@ -55,7 +55,7 @@ def configure_logging(level: str, fmt: str = "text") -> None:
     for noisy in (
         "httpx",
         "transitions",
-        "alembic.runtime.migration",
+        "alembic",
         "aiosqlite",
         "sqlalchemy",
         "asyncpg",

@@ -14,6 +14,7 @@ from bot.config import REPO_ROOT
 SMALL = {
     "bench.budget": ["--updates", "18", "--rounds", "1"],
     "bench.engine": ["--steps", "20", "--rounds", "1"],
+    "bench.memory": ["--quick", "--idle", "0.5"],
     # two people, one round of 4 updates per bot, each way (and kindbot on the stock request)
     "bench.http": ["--quick", "--stock"],
     "bench.updates": [
