@@ -359,6 +359,10 @@ class Comparison:
     calls: float = 0.0
 
     def show(self, target: float | None) -> None:
+        if not all(self.echo) or not all(self.kindbot) or not all(self.stock):
+            # /proc counts CPU in clock ticks (10 ms): a few updates (--quick) may show none
+            print(f"  {self.label:<26} too few updates to measure (a CPU tick is 10 ms)")
+            return
         ratios = [k / e for k, e in zip(self.kindbot, self.echo, strict=True)]
         wanted = f"target <= {target:.1f}x; " if target is not None else ""
         print(
