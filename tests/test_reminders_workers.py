@@ -165,7 +165,12 @@ async def test_two_rate_limited_dispatchers_together_stay_within_the_limit(
                 app.db,
                 app.engine,
                 sender,
-                config=DispatcherConfig(rate_limit=rate, batch_size=8),
+                # One delivery at a time per worker: the virtual clock moves when every
+                # worker sleeps, so a second task of the same worker asleep on the bucket
+                # would move time on under a delivery still being prepared and stamp its
+                # send late (the bucket bounds grants;
+                # `test_shared_bucket_keeps_two_workers_within_the_rate` checks those).
+                config=DispatcherConfig(rate_limit=rate, batch_size=8, concurrency=1),
                 clock=virtual,
                 owner=name,
             )
