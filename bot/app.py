@@ -102,6 +102,8 @@ def features(
         CORE,
         Feature("history", actions=HISTORY_ACTIONS, gives_way=frozenset({"history"})),
         Feature("forget", actions=FORGET_ACTIONS),
+        # what helps after a practice that left someone heavier; closes when they move on
+        Feature("aftercare", gives_way=frozenset({"aftercare"})),
         progress_feature(offload),
         export_feature(offload),
         reminders_feature(texts=reminder_texts, default_timezone=settings.default_timezone),

@@ -68,9 +68,15 @@ class Person:
         await self.send(thought)
         await self.send(feeling)
         await self.send(str(before))
+        if "The whole walk-through" in self.labels:  # offered from the sixth reframe on
+            await self.press("The whole walk-through")
+        await self.press("I've noticed it")
         await self.press("I see it")
         await self.press("Okay")
+        await self.press("A close friend")
         await self.send(friend)
         await self.send(kind)
         await self.send(str(after))
+        if "Skip this one" in self.labels:  # the optional last question
+            await self.press("Skip this one")
         assert thought in self.text, self.texts

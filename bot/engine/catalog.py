@@ -15,6 +15,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from bot.engine.frame import EARLIER_RUNS
 from bot.engine.machine import DialogMachine
 from bot.engine.schema import DialogSpec, MessagesSpec
 from bot.engine.texts import REQUIRED_MESSAGES, pick, placeholders
@@ -129,7 +130,7 @@ def _check_dialog(
         err(["start"], f"start state {spec.start!r} is not defined")
     stored = {s.store for s in states.values() if s.store}
     stored |= {key for s in states.values() for key in s.record}
-    variables = stored | set(spec.params) | set(spec.derived)
+    variables = stored | set(spec.params) | set(spec.derived) | {EARLIER_RUNS}
     for dname, derived in spec.derived.items():
         for ref in derived.difference:
             if ref not in stored | set(spec.params):
@@ -222,12 +223,14 @@ def _check_dialog(
             for dup in {v for v in values if values.count(v) > 1}:
                 err([*base, "choices"], f"state {sname!r}: choice value {dup!r} appears twice")
         elif state.choices and state.expect == "text":
+            # Under a text question a button opens a dialog on top (start), goes round the
+            # question storing nothing (next), or, with neither, answers with its label.
             for i, choice in enumerate(state.choices):
-                if not choice.start or choice.next:
+                if choice.aliases:
                     err(
-                        [*base, "choices", i],
-                        f"state {sname!r}: a button under a text "
-                        "question is a shortcut: give it start (a dialog), not next",
+                        [*base, "choices", i, "aliases"],
+                        f"state {sname!r}: a button under a text question takes no aliases "
+                        "(typed words are the answer)",
                     )
         elif state.choices:
             err([*base, "choices"], f"state {sname!r} has choices but expects {state.expect!r}")

@@ -5,6 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+# A value every dialog can test and quote: how many times this person started the dialog
+# before this run (0 the first time), for first-use pacing and a shorter path later on.
+EARLIER_RUNS = "earlier_runs"
+
 
 @dataclass
 class Frame:

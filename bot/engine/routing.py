@@ -151,11 +151,17 @@ class Router(Flow):
         if state.choices_from:
             offered.update(value for value, _ in frame.options)
         if state.expect == "text" and event.value in offered:
-            # A shortcut under a question that wants words (e.g. "check in first"): the
-            # other dialog opens on top, and this question is asked again when it ends.
-            shortcut = next(c for c in state.choices if c.value == event.value)
-            assert shortcut.start is not None  # the validator requires it
-            await turn.start_dialog(shortcut.start)
+            button = next(c for c in state.choices if c.value == event.value)
+            if button.start:
+                # A shortcut (e.g. "check in first"): the other dialog opens on top, and
+                # this question is asked again when it ends.
+                await turn.start_dialog(button.start)
+            elif button.next:
+                # A way round the question ("skip", "this feels fake"): nothing is stored.
+                await self.jump(turn, frame, button.next)
+            else:
+                # A ready answer beside free text (a feeling word): as if its label were typed.
+                await self.answer(turn, button.label)
             return
         if state.expect != "choice" or event.value not in offered:
             log.warning("ignored a choice that the current step does not offer")

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.engine.catalog import Catalog, Locale
 from bot.engine.events import DialogEnded, Message, Option, Output, Scale, UserRef
-from bot.engine.frame import Frame
+from bot.engine.frame import EARLIER_RUNS, Frame
 from bot.engine.machine import DialogMachine
 from bot.engine.parsing import match_alias, match_choice
 from bot.engine.schema import StateSpec
@@ -109,7 +109,7 @@ class Turn:
         return self.machine(frame).spec.states[frame.state]
 
     def values(self, frame: Frame) -> dict[str, Any]:
-        values = {**frame.params, **frame.answers}
+        values = {EARLIER_RUNS: frame.run, **frame.params, **frame.answers}
         for name, derived in self.machine(frame).spec.derived.items():
             before, after = (values.get(n) for n in derived.difference)
             if isinstance(before, int) and isinstance(after, int):

@@ -128,7 +128,10 @@ async def test_the_new_fields_at_work(app: App, tmp_path: Path) -> None:
         out = await app.engine.handle(ref, Text("done"))
     said = [o.text for o in out if isinstance(o, Message)]
     assert any("You're here, in this moment" in t for t in said)
-    assert any("This is a moment of suffering" in t for t in said)  # carried on after the call
+    assert "distressed do you feel" in said[-1]  # carried on after the call: a re-rating
+    out = await app.engine.handle(ref, Text("4"))
+    said = [o.text for o in out if isinstance(o, Message)]
+    assert any("This is a moment of suffering" in t for t in said)  # then the break
 
 
 async def test_aliases_and_retry_in_the_crisis_pause(app: App) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bot.app import App
-from bot.engine.events import ChoiceMade, Message, Text, UserRef
+from bot.engine.events import ChoiceMade, Message, Output, Text, UserRef
 
 ME = UserRef("console", "scale")
 
@@ -20,10 +20,17 @@ async def at_rating(app: App) -> Message:
     return rating
 
 
+def turned_toward_the_pain(out: list[Output]) -> bool:
+    """The step after the first rating (the reframe's `pain`) was shown."""
+    return any(
+        isinstance(o, Message) and "I've noticed it" in [x.label for x in o.options] for o in out
+    )
+
+
 async def test_a_pressed_rating_answers_the_scale(app: App) -> None:
     rating = await at_rating(app)
     out = await app.engine.handle(ME, ChoiceMade("7", rating.step))
-    assert any("I notice" in o.text for o in out if isinstance(o, Message))
+    assert turned_toward_the_pain(out)
 
 
 async def test_a_stale_or_out_of_range_rating_changes_nothing(app: App) -> None:
@@ -35,4 +42,4 @@ async def test_a_stale_or_out_of_range_rating_changes_nothing(app: App) -> None:
         assert isinstance(out, Message)
         assert out.text in passed
     again = await app.engine.handle(ME, ChoiceMade("7", rating.step))
-    assert any("I notice" in o.text for o in again if isinstance(o, Message))
+    assert turned_toward_the_pain(again)

@@ -52,15 +52,19 @@ async def test_a_whole_reframe_with_buttons(app: App) -> None:
         ]
         assert all(len(b["callback_data"].encode()) <= 64 for row in rows for b in row)
 
-        notice = await h.press(ANN, "8")
-        assert notice[1].text.endswith("→ <b>8</b>")
+        pain = await h.press(ANN, "8")
+        assert pain[1].text.endswith("→ <b>8</b>")
+        assert pain[-1].labels == ["I've noticed it", "It's too much right now"]
+        notice = await h.press(ANN, "I've noticed it")
         assert "I notice I'm having the thought" in notice[-1].text
         await h.press(ANN, "I see it")
-        friend = await h.press(ANN, "Okay")
+        await h.press(ANN, "Okay")
+        friend = await h.press(ANN, "A close friend")
         assert "about themselves" in friend[-1].text
         await h.say(ANN, "You are doing your best.")
         await h.say(ANN, "I'm doing my best, and that is enough.")
-        close = await h.press(ANN, "3")
+        await h.press(ANN, "3")
+        close = await h.press(ANN, "Skip this one")
         assert "8 → 3" in close[-1].text
         assert await position(app, ANN) == "none"
         (entry,) = await entries(app, ANN)
@@ -83,7 +87,7 @@ async def test_a_restart_continues_at_the_same_step(settings: Settings, clock: C
         assert await position(app, ANN) == "reframe.rating_before"
         # a button from before the restart still works: it is tied to the stored step
         await h.press(ANN, "6")
-        assert await position(app, ANN) == "reframe.notice"
+        assert await position(app, ANN) == "reframe.pain"
 
 
 async def test_two_people_interleaved_keep_their_own_place(app: App) -> None:

@@ -19,11 +19,15 @@ async def reframe(h: Harness, thought: str, before: str, after: str) -> None:
     await h.say(ZOE, thought)
     await h.say(ZOE, "tired")
     await h.press(ZOE, before)
+    await h.press(ZOE, "I've noticed it")
     await h.press(ZOE, "I see it")
     await h.press(ZOE, "Okay")
+    await h.press(ZOE, "A close friend")
     await h.say(ZOE, "You are allowed to rest.")
     await h.say(ZOE, "I am allowed to rest, too.")
     await h.press(ZOE, after)
+    if int(after) <= int(before):  # the optional last question
+        await h.press(ZOE, "Skip this one")
 
 
 async def test_two_reframes_seen_charted_exported_and_forgotten(app: App) -> None:
