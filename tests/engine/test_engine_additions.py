@@ -9,10 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from bot.app import App, known_actions
+from bot.app import App, known_actions, open_app
 from bot.config import REPO_ROOT
 from bot.engine.catalog import validate_tree
 from bot.engine.events import Message, Text, UserRef
+from tests.chat import Person
+from tests.conftest import Clock, make_settings
 
 SHIPPED = REPO_ROOT / "dialogs"
 
@@ -165,3 +167,69 @@ async def test_aliases_ignore_apostrophes_and_case(app: App, typed: str) -> None
     await app.engine.handle(ref, Text("/sos"))
     out = await app.engine.handle(ref, Text(typed))
     assert any("glad" in o.text for o in out if isinstance(o, Message))
+
+
+# Buttons under a text question (a ready answer, or a way round it) and `earlier_runs`.
+NOTE = """\
+dialog: demo
+title: demo note
+command: demo
+start: begin
+states:
+  begin:
+    next:
+      - when: {answer: earlier_runs, lte: 0}
+        to: first
+      - to: ask
+  first:
+    say: "First time here."
+    next: ask
+  ask:
+    say: "How do you feel? (run {earlier_runs})"
+    expect: text
+    store: mood
+    choices:
+      - {value: calm, label: "Calm"}
+      - {value: skip, label: "Skip", next: bye}
+    next: bye
+  bye:
+    say: "Noted: {mood}."
+    end: true
+"""
+
+
+async def test_text_question_buttons_answer_or_go_round_and_runs_are_counted(
+    tmp_path: Path, clock: Clock
+) -> None:
+    settings = make_settings(tmp_path, dialogs_dir=tree(tmp_path, NOTE))
+    async with open_app(settings, clock=clock) as app:
+        me = Person(app, "noter")
+        await me.consent()
+        await me.send("/demo")
+        assert me.texts == ["First time here.", "How do you feel? (run 0)"]
+        assert me.labels == ["Calm", "Skip"]
+        await me.press("Calm")  # a ready answer: its label is stored as if typed
+        assert me.texts == ["Noted: Calm."]
+        await me.send("/demo")
+        assert me.texts == ["How do you feel? (run 1)"]  # no first-use note the second time
+        await me.send("Calm enough, thanks")  # typed words stay the answer
+        assert me.texts == ["Noted: Calm enough, thanks."]
+        await me.send("/demo")
+        await me.press("Skip")  # a way round: nothing is stored
+        assert me.texts == ["Noted: …."]
+        await me.send("/demo")
+        await me.send("3")  # a typed number is words here, never a button
+        assert me.texts == ["Noted: 3."]
+
+
+def test_buttons_under_a_text_question_take_no_aliases(tmp_path: Path) -> None:
+    bad = NOTE.replace('label: "Calm"}', 'label: "Calm", aliases: ["ok"]}')
+    errors = errors_for(tmp_path, bad)
+    assert any("takes no aliases" in e and "demo.yaml:" in e for e in errors), errors
+
+
+def test_earlier_runs_is_known_to_the_validator_and_a_typo_is_not(tmp_path: Path) -> None:
+    assert errors_for(tmp_path / "good", NOTE) == []
+    typo = NOTE.replace("answer: earlier_runs", "answer: earlier_run")
+    errors = errors_for(tmp_path / "typo", typo)
+    assert any("unknown answer 'earlier_run'" in e for e in errors), errors
