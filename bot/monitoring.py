@@ -41,7 +41,7 @@ class Endpoint(tornado.web.RequestHandler):
     """A GET (or a probe's HEAD) an operator's tool makes; the database to ask is given per
     route."""
 
-    SUPPORTED_METHODS = ("GET", "HEAD")
+    SUPPORTED_METHODS: tuple[str, ...] = ("GET", "HEAD")
 
     def initialize(self, db: Database) -> None:
         self.db = db
