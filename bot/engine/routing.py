@@ -26,7 +26,14 @@ from bot.engine.events import (
 from bot.engine.feature import CommandHandler, Interceptor, LocationHandler, ReminderHandler
 from bot.engine.flow import Flow
 from bot.engine.frame import Frame
-from bot.engine.parsing import clean_text, has_words, is_stop, parse_command, parse_scale
+from bot.engine.parsing import (
+    clean_text,
+    has_words,
+    is_stop,
+    match_choice,
+    parse_command,
+    parse_scale,
+)
 from bot.engine.texts import fill, pick
 from bot.engine.turn import Turn
 
@@ -151,17 +158,7 @@ class Router(Flow):
         if state.choices_from:
             offered.update(value for value, _ in frame.options)
         if state.expect == "text" and event.value in offered:
-            button = next(c for c in state.choices if c.value == event.value)
-            if button.start:
-                # A shortcut (e.g. "check in first"): the other dialog opens on top, and
-                # this question is asked again when it ends.
-                await turn.start_dialog(button.start)
-            elif button.next:
-                # A way round the question ("skip", "this feels fake"): nothing is stored.
-                await self.jump(turn, frame, button.next)
-            else:
-                # A ready answer beside free text (a feeling word): as if its label were typed.
-                await self.answer(turn, button.label)
+            await self._text_button(turn, frame, event.value)
             return
         if state.expect != "choice" or event.value not in offered:
             log.warning("ignored a choice that the current step does not offer")
@@ -179,6 +176,14 @@ class Router(Flow):
                 await turn.start_dialog(self.menu)
             return
         state = turn.spec(frame)
+        if state.expect == "text" and state.choices:
+            # A button's number (as the terminal lists them) or its exact label, typed; a
+            # ready answer's label typed is simply the person's own words.
+            value = match_choice(text, turn.render(frame).options)
+            button = next((c for c in state.choices if c.value == value), None)
+            if button and (button.start or button.next or text.strip().isdigit()):
+                await self._text_button(turn, frame, button.value)
+                return
         if state.expect == "text":
             if not text:
                 turn.say("empty_text")
@@ -204,6 +209,20 @@ class Router(Flow):
                 await self.answer(turn, rating)
         else:
             turn.reprompt()
+
+    async def _text_button(self, turn: Turn, frame: Frame, value: str) -> None:
+        """A button under a text question, pressed (or its number typed)."""
+        button = next(c for c in turn.spec(frame).choices if c.value == value)
+        if button.start:
+            # A shortcut (e.g. "check in first"): the other dialog opens on top, and this
+            # question is asked again when it ends.
+            await turn.start_dialog(button.start)
+        elif button.next:
+            # A way round the question ("skip", "this feels fake"): nothing is stored.
+            await self.jump(turn, frame, button.next)
+        else:
+            # A ready answer beside free text (a feeling word): as if its label were typed.
+            await self.answer(turn, button.label)
 
 
 def _retry(turn: Turn, frame: Frame) -> str | None:

@@ -19,8 +19,9 @@ def chat_of(update: dict[str, Any]) -> int:
     return int((query.get("message") or {}).get("chat", query.get("from", {})).get("id", 0))
 
 
-# One reframe, typed: start, thought, feeling, rating, "I see it", "Okay", friend, kind, rating
-# (what the benchmarks send, person after person).
+# One reframe, typed: start, thought, feeling, rating, "I've noticed it", "I see it", "Okay",
+# "A close friend", friend, kind, rating, the optional last question (what the benchmarks
+# send, person after person; from a person's sixth reframe on a shorter path is offered first).
 CYCLE = (
     "/reframe",
     "I always let people down",
@@ -28,9 +29,12 @@ CYCLE = (
     "8",
     "1",
     "1",
+    "1",
+    "1",
     "You are trying your best",
     "I'm trying my best, and that counts",
     "4",
+    "A cup of tea",
 )
 
 # Telegram numbers updates per bot, increasing: a restarted Application (a new Updates) gets

@@ -218,8 +218,11 @@ async def test_text_question_buttons_answer_or_go_round_and_runs_are_counted(
         await me.press("Skip")  # a way round: nothing is stored
         assert me.texts == ["Noted: …."]
         await me.send("/demo")
-        await me.send("3")  # a typed number is words here, never a button
+        await me.send("3")  # a number that names no button is words
         assert me.texts == ["Noted: 3."]
+        await me.send("/demo")
+        await me.send("1")  # a button's number, as the terminal lists them
+        assert me.texts == ["Noted: Calm."]
 
 
 def test_buttons_under_a_text_question_take_no_aliases(tmp_path: Path) -> None:
