@@ -215,7 +215,7 @@ def test_terminal_chat_shows_the_helpline_in_the_first_reply(tmp_path: Path) -> 
     crisis = next(i for i, r in enumerate(replies) if "Are you safe right now?" in r)
     assert "Samaritans: call 116 123" in replies[crisis]
     assert "999" in replies[crisis]
-    assert "What feeling comes with the thought" in replies[-1]
+    assert "what do you feel?" in replies[-1]
     assert "kms" not in done.stderr
     assert REPO_ROOT.exists()
 
