@@ -30,7 +30,7 @@ async def test_the_same_update_twice_is_answered_once(app: App) -> None:
         assert "editMessageText" in [c.method for c in pressed]
         again = await h.process(press)
         assert [c.method for c in again] == ["answerCallbackQuery"]  # no edit, no message
-        assert await position(app, ANN) == "reframe.notice"
+        assert await position(app, ANN) == "reframe.pain"
 
 
 async def test_an_update_redelivered_after_a_restart_is_not_answered_again(

@@ -151,7 +151,7 @@ def test_polling_and_a_sigkill_mid_dialog(tmp_path: Path, key: str) -> None:
             press("Skip")
             api.wait_for(lambda: any("Work with a harsh thought" in c.labels for c in api.sent()))
             press("Work with a harsh thought")
-            api.wait_for(lambda: len(api.texts(7)) == 8)
+            api.wait_for(lambda: len(api.texts(7)) == 9)  # the first-time note, the question
             push(updates.text(7, "I never get anything right"))
             api.wait_for(lambda: "I never get anything right" in api.texts(7)[-1])
             process.kill()  # SIGKILL, mid-dialog

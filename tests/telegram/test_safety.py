@@ -32,7 +32,7 @@ async def test_crisis_mid_reframe_first_message_has_the_helpline(
         assert "I'm safe, continue where I was" in sent[0].labels
         assert await position(app, ANN) == "crisis.direct"
         back = await h.press(ANN, "I'm safe, continue where I was")
-        assert "What feeling comes with the thought" in back[-1].text
+        assert "what do you feel?" in back[-1].text
         assert await position(app, ANN) == "reframe.feeling"
 
 

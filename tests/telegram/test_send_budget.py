@@ -198,6 +198,7 @@ async def test_a_conversation_never_waits_on_the_budget(app: App) -> None:
             ("say", "I'm useless"),
             ("say", "ashamed"),
             ("press", "8"),
+            ("press", "I've noticed it"),
             ("press", "I see it"),
             ("press", "Okay"),
         ]
