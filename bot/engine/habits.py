@@ -169,8 +169,8 @@ def first_part(text: str, limit: int) -> str:
 def offer_first_part(turn: Turn, text: str, at: datetime, limit: int) -> None:
     """Text over the limit: kept (with the conversation, encrypted) until the person picks
     "use the first part" or "I'll write it shorter"."""
-    turn.notes["long"] = {"step": turn.step, "text": text, "at": at.isoformat()}
-    end = " ".join(first_part(text, limit).split()[-6:])
+    turn.notes["long"] = {"step": turn.step, "text": text, "at": at.isoformat(), "cut": True}
+    end = " ".join(first_part(text, limit).split()[-6:])[-40:].strip()
     options = (
         Option(FIRST_PART, turn.text("too_long_use_first")),
         Option(SHORTER, turn.text("too_long_write_shorter")),
@@ -178,14 +178,18 @@ def offer_first_part(turn: Turn, text: str, at: datetime, limit: int) -> None:
     turn.emit(Message(turn.text("too_long_offer", limit=limit, end=end), options, step=turn.step))
 
 
-def grow_long(turn: Turn, text: str, at: datetime, window: float) -> bool:
+def grow_long(turn: Turn, text: str, at: datetime, window: float, limit: int) -> bool:
     """Whether `text` is the next piece of a long text still waiting (Telegram cuts a long
-    paste into several messages): then it is added to it, and the offer stands."""
+    paste into messages of 4096 characters): then it is added to it, and the offer stands.
+    Only a piece over the limit is followed by another; a short one is the last."""
     note = turn.notes.get("long")
-    if not text or not isinstance(note, dict) or not _within(turn, "long", at, window):
+    if not text or not isinstance(note, dict) or not note.get("cut"):
+        return False
+    if not _within(turn, "long", at, window):
         return False
     note["text"] = f"{note['text']}\n{text}"
     note["at"] = at.isoformat()
+    note["cut"] = len(text) > limit
     return True
 
 

@@ -187,9 +187,9 @@ class Router(Flow):
                 turn.say("idle")
                 await turn.start_dialog(self.menu)
             return
-        split = self.split_seconds
-        if habits.grow_long(turn, text, at, split) or habits.join_split(
-            turn, frame, text, at, window=split, limit=self.max_text_chars
+        split, limit = self.split_seconds, self.max_text_chars
+        if habits.grow_long(turn, text, at, split, limit) or habits.join_split(
+            turn, frame, text, at, window=split, limit=limit
         ):
             return
         state = turn.spec(frame)

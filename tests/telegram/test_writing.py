@@ -89,7 +89,11 @@ async def test_a_paste_cut_in_two_gets_one_offer(quick_app: App) -> None:
         offer = await send(h, AMY, (sentence * 100)[:4096], now)
         assert offer[-1].labels == ["Use the first part", "I'll write it shorter"]
         assert await send(h, AMY, sentence * 10, now + 1) == []  # Telegram's second piece
+        # after a short (last) piece, a message is the person's again: here a throwaway "ok"
+        nudged = await send(h, AMY, "ok", now + 2)
+        assert "say a little more" in nudged[-1].text
         assert await position(quick_app, AMY) == "reframe.thought"
-        used = await h.press(AMY, "Use the first part")
+        press = h.updates.press(AMY, offer[-1].data_for("Use the first part"), offer[-1])
+        used = await h.process(press)
         assert "I keep making the same mistakes at work." in used[-1].text
         assert await position(quick_app, AMY) == "reframe.feeling"
