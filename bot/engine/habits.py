@@ -68,22 +68,28 @@ def correct(turn: Turn, hint: str, brief: str, at: datetime, quiet: float) -> No
     """A wrong answer's correction: at most one per question in `quiet` seconds (a burst of
     wrong answers gets one reply), and, while the question's keypad is still the latest on
     screen, `brief` alone instead of the keypad again."""
-    frame = turn.top
-    if frame is None or _within(turn, "said", at, quiet):
+    if _within(turn, "said", at, quiet):
         return
-    message = turn.render(frame, hint)
-    if (message.options or message.scale is not None) and turn.notes.get("keypad") == turn.step:
-        turn.emit(Message(brief))
+    frame = turn.top
+    if frame is None or turn.spec(frame).expect == "none":
+        turn.emit(Message(hint))
     else:
-        turn.emit(message)
-        turn.prompts += 1
+        message = turn.render(frame, hint)
+        keypad = bool(message.options) or message.scale is not None
+        if keypad and turn.notes.get("keypad") == turn.step:
+            turn.emit(Message(brief))
+        else:
+            turn.emit(message)
+            turn.prompts += 1
     _said(turn, at)
 
 
 # -- split messages -------------------------------------------------------------------------
 def remember_answer(turn: Turn, frame: Frame, key: str | None, at: datetime) -> None:
-    """A text answer was stored under `key`: note it, if its dialog asks something next."""
-    if key and turn.top is frame:
+    """A text answer was stored under `key`: note it, if its dialog asks something next and
+    is kept as an entry (a journal answer; a setting or a safety plan part has already been
+    acted on, and a piece added afterwards would be lost)."""
+    if key and turn.top is frame and turn.machine(frame).spec.entry:
         turn.notes["answer"] = {
             "dialog": frame.dialog,
             "run": frame.run,

@@ -84,7 +84,8 @@ class Router(Flow):
         elif isinstance(event, Unsupported):
             caption = clean_text(event.caption)
             if not (caption and await self._intercepted(turn, caption, screens_only=True)):
-                turn.reprompt(turn.text("unsupported_input"))
+                hint = turn.text("unsupported_input")
+                habits.correct(turn, hint, hint, turn.now, self.quiet_seconds)
         elif isinstance(event, Reminder):
             handler = self.reminders.get(event.kind)
             if handler is not None:
