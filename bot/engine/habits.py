@@ -26,6 +26,8 @@ EXAMPLES = "_examples"
 FIRST_PART = "_first_part"
 SHORTER = "_shorter"
 OWN_CHOICES = frozenset({EXAMPLES, FIRST_PART, SHORTER})
+# How much of a text over the limit is kept while the person chooses, in limits.
+KEPT = 4
 
 
 # -- bookkeeping ----------------------------------------------------------------------------
@@ -174,8 +176,10 @@ def first_part(text: str, limit: int) -> str:
 
 def offer_first_part(turn: Turn, text: str, at: datetime, limit: int) -> None:
     """Text over the limit: kept (with the conversation, encrypted) until the person picks
-    "use the first part" or "I'll write it shorter"."""
-    turn.notes["long"] = {"step": turn.step, "text": text, "at": at.isoformat(), "cut": True}
+    "use the first part" or "I'll write it shorter". Only its start can become the answer,
+    so no more than `KEPT` times the limit is kept (a pasted book stays out of the state)."""
+    kept = text[: KEPT * limit]
+    turn.notes["long"] = {"step": turn.step, "text": kept, "at": at.isoformat(), "cut": True}
     end = " ".join(first_part(text, limit).split()[-6:])[-40:].strip()
     options = (
         Option(FIRST_PART, turn.text("too_long_use_first")),
@@ -193,7 +197,7 @@ def grow_long(turn: Turn, text: str, at: datetime, window: float, limit: int) ->
         return False
     if not _within(turn, "long", at, window):
         return False
-    note["text"] = f"{note['text']}\n{text}"
+    note["text"] = f"{note['text']}\n{text}"[: KEPT * limit]
     note["at"] = at.isoformat()
     note["cut"] = len(text) > limit
     return True
