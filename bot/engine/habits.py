@@ -69,10 +69,14 @@ def ask_again(turn: Turn, frame: Frame, hint: str | None = None) -> None:
 def correct(turn: Turn, hint: str, brief: str, at: datetime, quiet: float) -> None:
     """A wrong answer's correction: at most one per question in `quiet` seconds (a burst of
     wrong answers gets one reply), and, while the question's keypad is still the latest on
-    screen, `brief` alone instead of the keypad again."""
+    screen, `brief` alone instead of the keypad again. A state with its own `retry` words
+    (the crisis pause's "are you safe?") is always asked again in full, buttons and all."""
+    frame = turn.top
+    if frame is not None and turn.spec(frame).retry:
+        turn.reprompt(hint)
+        return
     if _within(turn, "said", at, quiet):
         return
-    frame = turn.top
     if frame is None or turn.spec(frame).expect == "none":
         turn.emit(Message(hint))
     else:

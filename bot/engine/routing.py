@@ -209,21 +209,18 @@ class Router(Flow):
                 habits.remember_answer(turn, frame, state.store, at)
         elif state.expect == "choice":
             value = turn.typed_choice(frame, text)
-            if value is None and state.retry:
-                turn.reprompt(_retry(turn, frame))
-            elif value is None:
-                hint = turn.text("pick_an_option")
+            if value is None:
+                hint = _retry(turn, frame) or turn.text("pick_an_option")
                 habits.correct(turn, hint, turn.text("pick_above"), at, self.quiet_seconds)
             else:
                 await self.answer(turn, value)
         elif state.expect == "scale":
             scale = Scale(state.scale.low, state.scale.high)
             rating = parse_scale(text, scale)
-            if rating is None and state.retry:
-                turn.reprompt(_retry(turn, frame))
-            elif rating is None:
+            if rating is None:
                 values = {"low": scale.low, "high": scale.high}
-                hint, brief = turn.text("scale_hint", **values), turn.text("scale_above", **values)
+                hint = _retry(turn, frame) or turn.text("scale_hint", **values)
+                brief = turn.text("scale_above", **values)
                 habits.correct(turn, hint, brief, at, self.quiet_seconds)
             else:
                 await self.answer(turn, rating)
