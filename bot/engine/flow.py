@@ -97,7 +97,7 @@ class Flow:
             if state.choices_from:
                 await self.actions[state.choices_from](turn, frame)
             if state.say:
-                turn.emit(turn.render(frame))
+                turn.emit(turn.joined(turn.render(frame), state.join))
                 turn.prompts += 1
             if state.pause:
                 turn.emit(Pause(state.pause))

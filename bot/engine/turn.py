@@ -8,13 +8,14 @@ resumes, finishes and stops dialogs, and hands over to the flow to show what com
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.engine.catalog import Catalog, Locale
-from bot.engine.events import DialogEnded, Message, Option, Output, Scale, UserRef
+from bot.engine.events import DialogEnded, Message, Option, Output, Pause, Scale, UserRef
 from bot.engine.frame import Frame
 from bot.engine.machine import DialogMachine
 from bot.engine.parsing import match_alias, match_choice
@@ -78,6 +79,8 @@ class Turn:
         self.locale = locale
         self.now = now
         self.outputs: list[Output] = []
+        # the last message a `join` state made, and the text it was joined onto
+        self._joined: tuple[Message, str] | None = None
         self.prompts = 0
         self.erased = False
         # the event's id at its source (a Telegram update id), if it has one
@@ -125,6 +128,25 @@ class Turn:
     # -- writing -------------------------------------------------------------------------
     def emit(self, output: Output) -> None:
         self.outputs.append(output)
+
+    def joined(self, message: Message, how: str | None) -> Message:
+        """`message` shown in place of the plain message just emitted (`how`: "append" or
+        "replace", a state's `join`), carrying the whole text; as it is when there is
+        nothing to join (no `how`, or the last output is not a plain message of this step)."""
+        last = next(
+            (o for o in reversed(self.outputs) if not isinstance(o, Pause | DialogEnded)), None
+        )
+        if how is None or not isinstance(last, Message) or last.options or last.scale:
+            return message
+        if how == "append":
+            base = last.text
+        else:
+            joined = self._joined
+            base = joined[1] if joined is not None and joined[0] is last else ""
+        text = f"{base}\n\n{message.text}" if base else message.text
+        result = replace(message, text=text, edits=True)
+        self._joined = (result, base)
+        return result
 
     def text(self, key: str, **values: Any) -> str:
         return fill(self.locale.message(key, run=self.step), values)
