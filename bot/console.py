@@ -8,7 +8,9 @@ writes plain output, so a whole conversation can be scripted; end of input exits
 from __future__ import annotations
 
 import asyncio
+import shutil
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TextIO
 
@@ -47,6 +49,9 @@ class Console:
         self.out = out
         self.interactive = interactive
         self.pending: Message | None = None
+        # the last message printed, for one that changes it in place (a paced exercise)
+        self.shown: Message | None = None
+        self.sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
 
     def to_event(self, line: str) -> Event:
         """A number or label answers the choices just shown; anything else is text."""
@@ -60,7 +65,11 @@ class Console:
         """Show a step's outputs; a `Later` (chart, export) is made first, as Telegram does."""
         for output in await self.engine.produce(self.ref, outputs):
             if isinstance(output, Message):
-                self.out.write(f"kindbot: {output.text}\n")
+                text = output.text
+                if output.edits and self.shown is not None:
+                    text = self.in_place(self.shown, output)
+                self.shown = output
+                self.out.write(f"kindbot: {text}\n")
                 for index, option in enumerate(output.options, start=1):
                     self.out.write(f"  {index}. {option.label}\n")
                 if output.scale is not None:
@@ -70,13 +79,29 @@ class Console:
                 self.out.write("\n")
             elif isinstance(output, Pause):
                 if self.interactive:
-                    await asyncio.sleep(output.seconds)
+                    await self.sleep(output.seconds)
             elif isinstance(output, Image | Document):
                 where = self.save(output) if self.files is not None else output.filename
                 self.out.write(f"kindbot: {output.caption}\n  [{where}]\n\n")
             elif isinstance(output, DialogEnded):
                 pass
         self.out.flush()
+
+    def in_place(self, before: Message, after: Message) -> str:
+        """What to print for `after`, a paced message that changes `before` (just printed):
+        at a terminal, `before` is taken back (the cursor goes up over its rows and clears
+        them) and `after` is printed whole, so a count changes where it stands; in a pipe,
+        only the paragraphs that are new."""
+        if not self.interactive:
+            old, new = before.text.split("\n\n"), after.text.split("\n\n")
+            pairs = enumerate(zip(old, new, strict=False))
+            same = next((i for i, (a, b) in pairs if a != b), min(len(old), len(new)))
+            return "\n\n".join(new[same:]) or after.text
+        columns = max(1, shutil.get_terminal_size().columns)
+        printed = f"kindbot: {before.text}".split("\n")
+        rows = sum(max(1, -(-len(line) // columns)) for line in printed) + 1  # + its blank line
+        self.out.write(f"\x1b[{rows}F\x1b[J")
+        return after.text
 
     def save(self, output: Image | Document) -> Path:
         """Write a chart or export next to the person (mode 0600 in a folder kindbot makes

@@ -128,6 +128,10 @@ def build_application(
         application.add_handler(handler)
     application.add_error_handler(handlers.on_error)
     application.bot_data[REPLIES] = handlers.replies
+    order = application.update_processor
+    if isinstance(order, PerUserOrder):
+        # a person who writes during a paced exercise is not held up behind its pauses
+        order.on_wait = handlers.replies.hurry
     return application
 
 

@@ -113,9 +113,11 @@ class Harness:
         return await self.process(self.updates.text(user_id, text))
 
     def last_offer(self, user_id: int) -> Call:
-        """The latest message to this person that had buttons."""
-        for call in reversed(self.api.sent("sendMessage", user_id)):
-            if call.buttons:
+        """The latest message to this person that had buttons (sent, or given them by an
+        edit: a paced exercise's last step)."""
+        for call in reversed(self.api.calls):
+            shown = call.method in ("sendMessage", "editMessageText")
+            if shown and call.chat_id == user_id and call.buttons:
                 return call
         raise AssertionError("no message with buttons was sent")
 
