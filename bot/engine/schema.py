@@ -151,6 +151,9 @@ class DialogSpec(_Strict):
     start: str
     entry: str | None = Field(default=None, pattern=r"^[a-z][a-z0-9_]*$")
     requires_consent: bool = True
+    # With `requires_consent`: once the person has said "Not now" to storage, it still runs,
+    # keeping nothing (no entry; its answers live only in the running dialog).
+    unrecorded: bool = False
     params: list[str] = Field(default_factory=list)
     derived: dict[str, Difference] = Field(default_factory=dict)
     # Words for the fixed answers states `record` (required in a dialog kept as an entry).

@@ -26,6 +26,9 @@ from storage.crypto import Cipher
 from storage.db import Step
 from storage.models import Conversation, User
 
+# The counter (User.counters) that remembers a "Not now" to storage.
+DECLINED = "consent_declined"
+
 
 class Moves(Protocol):
     """The flow as a turn and the features see it through `turn.engine`: the dialog rules
@@ -41,11 +44,11 @@ class Moves(Protocol):
 
     async def carry_on(self, turn: Turn) -> None: ...
 
-    async def answer(self, turn: Turn, value: str | int) -> None: ...
-
     async def jump(self, turn: Turn, frame: Frame, state: str) -> None: ...
 
-    async def open_dialog(self, turn: Turn, dialog: str) -> None: ...
+    async def answer(self, turn: Turn, value: str | int) -> None: ...
+
+    async def open_dialog(self, turn: Turn, dialog: str, answer: str | None = None) -> None: ...
 
 
 class Turn:
@@ -100,6 +103,27 @@ class Turn:
     @property
     def consented(self) -> bool:
         return self.user.consented_at is not None
+
+    @property
+    def declined(self) -> bool:
+        """The person said "Not now" to storage (and has not agreed since)."""
+        return not self.consented and bool((self.user.counters or {}).get(DECLINED))
+
+    def decline(self) -> None:
+        counters = dict(self.user.counters or {})
+        counters[DECLINED] = 1
+        self.user.counters = counters
+
+    def needs_consent(self, name: str) -> bool:
+        """Whether dialog `name` must wait for the person's okay to storage (an unknown one
+        does); an `unrecorded` one runs, keeping nothing, once they have said "Not now"."""
+        machine = self.engine.catalog.dialog(name, self.locale.code)
+        if machine is None:
+            return True
+        spec = machine.spec
+        return (
+            spec.requires_consent and not self.consented and not (spec.unrecorded and self.declined)
+        )
 
     def machine(self, frame: Frame) -> DialogMachine:
         # the person's locale first, then the default's (called several times per step)
@@ -194,13 +218,19 @@ class Turn:
         self.emit(self.render(frame, hint))
         self.prompts += 1
 
-    async def start_dialog(self, name: str, params: dict[str, Any] | None = None) -> None:
-        """Push a dialog and show its first prompt (onboarding first if consent is needed)."""
+    async def start_dialog(
+        self, name: str, params: dict[str, Any] | None = None, answer: str | None = None
+    ) -> None:
+        """Push a dialog and show its first prompt (onboarding first if consent is needed);
+        `answer`, if its first question wants words, answers it at once (words the person
+        wrote before, such as a first message carried through consent)."""
         machine = self.engine.catalog.dialog(name, self.locale.code)
         if machine is None:
             raise LookupError(f"dialog {name!r} is not loaded")
         spec = machine.spec
-        if spec.requires_consent and not self.consented:
+        if spec.requires_consent and spec.unrecorded and self.declined and not self.consented:
+            self.say("unrecorded_note")
+        elif spec.requires_consent and not self.consented:
             self.say("consent_first")
             if not (self.top and self.top.dialog == self.engine.onboarding):
                 await self.start_dialog(self.engine.onboarding, {"then": name})
@@ -226,7 +256,10 @@ class Turn:
         self.paused.pop(name, None)
         self.stack.append(frame)
         self.step += 1
-        await self.engine.enter(self)
+        if answer and spec.states[spec.start].expect == "text":
+            await self.engine.answer(self, answer)
+        else:
+            await self.engine.enter(self)
 
     async def resume(self, frame: Frame) -> None:
         """Put a paused frame back on top and ask its question again."""
