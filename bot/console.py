@@ -50,7 +50,7 @@ class Console:
         self.interactive = interactive
         self.pending: Message | None = None
         # the last message printed, for one that changes it in place (a paced exercise)
-        self.shown: Message | None = None
+        self.shown: tuple[Message, str] | None = None
         self.sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
 
     def to_event(self, line: str) -> Event:
@@ -67,18 +67,19 @@ class Console:
             if isinstance(output, Message):
                 text = output.text
                 if output.edits and self.shown is not None:
-                    text = self.in_place(self.shown, output)
-                self.shown = output
-                self.out.write(f"kindbot: {text}\n")
+                    text = self.in_place(*self.shown, output)
+                block = f"kindbot: {text}\n"
                 for index, option in enumerate(output.options, start=1):
-                    self.out.write(f"  {index}. {option.label}\n")
+                    block += f"  {index}. {option.label}\n"
                 if output.scale is not None:
-                    self.out.write(f"  ({output.scale.low}–{output.scale.high})\n")
+                    block += f"  ({output.scale.low}–{output.scale.high})\n"
                 if output.options or output.scale:
                     self.pending = output
-                self.out.write("\n")
+                self.out.write(block + "\n")
+                self.shown = (output, block + "\n")
             elif isinstance(output, Pause):
                 if self.interactive:
+                    self.out.flush()
                     await self.sleep(output.seconds)
             elif isinstance(output, Image | Document):
                 where = self.save(output) if self.files is not None else output.filename
@@ -87,19 +88,19 @@ class Console:
                 pass
         self.out.flush()
 
-    def in_place(self, before: Message, after: Message) -> str:
-        """What to print for `after`, a paced message that changes `before` (just printed):
-        at a terminal, `before` is taken back (the cursor goes up over its rows and clears
-        them) and `after` is printed whole, so a count changes where it stands; in a pipe,
-        only the paragraphs that are new."""
+    def in_place(self, before: Message, printed: str, after: Message) -> str:
+        """What to print for `after`, a paced message that changes `before` (just printed,
+        as `printed`): at a terminal, `printed` is taken back (the cursor goes up over its
+        rows and clears them) and `after` is printed whole, so a count changes where it
+        stands; in a pipe, only the paragraphs that are new."""
         if not self.interactive:
             old, new = before.text.split("\n\n"), after.text.split("\n\n")
             pairs = enumerate(zip(old, new, strict=False))
             same = next((i for i, (a, b) in pairs if a != b), min(len(old), len(new)))
             return "\n\n".join(new[same:]) or after.text
         columns = max(1, shutil.get_terminal_size().columns)
-        printed = f"kindbot: {before.text}".split("\n")
-        rows = sum(max(1, -(-len(line) // columns)) for line in printed) + 1  # + its blank line
+        lines = printed.removesuffix("\n").split("\n")
+        rows = sum(max(1, -(-len(line) // columns)) for line in lines)
         self.out.write(f"\x1b[{rows}F\x1b[J")
         return after.text
 
