@@ -128,10 +128,6 @@ def build_application(
         application.add_handler(handler)
     application.add_error_handler(handlers.on_error)
     application.bot_data[REPLIES] = handlers.replies
-    order = application.update_processor
-    if isinstance(order, PerUserOrder):
-        # a person who writes during a paced exercise is not held up behind its pauses
-        order.on_wait = handlers.replies.hurry
     return application
 
 
@@ -234,6 +230,8 @@ async def serve(settings: Settings, *, stop: asyncio.Event | None = None) -> Non
                 log.info("stopping")
             finally:
                 await source.stop()
+                # exercises still pacing out: their rest at once, before the outbox is let go
+                await replies.idle(hurry=True)
                 if monitor is not None:
                     await monitor.stop()
                 sweeper.cancel()

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Coroutine
 from typing import Any
 
 from telegram import Update
@@ -47,8 +47,6 @@ class PerUserOrder(BaseUpdateProcessor):
         self.max_running = max_running
         self._slots = asyncio.Semaphore(max_running)
         self._tails: dict[int, asyncio.Future[None]] = {}
-        # told whose update must wait behind their earlier one (a reply still pacing out)
-        self.on_wait: Callable[[int], None] | None = None
 
     @property
     def waiting_people(self) -> int:
@@ -64,8 +62,6 @@ class PerUserOrder(BaseUpdateProcessor):
         started = False
         try:
             if previous is not None and not previous.done():
-                if self.on_wait is not None and key is not None:
-                    self.on_wait(key)
                 await _after(previous)
             async with self._slots:
                 started = True

@@ -35,21 +35,65 @@ class ReplySender:
         self.engine = engine
         self.renderer = renderer
         self.on_unreachable = on_unreachable
-        # the reply going out to each chat right now, so the person's next update can hurry it
-        self._live: dict[int, Shown] = {}
+        # paced replies going out in the background, one per chat at most
+        self._pacing: dict[int, tuple[asyncio.Task[None], Shown]] = {}
 
-    def hurry(self, chat_id: int) -> None:
-        """The person wrote again: the reply still going out to them (a paced exercise)
-        shows the rest at once, so their new message is not held up behind its pauses."""
-        shown = self._live.get(chat_id)
-        if shown is not None:
+    def pace(self, chat_id: int, ref: UserRef, reply: Reply) -> None:
+        """Send a reply that pauses (a paced exercise) in the background, so the update that
+        asked for it is finished (confirmed to Telegram) at once: a slow update would hold
+        the polling offset, and with it everyone else's updates, or a webhook connection.
+        The reply is in the outbox already; a restart sends its rest (`flush`)."""
+        shown = Shown()
+        task = asyncio.ensure_future(self._paced(chat_id, ref, reply, shown))
+        self._pacing[chat_id] = (task, shown)
+
+        def forget(done: asyncio.Task[None]) -> None:
+            pacing = self._pacing.get(chat_id)
+            if pacing is not None and pacing[0] is done:
+                del self._pacing[chat_id]
+
+        task.add_done_callback(forget)
+
+    async def settle(self, chat_id: int) -> None:
+        """Before anything else goes to this chat: a paced reply still going out is hurried
+        (the rest at once) and finished, so the person's next message is neither held up
+        behind its pauses nor answered in the middle of it."""
+        pacing = self._pacing.get(chat_id)
+        if pacing is not None:
+            task, shown = pacing
             shown.hurry_up()
+            await asyncio.wait({task})
 
-    async def send(self, chat_id: int, ref: UserRef, reply: Reply, *, hurry: bool = False) -> None:
+    async def idle(self, *, hurry: bool = False) -> None:
+        """Wait until no paced reply is going out (`hurry`: hurry them all first, at a stop)."""
+        while self._pacing:
+            if hurry:
+                for _, shown in self._pacing.values():
+                    shown.hurry_up()
+            await asyncio.wait({task for task, _ in self._pacing.values()})
+
+    async def _paced(self, chat_id: int, ref: UserRef, reply: Reply, shown: Shown) -> None:
+        try:
+            await self.send(chat_id, ref, reply, shown=shown)
+        except Unreachable:
+            if self.on_unreachable is not None:
+                await self.on_unreachable(ref)
+        except Exception as exc:  # the rest waits in the outbox for the sweep
+            log.warning("a paced reply stopped: %s", type(exc).__name__)
+
+    async def send(
+        self,
+        chat_id: int,
+        ref: UserRef,
+        reply: Reply,
+        *,
+        hurry: bool = False,
+        shown: Shown | None = None,
+    ) -> None:
         """Send what is left of `reply`; the outbox forgets it once all of it is out.
 
         Paced outputs change one message in place, pausing between them. In a hurry (a
-        reply sent after a restart, or `hurry` called meanwhile) the pauses are skipped and
+        reply sent after a restart, or `shown` hurried meanwhile) the pauses are skipped and
         only the last of a run of in-place changes is shown.
 
         A reply Telegram refuses for good (400: a message it will never take) is skipped so
@@ -60,17 +104,10 @@ class ReplySender:
         last_visible = max(
             (i for i, o in enumerate(reply.outputs) if visible(o)), default=len(reply.outputs)
         )
-        shown = Shown(hurry=hurry)
-        previous = self._live.get(chat_id)
-        self._live[chat_id] = shown
-        try:
-            await self._send(chat_id, ref, reply, shown, last_visible)
-        finally:
-            if self._live.get(chat_id) is shown:
-                if previous is None:
-                    del self._live[chat_id]
-                else:
-                    self._live[chat_id] = previous
+        shown = shown or Shown()
+        if hurry:
+            shown.hurry_up()
+        await self._send(chat_id, ref, reply, shown, last_visible)
 
     async def _send(
         self, chat_id: int, ref: UserRef, reply: Reply, shown: Shown, last_visible: int

@@ -104,9 +104,11 @@ class Harness:
         return sender_of(self.application).renderer.delivery.budget
 
     async def process(self, update: dict[str, Any]) -> list[Call]:
-        """Process one update to the end; the Bot API calls it caused."""
+        """Process one update to the end, a paced reply it started included (sent in the
+        background); the Bot API calls it caused."""
         before = len(self.api.calls)
         await self.application.process_update(Update.de_json(update, self.application.bot))
+        await sender_of(self.application).idle()
         return self.api.calls[before:]
 
     async def say(self, user_id: int, text: str) -> list[Call]:

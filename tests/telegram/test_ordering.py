@@ -105,7 +105,7 @@ states:
 """
 
 
-async def test_a_pause_holds_only_that_persons_queue(tmp_path: Path) -> None:
+async def test_a_pause_holds_nobody_up(tmp_path: Path) -> None:
     dialogs = tmp_path / "dialogs"
     shutil.copytree(DIALOGS, dialogs)
     (dialogs / "en" / "breathe.yaml").write_text(BREATHE, encoding="utf-8")

@@ -67,6 +67,10 @@ async def test_writing_during_breathing_cuts_its_pauses_short(app: App) -> None:
             await queue.put(Update.de_json(h.updates.text(ANN, "/breathe"), h.application.bot))
             await asyncio.wait_for(paused.wait(), timeout=10)
             assert len(h.api.sent("sendMessage", ANN)) == 1  # the intro, then the pause
+            # the update is finished while its exercise paces on in the background, so it
+            # holds neither the polling offset nor a webhook connection for 35 seconds
+            await asyncio.wait_for(queue.join(), timeout=10)
+            assert len(h.api.sent("sendMessage", ANN)) == 1  # still in its first pause
             await queue.put(Update.de_json(h.updates.text(ANN, "stop"), h.application.bot))
             await asyncio.wait_for(queue.join(), timeout=10)
         finally:
