@@ -89,12 +89,18 @@ class Scale:
 
 @dataclass(frozen=True, slots=True)
 class Message:
-    """Text to show, optionally with choices or a scale bound to the dialog step `step`."""
+    """Text to show, optionally with choices or a scale bound to the dialog step `step`.
+
+    `edits`: the message shows in place of the message just before it in the same reply
+    (paced exercises), whose text it repeats in full. An adapter that can change a sent
+    message (Telegram: editMessageText) changes it; one that cannot shows it as usual.
+    """
 
     text: str
     options: tuple[Option, ...] = ()
     scale: Scale | None = None
     step: int | None = None
+    edits: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,6 +9,7 @@ only then reaches the dialog.
 from __future__ import annotations
 
 import logging
+import string
 from datetime import datetime
 
 from bot.engine import habits
@@ -140,6 +141,9 @@ class Router(Flow):
         await self.open_dialog(turn, dialog)
 
     async def _stop(self, turn: Turn) -> None:
+        if turn.top is None and turn.declined:
+            turn.say("declined_idle")
+            return
         if turn.top is None and not turn.consented:
             await turn.start_dialog(self.onboarding)  # a first contact still gets the introduction
             return
@@ -179,10 +183,29 @@ class Router(Flow):
             return
         await self.answer(turn, event.value)
 
+    def _first_words(self, turn: Turn, text: str) -> bool:
+        """Whether a first message says something worth carrying ("I feel like such a
+        failure today"), not a greeting ("hi there") or a word or two."""
+        words = text.split()
+        if len(words) < 3 or not has_words(text) or len(text) > self.max_text_chars:
+            return False
+        greetings = {w.strip().lower() for w in turn.text("greeting_words").split(",")}
+        opening = " ".join(words[:2]).lower().strip(string.punctuation)
+        return not any(opening == g or opening.startswith(g + " ") for g in greetings if g)
+
     async def _text(self, turn: Turn, text: str, at: datetime) -> None:
         frame = turn.top
         if frame is None:
-            if not turn.consented:
+            if turn.declined:
+                turn.say("declined_idle")  # what works without storage, not the welcome again
+            elif not turn.consented and self._first_words(turn, text):
+                # words that matter, before anything else: heard first, and carried through
+                # the consent question to where they belong
+                turn.say("heard_you")
+                await turn.start_dialog(
+                    self.onboarding, {"then": self.first_words, "thought": text}
+                )
+            elif not turn.consented:
                 await turn.start_dialog(self.onboarding)
             else:
                 turn.say("idle")

@@ -35,6 +35,7 @@ from bot.engine.events import (
     Location,
     Message,
     Output,
+    Pause,
     Text,
     Unsupported,
     UserRef,
@@ -243,6 +244,10 @@ class Handlers:
             metrics.step(outcome, time.perf_counter() - started)
 
     async def show(self, chat: Chat, ref: UserRef, reply: Reply) -> None:
+        await self.replies.settle(chat.id)  # an exercise still pacing out: its rest first
+        if any(isinstance(o, Pause) for o in reply.pending):
+            self.replies.pace(chat.id, ref, reply)  # in the background: see ReplySender.pace
+            return
         try:
             await self.replies.send(chat.id, ref, reply)
         except Unreachable:
