@@ -8,7 +8,9 @@ writes plain output, so a whole conversation can be scripted; end of input exits
 from __future__ import annotations
 
 import asyncio
+import shutil
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TextIO
 
@@ -47,6 +49,9 @@ class Console:
         self.out = out
         self.interactive = interactive
         self.pending: Message | None = None
+        # the last message printed, for one that changes it in place (a paced exercise)
+        self.shown: tuple[Message, str] | None = None
+        self.sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
 
     def to_event(self, line: str) -> Event:
         """A number or label answers the choices just shown; anything else is text."""
@@ -60,23 +65,44 @@ class Console:
         """Show a step's outputs; a `Later` (chart, export) is made first, as Telegram does."""
         for output in await self.engine.produce(self.ref, outputs):
             if isinstance(output, Message):
-                self.out.write(f"kindbot: {output.text}\n")
+                text = output.text
+                if output.edits and self.shown is not None:
+                    text = self.in_place(*self.shown, output)
+                block = f"kindbot: {text}\n"
                 for index, option in enumerate(output.options, start=1):
-                    self.out.write(f"  {index}. {option.label}\n")
+                    block += f"  {index}. {option.label}\n"
                 if output.scale is not None:
-                    self.out.write(f"  ({output.scale.low}–{output.scale.high})\n")
+                    block += f"  ({output.scale.low}–{output.scale.high})\n"
                 if output.options or output.scale:
                     self.pending = output
-                self.out.write("\n")
+                self.out.write(block + "\n")
+                self.shown = (output, block + "\n")
             elif isinstance(output, Pause):
                 if self.interactive:
-                    await asyncio.sleep(output.seconds)
+                    self.out.flush()
+                    await self.sleep(output.seconds)
             elif isinstance(output, Image | Document):
                 where = self.save(output) if self.files is not None else output.filename
                 self.out.write(f"kindbot: {output.caption}\n  [{where}]\n\n")
             elif isinstance(output, DialogEnded):
                 pass
         self.out.flush()
+
+    def in_place(self, before: Message, printed: str, after: Message) -> str:
+        """What to print for `after`, a paced message that changes `before` (just printed,
+        as `printed`): at a terminal, `printed` is taken back (the cursor goes up over its
+        rows and clears them) and `after` is printed whole, so a count changes where it
+        stands; in a pipe, only the paragraphs that are new."""
+        if not self.interactive:
+            old, new = before.text.split("\n\n"), after.text.split("\n\n")
+            pairs = enumerate(zip(old, new, strict=False))
+            same = next((i for i, (a, b) in pairs if a != b), min(len(old), len(new)))
+            return "\n\n".join(new[same:]) or after.text
+        columns = max(1, shutil.get_terminal_size().columns)
+        lines = printed.removesuffix("\n").split("\n")
+        rows = sum(max(1, -(-len(line) // columns)) for line in lines)
+        self.out.write(f"\x1b[{rows}F\x1b[J")
+        return after.text
 
     def save(self, output: Image | Document) -> Path:
         """Write a chart or export next to the person (mode 0600 in a folder kindbot makes

@@ -5,6 +5,7 @@ A transcript is YAML:
     name: what it shows
     user: alice                  # optional; who is talking (default: "transcript")
     language: en-GB              # optional; their language tag (as Telegram gives it)
+    settings: {split_seconds: 4} # optional; settings other than the tests' defaults
     steps:
       - user: "I'm useless"      # the person sends text (or a /command)
       - user: {repeat: "a", times: 4000}   # generated text
@@ -21,6 +22,10 @@ A transcript is YAML:
       - entries: [{kind: reframe, status: stopped}]   # their stored entries, newest first
       - restart: true            # close everything and start again on the same database
       - advance: {minutes: 5}    # move the clock
+      - shown: {new: 2, in_place: 6}   # the latest reply's messages: how many arrive as new
+                                 # messages, how many change the one before in place
+      - kept_nothing: true       # nothing about what they wrote is in the database: no row
+                                 # of theirs outside `users`, no answers in their conversation
 
 Unconsumed bot messages are dropped when the person acts again.
 """
@@ -35,6 +40,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from sqlalchemy import func, select
+from sqlmodel import SQLModel
 
 from bot.app import App
 from bot.engine.events import ChoiceMade, Event, Message, Option, Output, Text, Unsupported, UserRef
@@ -136,6 +143,16 @@ async def replay(data: dict[str, Any], open_app: OpenApp, clock: Any) -> None:
                 app = await app_cm.__aenter__()
             elif kind == "advance":
                 clock.advance(**value)
+            elif kind == "shown":
+                messages = [m for m in state.reply if isinstance(m, Message)]
+                got = {
+                    "new": sum(not m.edits for m in messages),
+                    "in_place": sum(m.edits for m in messages),
+                }
+                assert got == dict(value), f"{where}: shown {got!r}"
+            elif kind == "kept_nothing":
+                kept = await _kept(app, state.ref)
+                assert not kept, f"{where}: kept {kept!r}"
             else:
                 raise AssertionError(f"{where}: unknown step kind {kind!r}")
             assert not rest, f"{where}: one action per step"
@@ -159,6 +176,30 @@ async def _position(app: App, ref: UserRef) -> str:
         await session.commit()
     stack = data.get("stack", [])
     return f"{stack[-1]['dialog']}.{stack[-1]['state']}" if stack else "none"
+
+
+async def _kept(app: App, ref: UserRef) -> list[str]:
+    """What the database holds of this person beyond their `users` row and an empty
+    conversation: the tables with rows of theirs, and a conversation with any frame."""
+    kept: list[str] = []
+    async with app.db.session() as session:
+        user, _ = await repo.get_or_create_user(
+            session, channel=ref.channel, external_id=ref.external_id
+        )
+        assert user.id is not None
+        _, data = await repo.load_conversation(
+            session, user_id=user.id, cipher=app.db.cipher, lock=False
+        )
+        if data.get("stack") or data.get("paused"):
+            kept.append(f"conversation {data!r}")
+        for table in SQLModel.metadata.sorted_tables:
+            if table.name in ("users", "conversations") or "user_id" not in table.c:
+                continue
+            query = select(func.count()).select_from(table).where(table.c.user_id == user.id)
+            if await session.scalar(query):
+                kept.append(table.name)
+        await session.commit()
+    return kept
 
 
 async def _entries(app: App, ref: UserRef) -> list[dict[str, Any]]:

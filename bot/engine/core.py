@@ -10,7 +10,21 @@ from bot.engine.turn import Turn
 async def give_consent(turn: Turn, frame: Frame) -> None:
     """Record consent, then go where the person was headed (or to the menu)."""
     turn.user.consented_at = turn.now
-    await turn.engine.open_dialog(turn, str(frame.params.get("then") or turn.engine.menu))
+    then = str(frame.params.get("then") or turn.engine.menu)
+    await turn.engine.open_dialog(turn, then, answer=carried(frame))
+
+
+def carried(frame: Frame) -> str | None:
+    """The first words a person wrote before agreeing to storage, if onboarding carries them."""
+    thought = frame.params.get("thought")
+    return str(thought) if thought else None
+
+
+async def decline_consent(turn: Turn, frame: Frame) -> None:
+    """Onboarding said "Not now": remember it (so the welcome is not said again, and
+    `unrecorded` dialogs run), and keep nothing they wrote before it."""
+    turn.decline()
+    frame.params.pop("thought", None)
 
 
 async def resume_paused(turn: Turn, frame: Frame) -> None:
@@ -31,6 +45,7 @@ CORE = Feature(
     "core",
     actions={
         "give_consent": give_consent,
+        "decline_consent": decline_consent,
         "resume_paused": resume_paused,
         "start_fresh": start_fresh,
     },

@@ -7,14 +7,16 @@ they see fit: buttons or a numbered list, an image or a file path.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 
 @dataclass(frozen=True, slots=True)
 class Text:
-    """Free text the person typed."""
+    """Free text the person typed; `at` is when they sent it, if the adapter knows."""
 
     text: str
+    at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,12 +89,18 @@ class Scale:
 
 @dataclass(frozen=True, slots=True)
 class Message:
-    """Text to show, optionally with choices or a scale bound to the dialog step `step`."""
+    """Text to show, optionally with choices or a scale bound to the dialog step `step`.
+
+    `edits`: the message shows in place of the message just before it in the same reply
+    (paced exercises), whose text it repeats in full. An adapter that can change a sent
+    message (Telegram: editMessageText) changes it; one that cannot shows it as usual.
+    """
 
     text: str
     options: tuple[Option, ...] = ()
     scale: Scale | None = None
     step: int | None = None
+    edits: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,21 +31,27 @@ class Flow:
         self.onboarding = "onboarding"
         self.menu = "menu"
         self.resume_dialog = "resume"
+        # Where a first message with real words goes once the person has agreed to storage.
+        self.first_words = "reframe"
         # Dialogs that step aside (are closed) when the person opens another one, like the menu.
         self.gives_way: set[str] = set()
         self.actions: dict[str, Action] = {}
         # Params every start of a dialog gets (such as thresholds from settings).
         self.dialog_params: dict[str, dict[str, Any]] = {}
 
-    async def open_dialog(self, turn: Turn, dialog: str) -> None:
-        """Start a dialog on request: resume offer, already-here, or on top of the current."""
+    async def open_dialog(self, turn: Turn, dialog: str, answer: str | None = None) -> None:
+        """Start a dialog on request: resume offer, already-here, or on top of the current
+        (`answer`: words that answer its first question, see `Turn.start_dialog`)."""
         top = turn.top
         if top and top.dialog == dialog:
             turn.say("already_here")
             turn.reprompt()
             return
         machine = self.catalog.dialog(dialog, turn.locale.code)
-        needs_consent = machine is None or machine.spec.requires_consent
+        needs_consent = turn.needs_consent(dialog)
+        if top and top.dialog == self.onboarding and turn.declined:
+            self.step_aside(turn)  # their answer was "Not now": whatever they open now
+            top = turn.top
         if top and top.dialog == self.onboarding and not turn.consented and needs_consent:
             turn.say("consent_first")
             turn.reprompt()
@@ -55,13 +61,15 @@ class Flow:
             title = machine.spec.title if machine else dialog
             await turn.start_dialog(self.resume_dialog, {"target": dialog, "title": title})
             return
-        await turn.start_dialog(dialog)
+        await turn.start_dialog(dialog, answer=answer)
 
     def step_aside(self, turn: Turn) -> None:
         """Close a menu-like dialog on top (menu, resume offer, history) for what comes next."""
         top = turn.top
         if top and (top.dialog in (self.menu, self.resume_dialog) or top.dialog in self.gives_way):
             turn.stack.pop()
+        elif top and top.dialog == self.onboarding and turn.declined:
+            turn.stack.pop()  # the "Not now" offer (nothing in it to keep)
 
     async def answer(self, turn: Turn, value: str | int) -> None:
         """Store the answer to the current state and move on."""
@@ -86,18 +94,23 @@ class Flow:
         turn.step += 1
         await self.enter(turn)
 
-    async def enter(self, turn: Turn) -> None:
-        """Show the state just entered; run through states that wait for nothing."""
+    async def enter(self, turn: Turn, answer: str | None = None) -> None:
+        """Show the state just entered; run through states that wait for nothing. `answer`
+        (words the person already wrote) answers the first text question reached instead of
+        asking it, after any notes on the way (a first-use note, say)."""
         for _ in range(MAX_AUTO_STEPS):
             frame = turn.top
             if frame is None:
                 return
             state = turn.spec(frame)
+            if answer and state.expect == "text":
+                await self.answer(turn, answer)
+                return
             frame.answers.update(state.record)
             if state.choices_from:
                 await self.actions[state.choices_from](turn, frame)
             if state.say:
-                turn.emit(turn.render(frame))
+                turn.emit(turn.joined(turn.render(frame), state.join))
                 turn.prompts += 1
             if state.pause:
                 turn.emit(Pause(state.pause))

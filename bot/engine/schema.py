@@ -98,6 +98,10 @@ class StateSpec(_Strict):
     action: str | None = None
     start: str | None = None
     pause: float = Field(default=0, ge=0, le=30)
+    # Shown in place, not as a new message (paced exercises, fewer notifications): `append`
+    # adds this text to the message just shown as a new paragraph; `replace` puts it in place
+    # of what the previous `join` state added (or of the whole message, if none did).
+    join: Literal["append", "replace"] | None = None
     # Run another dialog on top, then carry on with `next` here once it ends.
     call: str | None = None
     # Said instead of the generic hint when a typed answer is not understood.
@@ -147,6 +151,9 @@ class DialogSpec(_Strict):
     start: str
     entry: str | None = Field(default=None, pattern=r"^[a-z][a-z0-9_]*$")
     requires_consent: bool = True
+    # With `requires_consent`: once the person has said "Not now" to storage, it still runs,
+    # keeping nothing (no entry; its answers live only in the running dialog).
+    unrecorded: bool = False
     params: list[str] = Field(default_factory=list)
     derived: dict[str, Difference] = Field(default_factory=dict)
     # Words for the fixed answers states `record` (required in a dialog kept as an entry).

@@ -8,13 +8,14 @@ resumes, finishes and stops dialogs, and hands over to the flow to show what com
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.engine.catalog import Catalog, Locale
-from bot.engine.events import DialogEnded, Message, Option, Output, Scale, UserRef
+from bot.engine.events import DialogEnded, Message, Option, Output, Pause, Scale, UserRef
 from bot.engine.frame import EARLIER_RUNS, Frame
 from bot.engine.machine import DialogMachine
 from bot.engine.parsing import match_alias, match_choice
@@ -24,6 +25,9 @@ from storage import repo
 from storage.crypto import Cipher
 from storage.db import Step
 from storage.models import Conversation, User
+
+# The counter (User.counters) that remembers a "Not now" to storage.
+DECLINED = "consent_declined"
 
 
 class Moves(Protocol):
@@ -36,7 +40,7 @@ class Moves(Protocol):
     menu: str
     dialog_params: dict[str, dict[str, Any]]
 
-    async def enter(self, turn: Turn) -> None: ...
+    async def enter(self, turn: Turn, answer: str | None = None) -> None: ...
 
     async def carry_on(self, turn: Turn) -> None: ...
 
@@ -44,7 +48,7 @@ class Moves(Protocol):
 
     async def jump(self, turn: Turn, frame: Frame, state: str) -> None: ...
 
-    async def open_dialog(self, turn: Turn, dialog: str) -> None: ...
+    async def open_dialog(self, turn: Turn, dialog: str, answer: str | None = None) -> None: ...
 
 
 class Turn:
@@ -74,10 +78,14 @@ class Turn:
         self.row = row
         self.stack = [Frame.from_json(f) for f in state.get("stack", [])]
         self.paused = {k: Frame.from_json(v) for k, v in state.get("paused", {}).items()}
+        # what the engine remembers about how the person writes (bot/engine/habits.py)
+        self.notes: dict[str, Any] = dict(state.get("notes", {}))
         self.step = row.step
         self.locale = locale
         self.now = now
         self.outputs: list[Output] = []
+        # the last message a `join` state made, and the text it was joined onto
+        self._joined: tuple[Message, str] | None = None
         self.prompts = 0
         self.erased = False
         # the event's id at its source (a Telegram update id), if it has one
@@ -97,6 +105,27 @@ class Turn:
     @property
     def consented(self) -> bool:
         return self.user.consented_at is not None
+
+    @property
+    def declined(self) -> bool:
+        """The person said "Not now" to storage (and has not agreed since)."""
+        return not self.consented and bool((self.user.counters or {}).get(DECLINED))
+
+    def decline(self) -> None:
+        counters = dict(self.user.counters or {})
+        counters[DECLINED] = 1
+        self.user.counters = counters
+
+    def needs_consent(self, name: str) -> bool:
+        """Whether dialog `name` must wait for the person's okay to storage (an unknown one
+        does); an `unrecorded` one runs, keeping nothing, once they have said "Not now"."""
+        machine = self.engine.catalog.dialog(name, self.locale.code)
+        if machine is None:
+            return True
+        spec = machine.spec
+        return (
+            spec.requires_consent and not self.consented and not (spec.unrecorded and self.declined)
+        )
 
     def machine(self, frame: Frame) -> DialogMachine:
         # the person's locale first, then the default's (called several times per step)
@@ -120,11 +149,31 @@ class Turn:
         return {
             "stack": [f.to_json() for f in self.stack],
             "paused": {k: f.to_json() for k, f in self.paused.items()},
+            "notes": self.notes,
         }
 
     # -- writing -------------------------------------------------------------------------
     def emit(self, output: Output) -> None:
         self.outputs.append(output)
+
+    def joined(self, message: Message, how: str | None) -> Message:
+        """`message` shown in place of the plain message just emitted (`how`: "append" or
+        "replace", a state's `join`), carrying the whole text; as it is when there is
+        nothing to join (no `how`, or the last output is not a plain message of this step)."""
+        last = next(
+            (o for o in reversed(self.outputs) if not isinstance(o, Pause | DialogEnded)), None
+        )
+        if how is None or not isinstance(last, Message) or last.options or last.scale:
+            return message
+        if how == "append":
+            base = last.text
+        else:
+            joined = self._joined
+            base = joined[1] if joined is not None and joined[0] is last else ""
+        text = f"{base}\n\n{message.text}" if base else message.text
+        result = replace(message, text=text, edits=True)
+        self._joined = (result, base)
+        return result
 
     def text(self, key: str, **values: Any) -> str:
         return fill(self.locale.message(key, run=self.step), values)
@@ -172,13 +221,19 @@ class Turn:
         self.emit(self.render(frame, hint))
         self.prompts += 1
 
-    async def start_dialog(self, name: str, params: dict[str, Any] | None = None) -> None:
-        """Push a dialog and show its first prompt (onboarding first if consent is needed)."""
+    async def start_dialog(
+        self, name: str, params: dict[str, Any] | None = None, answer: str | None = None
+    ) -> None:
+        """Push a dialog and show its first prompt (onboarding first if consent is needed);
+        `answer` answers the first question that wants words, once reached (words the person
+        wrote before, such as a first message carried through consent)."""
         machine = self.engine.catalog.dialog(name, self.locale.code)
         if machine is None:
             raise LookupError(f"dialog {name!r} is not loaded")
         spec = machine.spec
-        if spec.requires_consent and not self.consented:
+        if spec.requires_consent and spec.unrecorded and self.declined and not self.consented:
+            self.say("unrecorded_note")
+        elif spec.requires_consent and not self.consented:
             self.say("consent_first")
             if not (self.top and self.top.dialog == self.engine.onboarding):
                 await self.start_dialog(self.engine.onboarding, {"then": name})
@@ -204,7 +259,7 @@ class Turn:
         self.paused.pop(name, None)
         self.stack.append(frame)
         self.step += 1
-        await self.engine.enter(self)
+        await self.engine.enter(self, answer=answer)
 
     async def resume(self, frame: Frame) -> None:
         """Put a paused frame back on top and ask its question again."""

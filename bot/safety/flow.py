@@ -27,6 +27,7 @@ from typing import Any
 
 from bot import metrics
 from bot.engine.catalog import LOCALE_FOLDER, Catalog, DialogsInvalid
+from bot.engine.core import carried
 from bot.engine.events import Command, Event, Message, Output, Text, UserRef
 from bot.engine.feature import Feature
 from bot.engine.frame import Frame
@@ -402,7 +403,8 @@ def safety_feature(safety: Safety, catalog: Catalog, *, checkin_params: dict[str
         """Onboarding said yes: record consent now, then ask (skippably) for the country
         before going where the person was headed."""
         turn.user.consented_at = turn.now
-        await turn.start_dialog(CHOOSE_COUNTRY, {"then": frame.params.get("then")})
+        carry = {"then": frame.params.get("then"), "thought": frame.params.get("thought")}
+        await turn.start_dialog(CHOOSE_COUNTRY, carry)
 
     async def suggest_country(turn: Turn, frame: Frame) -> None:
         """A country button from the language tag's region (`suggested`: yes/no)."""
@@ -454,7 +456,8 @@ def safety_feature(safety: Safety, catalog: Catalog, *, checkin_params: dict[str
 
     async def after_country(turn: Turn, frame: Frame) -> None:
         """The onboarding country question is done: where the person was headed, or the menu."""
-        await turn.engine.open_dialog(turn, str(frame.params.get("then") or turn.engine.menu))
+        then = str(frame.params.get("then") or turn.engine.menu)
+        await turn.engine.open_dialog(turn, then, answer=carried(frame))
 
     def _refresh_contacts(turn: Turn) -> None:
         """An open crisis pause shows the person's current country from now on."""

@@ -230,6 +230,8 @@ async def serve(settings: Settings, *, stop: asyncio.Event | None = None) -> Non
                 log.info("stopping")
             finally:
                 await source.stop()
+                # exercises still pacing out: their rest at once, before the outbox is let go
+                await replies.idle(hurry=True)
                 if monitor is not None:
                     await monitor.stop()
                 sweeper.cancel()

@@ -35,6 +35,7 @@ from bot.engine.events import (
     Location,
     Message,
     Output,
+    Pause,
     Text,
     Unsupported,
     UserRef,
@@ -114,7 +115,8 @@ class Handlers:
         chat, user, message = update.effective_chat, update.effective_user, update.message
         if chat is None or user is None or message is None or message.text is None:
             return
-        await self.converse(chat, user, Text(message.text), update.update_id)
+        event = Text(message.text, at=message.date)
+        await self.converse(chat, user, event, update.update_id)
 
     async def on_edit(self, update: Update, context: Context) -> None:
         """An edited message is not a new answer, but crisis language in it is still heard."""
@@ -242,6 +244,10 @@ class Handlers:
             metrics.step(outcome, time.perf_counter() - started)
 
     async def show(self, chat: Chat, ref: UserRef, reply: Reply) -> None:
+        await self.replies.settle(chat.id)  # an exercise still pacing out: its rest first
+        if any(isinstance(o, Pause) for o in reply.pending):
+            self.replies.pace(chat.id, ref, reply)  # in the background: see ReplySender.pace
+            return
         try:
             await self.replies.send(chat.id, ref, reply)
         except Unreachable:

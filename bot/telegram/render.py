@@ -21,10 +21,12 @@ import logging
 import re
 import warnings
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from telegram import Bot, CallbackQuery, InlineKeyboardMarkup, InputFile
 from telegram.constants import ChatAction, MessageLimit, ParseMode
+from telegram.error import BadRequest
 from telegram.warnings import PTBUserWarning
 
 from bot.engine.events import (
@@ -133,6 +135,22 @@ def escape(text: str) -> str:
 
 
 # -- sending -----------------------------------------------------------------------------
+@dataclass
+class Shown:
+    """One reply as it goes out: the message its paced outputs change in place (the last one
+    sent), and whether to hurry (the person wrote again, or the reply is sent after a
+    restart): then pauses end at once and in-place changes that a later one replaces are
+    left out (bot/telegram/replies.py)."""
+
+    message_id: int | None = None
+    hurry: bool = False
+    woken: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def hurry_up(self) -> None:
+        self.hurry = True
+        self.woken.set()
+
+
 class Renderer:
     """Shows outputs in one chat; `sleep` is injectable so tests can hold a pause open."""
 
@@ -147,27 +165,58 @@ class Renderer:
         self.delivery = delivery
         self.sleep = sleep
 
-    async def show(self, chat_id: int, outputs: Sequence[Output]) -> None:
+    async def show(
+        self, chat_id: int, outputs: Sequence[Output], shown: Shown | None = None
+    ) -> None:
+        """Show `outputs`; `shown` carries one reply's place across calls (its paced
+        messages change the message sent before them instead of arriving as new ones)."""
+        shown = shown or Shown()
         for output in outputs:
             if isinstance(output, Message):
-                await self.message(chat_id, output)
+                await self.message(chat_id, output, shown)
             elif isinstance(output, Pause):
-                await self.typing(chat_id)
-                await self.sleep(output.seconds)
+                if not shown.hurry:
+                    await self.typing(chat_id)
+                    await self.pause(output.seconds, shown)
             elif isinstance(output, Image | Document):
+                shown.message_id = None
                 await self.file(chat_id, output)
             elif isinstance(output, DialogEnded):
                 pass
 
-    async def message(self, chat_id: int, message: Message) -> None:
-        pieces = split_text(message.text)
+    async def pause(self, seconds: float, shown: Shown) -> None:
+        """Wait `seconds`, or less if the reply is told to hurry meanwhile. Only this chat's
+        reply waits: other people's updates run on their own tasks."""
+        sleeper = asyncio.ensure_future(self.sleep(seconds))
+        woken = asyncio.ensure_future(shown.woken.wait())
+        try:
+            await asyncio.wait((sleeper, woken), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (sleeper, woken):
+                task.cancel()
+
+    async def message(self, chat_id: int, message: Message, shown: Shown | None = None) -> None:
+        shown = shown or Shown()
         markup = keyboard(message)
+        if message.edits and shown.message_id is not None and _units(message.text) <= TEXT_LIMIT:
+            where = {"chat_id": chat_id, "message_id": shown.message_id}
+            try:
+                await self.delivery.send(chat_id, edit_text, self.bot, where, message.text, markup)
+                return
+            except BadRequest as exc:  # deleted, or too old to change: a question is sent anew
+                log.info("could not change a paced message: %s", type(exc).__name__)
+                if markup is None:
+                    return
+        elif message.edits and shown.hurry and markup is None:
+            return  # nothing to change in place any more (a restart): only questions go out
+        pieces = split_text(message.text)
         for index, piece in enumerate(pieces):
             last = index == len(pieces) - 1
-            await self.text(chat_id, piece, markup if last else None)
+            shown.message_id = await self.text(chat_id, piece, markup if last else None)
 
-    async def text(self, chat_id: int, text: str, markup: Markup | None = None) -> None:
-        await self.delivery.send(chat_id, send_text, self.bot, chat_id, text, markup)
+    async def text(self, chat_id: int, text: str, markup: Markup | None = None) -> int | None:
+        """Send `text`; the id Telegram gave the message, if it said."""
+        return await self.delivery.send(chat_id, send_text, self.bot, chat_id, text, markup)
 
     async def typing(self, chat_id: int) -> None:
         await self.delivery.call(
@@ -221,13 +270,15 @@ class Renderer:
             )
 
 
-async def lean(bot: Bot, endpoint: str, params: dict[str, Any]) -> None:
-    """A Bot API call whose answer is not parsed (one of `LEAN`)."""
-    await bot.do_api_request(endpoint, api_kwargs=params)
+async def lean(bot: Bot, endpoint: str, params: dict[str, Any]) -> Any:
+    """A Bot API call whose answer is not parsed into objects (one of `LEAN`): its raw
+    result (JSON)."""
+    return await bot.do_api_request(endpoint, api_kwargs=params)
 
 
-async def send_text(bot: Bot, chat_id: int, text: str, markup: Markup | None = None) -> None:
-    """sendMessage in HTML mode with the text escaped, without parsing the sent Message."""
+async def send_text(bot: Bot, chat_id: int, text: str, markup: Markup | None = None) -> int | None:
+    """sendMessage in HTML mode with the text escaped, without parsing the sent Message; the
+    sent message's id."""
     params: dict[str, Any] = {
         "chat_id": chat_id,
         "text": escape(text),
@@ -236,7 +287,27 @@ async def send_text(bot: Bot, chat_id: int, text: str, markup: Markup | None = N
     }
     if markup is not None:
         params["reply_markup"] = markup
-    await lean(bot, "sendMessage", params)
+    return _message_id(await lean(bot, "sendMessage", params))
+
+
+async def edit_text(
+    bot: Bot, where: dict[str, int], text: str, markup: Markup | None = None
+) -> None:
+    """editMessageText in HTML mode with the text escaped (a paced message shown in place)."""
+    params: dict[str, Any] = {
+        **where,
+        "text": escape(text),
+        "parse_mode": "HTML",
+        "link_preview_options": NO_PREVIEW,
+    }
+    if markup is not None:
+        params["reply_markup"] = markup
+    await lean(bot, "editMessageText", params)
+
+
+def _message_id(result: Any) -> int | None:
+    found = result.get("message_id") if isinstance(result, dict) else None
+    return found if isinstance(found, int) else None
 
 
 def _label_of(query: CallbackQuery) -> str | None:

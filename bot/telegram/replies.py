@@ -14,11 +14,11 @@ from collections.abc import Awaitable, Callable
 
 from telegram.error import BadRequest
 
-from bot.engine.events import Later, UserRef
+from bot.engine.events import Later, Message, Output, Pause, UserRef
 from bot.engine.outbox import Reply, visible
 from bot.engine.runner import Engine
 from bot.telegram.errors import Unreachable
-from bot.telegram.render import Renderer
+from bot.telegram.render import Renderer, Shown
 
 log = logging.getLogger(__name__)
 
@@ -35,26 +35,93 @@ class ReplySender:
         self.engine = engine
         self.renderer = renderer
         self.on_unreachable = on_unreachable
+        # paced replies going out in the background, one per chat at most
+        self._pacing: dict[int, tuple[asyncio.Task[None], Shown]] = {}
 
-    async def send(self, chat_id: int, ref: UserRef, reply: Reply) -> None:
+    def pace(self, chat_id: int, ref: UserRef, reply: Reply) -> None:
+        """Send a reply that pauses (a paced exercise) in the background, so the update that
+        asked for it is finished (confirmed to Telegram) at once: a slow update would hold
+        the polling offset, and with it everyone else's updates, or a webhook connection.
+        The reply is in the outbox already; a restart sends its rest (`flush`)."""
+        shown = Shown()
+        task = asyncio.ensure_future(self._paced(chat_id, ref, reply, shown))
+        self._pacing[chat_id] = (task, shown)
+
+        def forget(done: asyncio.Task[None]) -> None:
+            pacing = self._pacing.get(chat_id)
+            if pacing is not None and pacing[0] is done:
+                del self._pacing[chat_id]
+
+        task.add_done_callback(forget)
+
+    async def settle(self, chat_id: int) -> None:
+        """Before anything else goes to this chat: a paced reply still going out is hurried
+        (the rest at once) and finished, so the person's next message is neither held up
+        behind its pauses nor answered in the middle of it."""
+        pacing = self._pacing.get(chat_id)
+        if pacing is not None:
+            task, shown = pacing
+            shown.hurry_up()
+            await asyncio.wait({task})
+
+    async def idle(self, *, hurry: bool = False) -> None:
+        """Wait until no paced reply is going out (`hurry`: hurry them all first, at a stop)."""
+        while self._pacing:
+            if hurry:
+                for _, shown in self._pacing.values():
+                    shown.hurry_up()
+            await asyncio.wait({task for task, _ in self._pacing.values()})
+
+    async def _paced(self, chat_id: int, ref: UserRef, reply: Reply, shown: Shown) -> None:
+        try:
+            await self.send(chat_id, ref, reply, shown=shown)
+        except Unreachable:
+            if self.on_unreachable is not None:
+                await self.on_unreachable(ref)
+        except Exception as exc:  # the rest waits in the outbox for the sweep
+            log.warning("a paced reply stopped: %s", type(exc).__name__)
+
+    async def send(
+        self,
+        chat_id: int,
+        ref: UserRef,
+        reply: Reply,
+        *,
+        hurry: bool = False,
+        shown: Shown | None = None,
+    ) -> None:
         """Send what is left of `reply`; the outbox forgets it once all of it is out.
+
+        Paced outputs change one message in place, pausing between them. In a hurry (a
+        reply sent after a restart, or `shown` hurried meanwhile) the pauses are skipped and
+        only the last of a run of in-place changes is shown.
 
         A reply Telegram refuses for good (400: a message it will never take) is skipped so
         it cannot block the ones after it; a 403 (blocked) drops the rest and is re-raised as
         `Unreachable`. Anything else (network, flood control after retries) leaves the rest
         in the outbox, where a sweep picks it up once this sender's lease has lapsed.
         """
-        outbox = self.engine.outbox
         last_visible = max(
             (i for i, o in enumerate(reply.outputs) if visible(o)), default=len(reply.outputs)
         )
+        shown = shown or Shown()
+        if hurry:
+            shown.hurry_up()
+        await self._send(chat_id, ref, reply, shown, last_visible)
+
+    async def _send(
+        self, chat_id: int, ref: UserRef, reply: Reply, shown: Shown, last_visible: int
+    ) -> None:
+        outbox = self.engine.outbox
         for index in range(reply.start, len(reply.outputs)):
             output = reply.outputs[index]
+            if shown.hurry and superseded(reply.outputs, index):
+                continue
             made = (
                 await self.engine.produce(ref, [output]) if isinstance(output, Later) else [output]
             )
             try:
-                await self.renderer.show(chat_id, made)
+                await self.renderer.show(chat_id, made, shown)
             except BadRequest as exc:
                 log.warning("Telegram refused an output (%s); skipped", type(exc).__name__)
             except Unreachable:
@@ -81,7 +148,8 @@ class ReplySender:
                 count += 1
                 try:
                     async with self.engine.person_lock(ref.key):
-                        await self.send(int(ref.external_id), ref, reply)
+                        # out of turn, after a restart: no pauses, only where things ended
+                        await self.send(int(ref.external_id), ref, reply, hurry=True)
                 except Unreachable:
                     if self.on_unreachable is not None:
                         await self.on_unreachable(ref)
@@ -105,3 +173,18 @@ class ReplySender:
                 continue
             if sent:
                 log.info("sent %d waiting repl%s", sent, "y" if sent == 1 else "ies")
+
+
+def superseded(outputs: list[Output], index: int) -> bool:
+    """Whether a hurried reply can leave `outputs[index]` out: a pause, or a paced message
+    that a later in-place change replaces (it asks nothing, and the next message shown is
+    another change of the same message)."""
+    output = outputs[index]
+    if isinstance(output, Pause):
+        return True
+    if not (isinstance(output, Message) and output.edits):
+        return False
+    if output.options or output.scale is not None:
+        return False
+    following = next((o for o in outputs[index + 1 :] if visible(o)), None)
+    return isinstance(following, Message) and following.edits

@@ -104,18 +104,22 @@ class Harness:
         return sender_of(self.application).renderer.delivery.budget
 
     async def process(self, update: dict[str, Any]) -> list[Call]:
-        """Process one update to the end; the Bot API calls it caused."""
+        """Process one update to the end, a paced reply it started included (sent in the
+        background); the Bot API calls it caused."""
         before = len(self.api.calls)
         await self.application.process_update(Update.de_json(update, self.application.bot))
+        await sender_of(self.application).idle()
         return self.api.calls[before:]
 
     async def say(self, user_id: int, text: str) -> list[Call]:
         return await self.process(self.updates.text(user_id, text))
 
     def last_offer(self, user_id: int) -> Call:
-        """The latest message to this person that had buttons."""
-        for call in reversed(self.api.sent("sendMessage", user_id)):
-            if call.buttons:
+        """The latest message to this person that had buttons (sent, or given them by an
+        edit: a paced exercise's last step)."""
+        for call in reversed(self.api.calls):
+            shown = call.method in ("sendMessage", "editMessageText")
+            if shown and call.chat_id == user_id and call.buttons:
                 return call
         raise AssertionError("no message with buttons was sent")
 

@@ -51,7 +51,7 @@ async def test_an_error_in_a_handler_is_logged_without_content_and_told_briefly(
     caplog.set_level(logging.DEBUG)
     sorry = app.catalog.locale("en").message("something_went_wrong")
 
-    async def broken(self: Renderer, chat_id: int, outputs: object) -> None:
+    async def broken(self: Renderer, chat_id: int, outputs: object, shown: object = None) -> None:
         raise ValueError("the secret words I'm useless")
 
     async with harness(app) as h:

@@ -247,3 +247,29 @@ async def test_kindbot_answers_through_the_poller(tmp_path: Any, server: Any) ->
             await until(lambda: api.confirmed > start["update_id"])
             assert len(api.texts(7)) == 3  # all sent before the confirmation
         assert api.sent("deleteWebhook")
+
+
+async def test_an_update_ptb_cannot_read_is_skipped_alone_without_its_words_in_the_log(
+    server: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """PTB's get_updates raises for a whole batch when one update cannot be parsed (and logs
+    the batch): polling would ask for the same batch forever. That update alone is skipped."""
+    api, updates, handler = server.api, Updates(), Gated()
+    before, after = updates.text(1, "before"), updates.text(2, "after")
+    broken = {"update_id": before["update_id"] + 1, "message": {"message_id": 1, "text": "secret"}}
+    after["update_id"] = broken["update_id"] + 1
+    # INFO: kindbot never lets PTB log below it (its DEBUG lines show every API result)
+    with caplog.at_level(logging.INFO):
+        async with (
+            gated_application(handler, url=server.url) as application,
+            polling(application),
+        ):
+            for update in (before, broken, after):
+                api.push_update(update)
+            await until(lambda: after["update_id"] in handler.finished)
+            await until(lambda: api.confirmed > after["update_id"])
+    assert handler.finished == [before["update_id"], after["update_id"]]
+    assert any(
+        f"update {broken['update_id']} could not be read" in r.message for r in caplog.records
+    )
+    assert not any("secret" in r.getMessage() for r in caplog.records)
