@@ -78,7 +78,7 @@ async def test_a_burst_of_wrong_ratings_gets_one_short_correction(quick_app: App
         later = await send(h, AMY, "lots", now + 40)
         assert len(later) == 1 and later[0].buttons == []
         rated = await h.press(AMY, "7")  # the keypad sent first still works
-        assert "I notice" in rated[-1].text
+        assert "I've noticed it" in rated[-1].labels  # the next step: turning toward the pain
 
 
 async def test_a_paste_cut_in_two_gets_one_offer(quick_app: App) -> None:
