@@ -41,9 +41,9 @@ async def test_at_a_terminal_the_counts_are_rewritten_in_place(
     assert waited == [3, 4, 6, 4, 6, 4, 3]
     # six times the cursor goes back over the message (intro, count, blank line) and clears it
     assert printed.count("\x1b[J") == 6
-    # back over exactly what was printed: the intro (two rows at 80 columns) and its blank
+    # back over exactly what was printed: the intro (four rows at 80 columns) and its blank
     # line; then that, a blank line and the count
-    assert [part[-3:] for part in printed.split("\x1b[J")[:-1]] == ["[3F"] + ["[5F"] * 5
+    assert [part[-3:] for part in printed.split("\x1b[J")[:-1]] == ["[5F"] + ["[7F"] * 5
     screens = printed.split("\x1b[J")
     assert "Breathe in slowly" in screens[1] and "and out" not in screens[1]
     assert INTRO in screens[-1] and "And out" in screens[-1] and "few more breaths" in screens[-1]

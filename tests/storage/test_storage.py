@@ -42,7 +42,7 @@ async def test_conversation_and_entries_round_trip_encrypted(any_app: App) -> No
         row, state = await repo.load_conversation(
             session, user_id=user.id, cipher=any_app.db.cipher, lock=True
         )
-        assert state["stack"][-1]["state"] == "notice"
+        assert state["stack"][-1]["state"] == "pain"
         assert state["stack"][-1]["answers"]["rating_before"] == 4
         assert "pelican" not in row.state_enc
         raw = (await session.execute(text("SELECT state_enc FROM conversations"))).scalar_one()
