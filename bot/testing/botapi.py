@@ -82,6 +82,16 @@ def _decode(value: Any) -> Any:
         return value
 
 
+# The failures `BotAPI.fail` can queue that are a plain error answer: (status, description).
+ERRORS = {
+    "forbidden": (403, "Forbidden: bot was blocked by the user"),
+    "unauthorized": (401, "Unauthorized"),
+    "bad_request": (400, "Bad Request: nope"),
+    "chat_not_found": (400, "Bad Request: chat not found"),
+    "server": (502, "Bad Gateway"),
+}
+
+
 @dataclass
 class BotAPI:
     """The Bot API's answers and a record of every call; thread-safe."""
@@ -162,24 +172,9 @@ class BotAPI:
                 "description": f"Too Many Requests: retry after {seconds}",
                 "parameters": {"retry_after": seconds},
             }
-        if failure == "chat_not_found":
-            return 400, {
-                "ok": False,
-                "error_code": 400,
-                "description": "Bad Request: chat not found",
-            }
-        if failure == "server":
-            return 502, {"ok": False, "error_code": 502, "description": "Bad Gateway"}
-        if failure == "forbidden":
-            return 403, {
-                "ok": False,
-                "error_code": 403,
-                "description": "Forbidden: bot was blocked by the user",
-            }
-        if failure == "unauthorized":
-            return 401, {"ok": False, "error_code": 401, "description": "Unauthorized"}
-        if failure == "bad_request":
-            return 400, {"ok": False, "error_code": 400, "description": "Bad Request: nope"}
+        if failure in ERRORS:
+            code, description = ERRORS[failure]
+            return code, {"ok": False, "error_code": code, "description": description}
         return 200, {"ok": True, "result": self._result(method, params)}
 
     def _result(self, method: str, params: dict[str, Any]) -> Any:
