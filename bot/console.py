@@ -61,8 +61,14 @@ class Console:
         for output in await self.engine.produce(self.ref, outputs):
             if isinstance(output, Message):
                 self.out.write(f"kindbot: {output.text}\n")
-                for index, option in enumerate(output.options, start=1):
-                    self.out.write(f"  {index}. {option.label}\n")
+                index = 0
+                for option in output.options:
+                    # a choice no number picks (turning off, going back) is typed in words
+                    if option.numbered:
+                        index += 1
+                        self.out.write(f"  {index}. {option.label}\n")
+                    else:
+                        self.out.write(f"  -  {option.label}\n")
                 if output.scale is not None:
                     self.out.write(f"  ({output.scale.low}–{output.scale.high})\n")
                 if output.options or output.scale:

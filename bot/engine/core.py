@@ -25,6 +25,25 @@ async def start_fresh(turn: Turn, frame: Frame) -> None:
     target = str(frame.params.get("target"))
     turn.paused.pop(target, None)
     await turn.start_dialog(target)
+    text = str(frame.params.get("text") or "")
+    if text and turn.top is not None and turn.top.dialog == target:
+        await turn.engine.take_text(turn, text)  # "/reframe I'm a failure", then "fresh"
+
+
+async def ask_again(turn: Turn, frame: Frame) -> None:
+    """After a long gap, "carry on": the question left open is asked again."""
+    turn.reprompt()
+
+
+async def start_afresh(turn: Turn, frame: Frame) -> None:
+    """After a long gap, "start with what's on my mind now": the dialog left open is stopped
+    (a recorded one is kept as unfinished) and the same dialog starts again."""
+    below = turn.top
+    if below is None:
+        await turn.start_dialog(turn.engine.menu)
+        return
+    await turn.stop_all()
+    await turn.start_dialog(below.dialog)
 
 
 CORE = Feature(
@@ -33,5 +52,7 @@ CORE = Feature(
         "give_consent": give_consent,
         "resume_paused": resume_paused,
         "start_fresh": start_fresh,
+        "start_afresh": start_afresh,
+        "ask_again": ask_again,
     },
 )

@@ -37,13 +37,16 @@ class Flow:
         # Params every start of a dialog gets (such as thresholds from settings).
         self.dialog_params: dict[str, dict[str, Any]] = {}
 
-    async def open_dialog(self, turn: Turn, dialog: str) -> None:
-        """Start a dialog on request: resume offer, already-here, or on top of the current."""
+    async def open_dialog(self, turn: Turn, dialog: str, text: str = "") -> None:
+        """Start a dialog on request: resume offer, already-here, or on top of the current.
+        `text` (what followed the command, "/reframe I'm a failure") answers its first
+        question, here or after the resume offer's "start fresh"."""
         top = turn.top
-        if top and top.dialog == dialog:
+        if top and top.dialog == dialog and not await self._set_aside(turn, top):
             turn.say("already_here")
             turn.reprompt()
             return
+        top = turn.top
         machine = self.catalog.dialog(dialog, turn.locale.code)
         needs_consent = machine is None or machine.spec.requires_consent
         if top and top.dialog == self.onboarding and not turn.consented and needs_consent:
@@ -53,9 +56,29 @@ class Flow:
         self.step_aside(turn)
         if dialog in turn.paused and turn.consented:
             title = machine.spec.title if machine else dialog
-            await turn.start_dialog(self.resume_dialog, {"target": dialog, "title": title})
+            params = {"target": dialog, "title": title, "text": text}
+            await turn.start_dialog(self.resume_dialog, params)
             return
         await turn.start_dialog(dialog)
+        if text and turn.top is not None and turn.top.dialog == dialog:
+            await self.take_text(turn, text)
+
+    async def take_text(self, turn: Turn, text: str) -> None:
+        """Answer the question just asked with words the person already wrote (after a
+        command). The router reads them as if they were typed now."""
+        raise NotImplementedError  # the Router implements it
+
+    async def _set_aside(self, turn: Turn, frame: Frame) -> bool:
+        """Asked for the dialog already on top: a recorded one with answers is set aside as
+        unfinished, so the resume offer asks continue-or-fresh; one about the moment
+        (`resumable: false`) is closed as it stands, so it starts fresh. False: neither."""
+        if not turn.machine(frame).spec.resumable:
+            await turn.stop_top()
+            return True
+        if frame.entry_id is None or not frame.answers:
+            return False
+        await turn.stop_top()
+        return frame.dialog in turn.paused
 
     def step_aside(self, turn: Turn) -> None:
         """Close a menu-like dialog on top (menu, resume offer, history) for what comes next."""

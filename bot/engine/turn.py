@@ -8,6 +8,7 @@ resumes, finishes and stops dialogs, and hands over to the flow to show what com
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -17,13 +18,26 @@ from bot.engine.catalog import Catalog, Locale
 from bot.engine.events import DialogEnded, Message, Option, Output, Scale, UserRef
 from bot.engine.frame import Frame
 from bot.engine.machine import DialogMachine
-from bot.engine.parsing import match_alias, match_choice
+from bot.engine.parsing import is_go_ahead, match_alias, match_choice
 from bot.engine.schema import StateSpec
 from bot.engine.texts import fill, pick
 from storage import repo
 from storage.crypto import Cipher
 from storage.db import Step
 from storage.models import Conversation, User
+
+
+def state_options(
+    state: StateSpec, values: dict[str, Any], made: Sequence[tuple[str, str]] = ()
+) -> tuple[Option, ...]:
+    """The options a state offers: those made in code (`choices_from`) first, then its own
+    choices, each numbered only if a typed number may pick it."""
+    own = tuple(
+        Option(c.value, fill(c.label, values), state.numbers and c.by_number) for c in state.choices
+    )
+    if not state.choices_from:
+        return own
+    return tuple(Option(v, label, state.numbers) for v, label in made) + own
 
 
 class Moves(Protocol):
@@ -44,7 +58,9 @@ class Moves(Protocol):
 
     async def jump(self, turn: Turn, frame: Frame, state: str) -> None: ...
 
-    async def open_dialog(self, turn: Turn, dialog: str) -> None: ...
+    async def open_dialog(self, turn: Turn, dialog: str, text: str = "") -> None: ...
+
+    async def take_text(self, turn: Turn, text: str) -> None: ...
 
 
 class Turn:
@@ -74,6 +90,8 @@ class Turn:
         self.row = row
         self.stack = [Frame.from_json(f) for f in state.get("stack", [])]
         self.paused = {k: Frame.from_json(v) for k, v in state.get("paused", {}).items()}
+        # when this person's conversation last took a step (the engine's clock), if known
+        self.last_at = _when(state.get("at"))
         self.step = row.step
         self.locale = locale
         self.now = now
@@ -120,6 +138,7 @@ class Turn:
         return {
             "stack": [f.to_json() for f in self.stack],
             "paused": {k: f.to_json() for k, f in self.paused.items()},
+            "at": self.now.isoformat(),
         }
 
     # -- writing -------------------------------------------------------------------------
@@ -146,9 +165,7 @@ class Turn:
         text = hint or fill(
             pick(state.say, run=frame.run, salt=f"{frame.dialog}.{frame.state}"), values
         )
-        options = tuple(Option(c.value, fill(c.label, values)) for c in state.choices)
-        if state.choices_from:
-            options = tuple(Option(v, label) for v, label in frame.options) + options
+        options = state_options(state, values, frame.options)
         scale = Scale(state.scale.low, state.scale.high) if state.expect == "scale" else None
         waiting = state.expect in ("choice", "scale") or bool(options)
         return Message(text, options, scale, self.step if waiting else None)
@@ -156,7 +173,11 @@ class Turn:
     def typed_choice(self, frame: Frame, text: str) -> str | None:
         """The choice of the frame's current state that `text` names: its number in the list,
         its label or value, or one of its aliases; None if it names none."""
-        return match_choice(text, self.render(frame).options) or match_alias(text, self.spec(frame))
+        options = self.render(frame).options
+        found = match_choice(text, options) or match_alias(text, self.spec(frame))
+        if found is None and len(options) == 1 and is_go_ahead(text, self.text("go_ahead_words")):
+            return options[0].value  # "ok", "next", "👍" at a step with one button
+        return found
 
     def reprompt(self, hint: str | None = None) -> None:
         """Ask the current question again (state unchanged); nothing if nothing is open."""
@@ -232,19 +253,35 @@ class Turn:
             self.unit.forget(obj)
 
     async def stop_all(self) -> bool:
-        """Stop every open dialog; recorded ones are kept as unfinished and can be resumed."""
+        """Stop every open dialog; recorded ones are kept as unfinished and can be resumed,
+        except a dialog about the moment (see `_stop_frame`)."""
         kept = False
         while self.stack:
-            frame = self.stack.pop()
-            if frame.entry_id is not None and not frame.answers:
-                # nothing written yet: an empty "unfinished" entry would only clutter history
-                await repo.delete_entry(self.unit, user_id=self._uid, entry_id=frame.entry_id)
-            elif frame.entry_id is not None:
-                await self._record(frame, "stopped")
-                self.paused[frame.dialog] = frame
-                kept = True
-            self.emit(DialogEnded(frame.dialog, completed=False))
+            kept = await self._stop_frame(self.stack.pop()) or kept
         self.step += 1
+        return kept
+
+    async def stop_top(self) -> bool:
+        """Stop only the dialog on top (asked for again: it is set aside for a fresh start)."""
+        kept = await self._stop_frame(self.stack.pop())
+        self.step += 1
+        return kept
+
+    async def _stop_frame(self, frame: Frame) -> bool:
+        """Close one stopped frame's entry; whether it is kept to be continued. A dialog that
+        is about the moment (`resumable: false`, the check-in) keeps what it recorded as it
+        stands, closed, and is never offered to continue."""
+        kept = False
+        if frame.entry_id is not None and not frame.answers:
+            # nothing written yet: an empty "unfinished" entry would only clutter history
+            await repo.delete_entry(self.unit, user_id=self._uid, entry_id=frame.entry_id)
+        elif frame.entry_id is not None and not self.machine(frame).spec.resumable:
+            await self._record(frame, "finished", finished_at=self.now)
+        elif frame.entry_id is not None:
+            await self._record(frame, "stopped")
+            self.paused[frame.dialog] = frame
+            kept = True
+        self.emit(DialogEnded(frame.dialog, completed=False))
         return kept
 
     async def _record(
@@ -266,3 +303,13 @@ class Turn:
     def _uid(self) -> int:
         assert self.user.id is not None
         return self.user.id
+
+
+def _when(value: Any) -> datetime | None:
+    """A stored ISO time back as a datetime; None if absent or unreadable."""
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        return None
