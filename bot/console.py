@@ -61,14 +61,10 @@ class Console:
         for output in await self.engine.produce(self.ref, outputs):
             if isinstance(output, Message):
                 self.out.write(f"kindbot: {output.text}\n")
-                index = 0
-                for option in output.options:
+                for index, option in enumerate(output.options, start=1):
                     # a choice no number picks (turning off, going back) is typed in words
-                    if option.numbered:
-                        index += 1
-                        self.out.write(f"  {index}. {option.label}\n")
-                    else:
-                        self.out.write(f"  -  {option.label}\n")
+                    number = f"{index}." if option.numbered else "- "
+                    self.out.write(f"  {number} {option.label}\n")
                 if output.scale is not None:
                     self.out.write(f"  ({output.scale.low}–{output.scale.high})\n")
                 if output.options or output.scale:

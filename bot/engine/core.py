@@ -24,10 +24,8 @@ async def resume_paused(turn: Turn, frame: Frame) -> None:
 async def start_fresh(turn: Turn, frame: Frame) -> None:
     target = str(frame.params.get("target"))
     turn.paused.pop(target, None)
-    await turn.start_dialog(target)
-    text = str(frame.params.get("text") or "")
-    if text and turn.top is not None and turn.top.dialog == target:
-        await turn.engine.take_text(turn, text)  # "/reframe I'm a failure", then "fresh"
+    # "/reframe I'm a failure", then "Start fresh": the words answer its first question
+    await turn.engine.start_with(turn, target, str(frame.params.get("text") or ""))
 
 
 async def ask_again(turn: Turn, frame: Frame) -> None:

@@ -59,9 +59,20 @@ class Flow:
             params = {"target": dialog, "title": title, "text": text}
             await turn.start_dialog(self.resume_dialog, params)
             return
+        await self.start_with(turn, dialog, text)
+
+    async def start_with(self, turn: Turn, dialog: str, text: str = "") -> None:
+        """Start `dialog`; `text` (written with its command) answers its first question, and
+        once it has, that question is not shown as well."""
+        mark = len(turn.outputs)
         await turn.start_dialog(dialog)
-        if text and turn.top is not None and turn.top.dialog == dialog:
-            await self.take_text(turn, text)
+        frame = turn.top
+        if not text or frame is None or frame.dialog != dialog:
+            return
+        asked, shown = frame.state, len(turn.outputs)
+        await self.take_text(turn, text)
+        if turn.top is not frame or frame.state != asked:
+            del turn.outputs[mark:shown]
 
     async def take_text(self, turn: Turn, text: str) -> None:
         """Answer the question just asked with words the person already wrote (after a

@@ -92,19 +92,16 @@ def parse_scale(text: str, scale: Scale) -> int | None:
     return value if scale.low <= value <= scale.high else None
 
 
-def numbered(options: tuple[Option, ...]) -> list[Option]:
-    """The options a typed number picks, in order: "1" is the first of these. Choices that
-    turn something off, delete, go back or end a safety pause are never among them."""
-    return [option for option in options if option.numbered]
-
-
 def match_choice(text: str, options: tuple[Option, ...]) -> str | None:
-    """A choice typed instead of pressed: its number among the numbered ones, or its label."""
+    """A choice typed instead of pressed: its number (its place in the list), or its label.
+    A number never picks an option that is not `numbered` (turning off, deleting, going
+    back, ending a safety pause): those are pressed or typed in words."""
     wanted = _plain(text)
     if wanted.isdigit():
         index = int(wanted) - 1
-        listed = numbered(options)
-        return listed[index].value if 0 <= index < len(listed) else None
+        if 0 <= index < len(options) and options[index].numbered:
+            return options[index].value
+        return None
     for option in options:
         if wanted and (_plain(option.label) == wanted or option.value == wanted):
             return str(option.value)
