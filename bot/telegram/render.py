@@ -25,6 +25,7 @@ from typing import Any
 
 from telegram import Bot, CallbackQuery, InlineKeyboardMarkup, InputFile
 from telegram.constants import ChatAction, MessageLimit, ParseMode
+from telegram.error import BadRequest
 from telegram.warnings import PTBUserWarning
 
 from bot.engine.events import (
@@ -146,6 +147,11 @@ class Renderer:
         self.bot = bot
         self.delivery = delivery
         self.sleep = sleep
+        # chat id -> the last message sent there with a keyboard, so that the keyboard can be
+        # taken off when its step is stopped (/cancel, "stop"). Kept in this process only:
+        # after a restart, or on another worker, the old keyboard just stays, and its buttons
+        # answer "that step has passed" (or start their dialog), so losing this is harmless.
+        self.keyboards: dict[int, int] = {}
 
     async def show(self, chat_id: int, outputs: Sequence[Output]) -> None:
         for output in outputs:
@@ -156,8 +162,8 @@ class Renderer:
                 await self.sleep(output.seconds)
             elif isinstance(output, Image | Document):
                 await self.file(chat_id, output)
-            elif isinstance(output, DialogEnded):
-                pass
+            elif isinstance(output, DialogEnded) and not output.completed:
+                await self.drop_keyboard(chat_id)
 
     async def message(self, chat_id: int, message: Message) -> None:
         pieces = split_text(message.text)
@@ -167,7 +173,21 @@ class Renderer:
             await self.text(chat_id, piece, markup if last else None)
 
     async def text(self, chat_id: int, text: str, markup: Markup | None = None) -> None:
-        await self.delivery.send(chat_id, send_text, self.bot, chat_id, text, markup)
+        sent = await self.delivery.send(chat_id, send_text, self.bot, chat_id, text, markup)
+        if markup is not None and sent is not None:
+            self.keyboards[chat_id] = sent
+
+    async def drop_keyboard(self, chat_id: int) -> None:
+        """Take the keyboard off the last message that had one here: its step was stopped.
+        Telegram refusing (the message is too old, or already has none) changes nothing."""
+        message_id = self.keyboards.pop(chat_id, None)
+        if message_id is None:
+            return
+        where = {"chat_id": chat_id, "message_id": message_id}
+        try:
+            await self.delivery.send(chat_id, lean, self.bot, "editMessageReplyMarkup", where)
+        except BadRequest as exc:
+            log.info("an old keyboard could not be taken off (%s)", type(exc).__name__)
 
     async def typing(self, chat_id: int) -> None:
         await self.delivery.call(
@@ -206,6 +226,8 @@ class Renderer:
         label = _label_of(query)
         text = message.text
         where = {"chat_id": message.chat.id, "message_id": message.message_id}
+        if self.keyboards.get(message.chat.id) == message.message_id:
+            del self.keyboards[message.chat.id]  # its keyboard comes off here
         if text and label and _units(text) + _units(label) + 4 <= TEXT_LIMIT:
             marked = f"{escape(text)}\n\n→ <b>{escape(label)}</b>"
             await self.delivery.send(
@@ -221,13 +243,15 @@ class Renderer:
             )
 
 
-async def lean(bot: Bot, endpoint: str, params: dict[str, Any]) -> None:
-    """A Bot API call whose answer is not parsed (one of `LEAN`)."""
-    await bot.do_api_request(endpoint, api_kwargs=params)
+async def lean(bot: Bot, endpoint: str, params: dict[str, Any]) -> Any:
+    """A Bot API call whose answer is not parsed into PTB objects (one of `LEAN`): the
+    JSON result as Telegram sent it."""
+    return await bot.do_api_request(endpoint, api_kwargs=params)
 
 
-async def send_text(bot: Bot, chat_id: int, text: str, markup: Markup | None = None) -> None:
-    """sendMessage in HTML mode with the text escaped, without parsing the sent Message."""
+async def send_text(bot: Bot, chat_id: int, text: str, markup: Markup | None = None) -> int | None:
+    """sendMessage in HTML mode with the text escaped, without parsing the sent Message;
+    the new message's id, if Telegram gave one."""
     params: dict[str, Any] = {
         "chat_id": chat_id,
         "text": escape(text),
@@ -236,7 +260,9 @@ async def send_text(bot: Bot, chat_id: int, text: str, markup: Markup | None = N
     }
     if markup is not None:
         params["reply_markup"] = markup
-    await lean(bot, "sendMessage", params)
+    result = await lean(bot, "sendMessage", params)
+    message_id = result.get("message_id") if isinstance(result, dict) else None
+    return message_id if isinstance(message_id, int) else None
 
 
 def _label_of(query: CallbackQuery) -> str | None:

@@ -41,6 +41,8 @@ class Dropped(Exception):
 class Call:
     method: str
     params: dict[str, Any]
+    # the id of the message it sent (sendMessage and the like), once answered
+    message_id: int | None = None
 
     @property
     def text(self) -> str:
@@ -140,8 +142,9 @@ class BotAPI:
             raise Dropped(method)
         if method == "getUpdates":
             return 200, {"ok": True, "result": self._get_updates(params)}
+        call = Call(method, params)
         with self._lock:
-            self.calls.append(Call(method, params))
+            self.calls.append(call)
         failure = self.failure_for(method)
         if failure == "retry_after":
             return 429, {
@@ -160,7 +163,10 @@ class BotAPI:
             return 401, {"ok": False, "error_code": 401, "description": "Unauthorized"}
         if failure == "bad_request":
             return 400, {"ok": False, "error_code": 400, "description": "Bad Request: nope"}
-        return 200, {"ok": True, "result": self._result(method, params)}
+        result = self._result(method, params)
+        if isinstance(result, dict):
+            call.message_id = result.get("message_id")
+        return 200, {"ok": True, "result": result}
 
     def _result(self, method: str, params: dict[str, Any]) -> Any:
         if method == "getMe":
