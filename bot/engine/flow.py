@@ -46,6 +46,7 @@ class Flow:
             turn.say("already_here")
             turn.reprompt()
             return
+        await self._restart_moment(turn, dialog)
         top = turn.top
         machine = self.catalog.dialog(dialog, turn.locale.code)
         needs_consent = machine is None or machine.spec.requires_consent
@@ -79,16 +80,26 @@ class Flow:
         command). The router reads them as if they were typed now."""
         raise NotImplementedError  # the Router implements it
 
+    async def _restart_moment(self, turn: Turn, dialog: str) -> None:
+        """A dialog about the moment (the check-in) asked for while it runs below another
+        (its breathing exercise) is closed with what is above it: it starts fresh."""
+        machine = self.catalog.dialog(dialog, turn.locale.code)
+        if machine is None or machine.spec.resumable:
+            return
+        below = next((f for f in turn.stack if f.dialog == dialog), None)
+        if below is not None:
+            await turn.stop_through(below)
+
     async def _set_aside(self, turn: Turn, frame: Frame) -> bool:
         """Asked for the dialog already on top: a recorded one with answers is set aside as
         unfinished, so the resume offer asks continue-or-fresh; one about the moment
         (`resumable: false`) is closed as it stands, so it starts fresh. False: neither."""
         if not turn.machine(frame).spec.resumable:
-            await turn.stop_top()
+            await turn.stop_through(frame)
             return True
         if frame.entry_id is None or not frame.answers:
             return False
-        await turn.stop_top()
+        await turn.stop_through(frame)
         return frame.dialog in turn.paused
 
     def step_aside(self, turn: Turn) -> None:

@@ -80,6 +80,7 @@ class Router(Flow):
             if not (caption and await self._intercepted(turn, caption, screens_only=True)):
                 turn.reprompt(turn.text("unsupported_input"))
         elif isinstance(event, Reminder):
+            turn.by_person = False  # a reminder is not the person coming back
             handler = self.reminders.get(event.kind)
             if handler is not None:
                 await handler(turn, event)

@@ -90,8 +90,10 @@ class Turn:
         self.row = row
         self.stack = [Frame.from_json(f) for f in state.get("stack", [])]
         self.paused = {k: Frame.from_json(v) for k, v in state.get("paused", {}).items()}
-        # when this person's conversation last took a step (the engine's clock), if known
+        # when the person last did something here (the engine's clock), if known; an event
+        # that is not theirs (a reminder) sets `by_person` False and leaves it as it was
         self.last_at = _when(state.get("at"))
+        self.by_person = True
         self.step = row.step
         self.locale = locale
         self.now = now
@@ -138,7 +140,7 @@ class Turn:
         return {
             "stack": [f.to_json() for f in self.stack],
             "paused": {k: f.to_json() for k, f in self.paused.items()},
-            "at": self.now.isoformat(),
+            **({"at": self.now.isoformat()} if self.by_person else _at(self.last_at)),
         }
 
     # -- writing -------------------------------------------------------------------------
@@ -175,7 +177,8 @@ class Turn:
         its label or value, or one of its aliases; None if it names none."""
         options = self.render(frame).options
         found = match_choice(text, options) or match_alias(text, self.spec(frame))
-        if found is None and len(options) == 1 and is_go_ahead(text, self.text("go_ahead_words")):
+        single = len(options) == 1 and options[0].numbered
+        if found is None and single and is_go_ahead(text, self.text("go_ahead_words")):
             return options[0].value  # "ok", "next", "👍" at a step with one button
         return found
 
@@ -261,9 +264,12 @@ class Turn:
         self.step += 1
         return kept
 
-    async def stop_top(self) -> bool:
-        """Stop only the dialog on top (asked for again: it is set aside for a fresh start)."""
-        kept = await self._stop_frame(self.stack.pop())
+    async def stop_through(self, frame: Frame) -> bool:
+        """Stop `frame` and whatever runs on top of it (asked for again: it is set aside for
+        a fresh start); whether it is kept to be continued."""
+        kept = False
+        while any(f is frame for f in self.stack):
+            kept = await self._stop_frame(self.stack.pop())
         self.step += 1
         return kept
 
@@ -313,3 +319,7 @@ def _when(value: Any) -> datetime | None:
         return datetime.fromisoformat(value)
     except ValueError:
         return None
+
+
+def _at(when: datetime | None) -> dict[str, str]:
+    return {} if when is None else {"at": when.isoformat()}
