@@ -10,6 +10,7 @@ and `stop_all`, so every move counts a step and shows its prompt the same way.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from bot.engine.catalog import Catalog
@@ -31,6 +32,10 @@ class Flow:
         self.onboarding = "onboarding"
         self.menu = "menu"
         self.resume_dialog = "resume"
+        # Offered when a person writes into a recorded dialog left open for `gap` or longer:
+        # carry on, or start with what's on their mind now (see Router._after_gap).
+        self.returning = "returning"
+        self.gap = timedelta(hours=3)
         # Dialogs that step aside (are closed) when the person opens another one, like the menu.
         self.gives_way: set[str] = set()
         self.actions: dict[str, Action] = {}
@@ -41,20 +46,20 @@ class Flow:
         """Start a dialog on request: resume offer, already-here, or on top of the current.
         `text` (what followed the command, "/reframe I'm a failure") answers its first
         question, here or after the resume offer's "start fresh"."""
+        machine = self.catalog.dialog(dialog, turn.locale.code)
+        needs_consent = machine is None or machine.spec.requires_consent
+        top = turn.top
+        if top and top.dialog == self.onboarding and not turn.consented and needs_consent:
+            turn.say("consent_first")
+            turn.reprompt()
+            return
+        self.step_aside(turn)  # a menu or offer on top gives way first
         top = turn.top
         if top and top.dialog == dialog and not await self._set_aside(turn, top):
             turn.say("already_here")
             turn.reprompt()
             return
         await self._restart_moment(turn, dialog)
-        top = turn.top
-        machine = self.catalog.dialog(dialog, turn.locale.code)
-        needs_consent = machine is None or machine.spec.requires_consent
-        if top and top.dialog == self.onboarding and not turn.consented and needs_consent:
-            turn.say("consent_first")
-            turn.reprompt()
-            return
-        self.step_aside(turn)
         if dialog in turn.paused and turn.consented:
             title = machine.spec.title if machine else dialog
             params = {"target": dialog, "title": title, "text": text}
@@ -105,7 +110,8 @@ class Flow:
     def step_aside(self, turn: Turn) -> None:
         """Close a menu-like dialog on top (menu, resume offer, history) for what comes next."""
         top = turn.top
-        if top and (top.dialog in (self.menu, self.resume_dialog) or top.dialog in self.gives_way):
+        offers = (self.menu, self.resume_dialog, self.returning)
+        if top and (top.dialog in offers or top.dialog in self.gives_way):
             turn.stack.pop()
 
     async def answer(self, turn: Turn, value: str | int) -> None:

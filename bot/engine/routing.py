@@ -9,7 +9,6 @@ only then reaches the dialog.
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
 
 from bot.engine.catalog import Catalog
 from bot.engine.events import (
@@ -48,10 +47,6 @@ class Router(Flow):
         self.interceptors: list[Interceptor] = []
         self.reminders: dict[str, ReminderHandler] = {}
         self.on_location: LocationHandler | None = None
-        # Typed after this long away, into an open journal dialog: greet and offer to carry
-        # on or start afresh (the `returning` dialog) rather than take it as the answer.
-        self.gap = timedelta(hours=3)
-        self.returning = "returning"
 
     async def dispatch(self, turn: Turn, event: Event) -> None:
         """Make the move `event` asks for, or answer why none can be made."""
