@@ -140,12 +140,13 @@ class BotAPI:
         params = {k: _decode(v) for k, v in params.items()}
         if self.intercept is not None and not self.intercept(method, params):
             raise Dropped(method)
-        if method == "getUpdates":
+        failure = self.failure_for(method)
+        if method == "getUpdates" and failure is None:
             return 200, {"ok": True, "result": self._get_updates(params)}
         call = Call(method, params)
-        with self._lock:
-            self.calls.append(call)
-        failure = self.failure_for(method)
+        if method != "getUpdates":
+            with self._lock:
+                self.calls.append(call)
         if failure == "retry_after":
             return 429, {
                 "ok": False,
