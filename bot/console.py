@@ -70,7 +70,9 @@ class Console:
                     text = self.in_place(*self.shown, output)
                 block = f"kindbot: {text}\n"
                 for index, option in enumerate(output.options, start=1):
-                    block += f"  {index}. {option.label}\n"
+                    # a choice no number picks (turning off, going back) is typed in words
+                    number = f"{index}." if option.numbered else "- "
+                    block += f"  {number} {option.label}\n"
                 if output.scale is not None:
                     block += f"  ({output.scale.low}–{output.scale.high})\n"
                 if output.options or output.scale:

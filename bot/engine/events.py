@@ -73,10 +73,11 @@ Event = Text | ChoiceMade | Command | Reminder | Unsupported | Location | Edited
 
 @dataclass(frozen=True, slots=True)
 class Option:
-    """One offered choice."""
+    """One offered choice; `numbered`: a typed number may pick it (see `match_choice`)."""
 
     value: str
     label: str
+    numbered: bool = True
 
 
 @dataclass(frozen=True, slots=True)

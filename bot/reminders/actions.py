@@ -10,7 +10,7 @@ and changes nothing.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 from typing import Any
 
 from bot.engine.events import Location, Message, Reminder
@@ -37,8 +37,11 @@ ACTIVE_WINDOW = timedelta(minutes=30)
 TYPED_AT_CHOICE = {
     "target_menu": ("time_text", "parse_time", "time"),
     "pick_days": ("days_text", "parse_days", "days"),
+    "which_half": ("time_text", "parse_time", "time"),
 }
 ZONE_STATES = ("ask_zone", "bad_zone")
+# The overview, where a typed time (or "/reminders 9pm") offers to set a reminder for it.
+OVERVIEW_STATE = "overview"
 TIME_CHOICES = {"t0800": "08:00", "t1200": "12:00", "t1800": "18:00", "t2000": "20:00",
                 "t2100": "21:00", "t2200": "22:00"}  # fmt: skip
 DAY_CHOICES = {"every": EVERY_DAY, "weekdays": WEEKDAYS, "weekends": WEEKENDS}
@@ -138,6 +141,7 @@ class ReminderTalk:
         frame.params["zone_words"] = self.zone_words(turn, self.zone_of(turn))
         for key in ("time_text", "days_text", "zone_text"):
             frame.answers.pop(key, None)
+        frame.params["offering"] = "no"
 
     async def _target(self, turn: Turn, frame: Frame, kind: str, slot: int) -> None:
         frame.params["target_kind"] = kind
@@ -163,9 +167,18 @@ class ReminderTalk:
     async def parse_time_action(self, turn: Turn, frame: Frame) -> None:
         typed = frame.answers.pop("time_text", None)
         chosen = frame.answers.get("time_choice")
+        hour = bare_hour(str(typed)) if typed is not None else None
+        if hour is not None:  # "8": in the morning or the evening? (which_half asks)
+            frame.params["hour"] = str(hour)
+            frame.params["hour_am"] = format_hhmm(time(hour % 12, 0))
+            frame.params["hour_pm"] = format_hhmm(time(hour % 12 + 12, 0))
+            frame.params["time_ok"] = "hour"
+            return
         if typed is not None:
             parsed = parse_time(str(typed))
             value = format_hhmm(parsed) if parsed else None
+        elif chosen in ("am", "pm"):  # the answer to "8 in the morning or the evening?"
+            value = str(frame.params.get(f"hour_{chosen}") or "") or None
         else:
             value = TIME_CHOICES.get(str(chosen))
         frame.params["time_ok"] = "yes" if value else "no"
@@ -312,19 +325,36 @@ class ReminderTalk:
         turn.reprompt()
 
     async def typed_answer(self, turn: Turn, text: str) -> bool:
-        """A time or days typed where buttons are offered in the settings dialog."""
+        """A time or days typed where buttons are offered in the settings dialog; a bare
+        number at a time question is an hour; a time typed at the overview is an offer."""
         frame = turn.top
         if frame is None or frame.dialog != SETTINGS_DIALOG:
             return False
+        if frame.state == OVERVIEW_STATE and await self._typed_time(turn, frame, text):
+            return True
         spec = TYPED_AT_CHOICE.get(frame.state)
         if spec is None or match_choice(text, turn.render(frame).options) is not None:
             return False
         store_as, parse_state, kind = spec
-        readable = parse_time(text) if kind == "time" else parse_days(text)
+        if kind == "time":  # a bare hour ("8") too: parse_time asks morning or evening
+            readable: object = parse_time(text) or bare_hour(text)
+        else:
+            readable = parse_days(text)
         if readable is None:
             return False  # the engine asks to pick an option; nothing changes
         frame.answers[store_as] = text
         await turn.engine.jump(turn, frame, parse_state)
+        return True
+
+    async def _typed_time(self, turn: Turn, frame: Frame, text: str) -> bool:
+        """At the overview, a time typed ("9pm", or "/reminders 9pm") offers the evening
+        reflection (or a ping) at that time. A bare number there is its button's place."""
+        if parse_time(text) is None:
+            return False
+        await self.target_reflection(turn, frame)
+        frame.params["offering"] = "yes"
+        frame.answers["time_text"] = text
+        await turn.engine.jump(turn, frame, "parse_time")
         return True
 
     def actions(self) -> dict[str, Action]:
@@ -367,6 +397,17 @@ def reminders_feature(*, texts: ReminderTexts, default_timezone: str) -> Feature
         reminders=dict.fromkeys(REMINDER_DIALOGS, talk.on_reminder),
         location=talk.on_location,
     )
+
+
+def bare_hour(text: str) -> int | None:
+    """An hour typed alone, 1 to 12 ("8", "8.", "at 8"): morning or evening is not said."""
+    words = text.casefold().strip().rstrip(".!?").split()
+    if words and words[0] in ("at", "around", "about"):
+        words = words[1:]
+    if len(words) != 1 or not words[0].isdigit():
+        return None
+    hour = int(words[0])
+    return hour if 1 <= hour <= 12 else None
 
 
 def _uid(turn: Turn) -> int:

@@ -164,6 +164,11 @@ class Renderer:
         self.bot = bot
         self.delivery = delivery
         self.sleep = sleep
+        # chat id -> the last message sent there with a keyboard, so that the keyboard can be
+        # taken off when its step is stopped (/cancel, "stop"). Kept in this process only:
+        # after a restart, or on another worker, the old keyboard just stays, and its buttons
+        # answer "that step has passed" (or start their dialog), so losing this is harmless.
+        self.keyboards: dict[int, int] = {}
 
     async def show(
         self, chat_id: int, outputs: Sequence[Output], shown: Shown | None = None
@@ -181,8 +186,8 @@ class Renderer:
             elif isinstance(output, Image | Document):
                 shown.message_id = None
                 await self.file(chat_id, output)
-            elif isinstance(output, DialogEnded):
-                pass
+            elif isinstance(output, DialogEnded) and not output.completed:
+                await self.drop_keyboard(chat_id)
 
     async def pause(self, seconds: float, shown: Shown) -> None:
         """Wait `seconds`, or less if the reply is told to hurry meanwhile. Only this chat's
@@ -215,8 +220,24 @@ class Renderer:
             shown.message_id = await self.text(chat_id, piece, markup if last else None)
 
     async def text(self, chat_id: int, text: str, markup: Markup | None = None) -> int | None:
-        """Send `text`; the id Telegram gave the message, if it said."""
-        return await self.delivery.send(chat_id, send_text, self.bot, chat_id, text, markup)
+        """Send `text`; the id Telegram gave the message, if it said. A message with a
+        keyboard is remembered, so `drop_keyboard` can take it off when its step is stopped."""
+        sent = await self.delivery.send(chat_id, send_text, self.bot, chat_id, text, markup)
+        if markup is not None and sent is not None:
+            self.keyboards[chat_id] = sent
+        return sent
+
+    async def drop_keyboard(self, chat_id: int) -> None:
+        """Take the keyboard off the last message that had one here: its step was stopped.
+        Telegram refusing (the message is too old, or already has none) changes nothing."""
+        message_id = self.keyboards.pop(chat_id, None)
+        if message_id is None:
+            return
+        where = {"chat_id": chat_id, "message_id": message_id}
+        try:
+            await self.delivery.send(chat_id, lean, self.bot, "editMessageReplyMarkup", where)
+        except BadRequest as exc:
+            log.info("an old keyboard could not be taken off (%s)", type(exc).__name__)
 
     async def typing(self, chat_id: int) -> None:
         await self.delivery.call(
@@ -255,6 +276,8 @@ class Renderer:
         label = _label_of(query)
         text = message.text
         where = {"chat_id": message.chat.id, "message_id": message.message_id}
+        if self.keyboards.get(message.chat.id) == message.message_id:
+            del self.keyboards[message.chat.id]  # its keyboard comes off here
         if text and label and _units(text) + _units(label) + 4 <= TEXT_LIMIT:
             marked = f"{escape(text)}\n\n→ <b>{escape(label)}</b>"
             await self.delivery.send(

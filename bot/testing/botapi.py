@@ -41,6 +41,8 @@ class Dropped(Exception):
 class Call:
     method: str
     params: dict[str, Any]
+    # the id of the message it sent (sendMessage and the like), once answered
+    message_id: int | None = None
 
     @property
     def text(self) -> str:
@@ -159,9 +161,10 @@ class BotAPI:
         )
         if method == "getUpdates" and failure is None:
             return 200, {"ok": True, "result": self._get_updates(params)}
+        call = Call(method, params)
         if method != "getUpdates":
             with self._lock:
-                self.calls.append(Call(method, params))
+                self.calls.append(call)
         if failure == "network":
             raise Dropped(method)
         if failure is not None and failure.startswith("retry_after"):
@@ -175,7 +178,10 @@ class BotAPI:
         if failure in ERRORS:
             code, description = ERRORS[failure]
             return code, {"ok": False, "error_code": code, "description": description}
-        return 200, {"ok": True, "result": self._result(method, params)}
+        result = self._result(method, params)
+        if isinstance(result, dict):
+            call.message_id = result.get("message_id")
+        return 200, {"ok": True, "result": result}
 
     def _result(self, method: str, params: dict[str, Any]) -> Any:
         if method == "getMe":
