@@ -3,12 +3,19 @@
 When standard input is not a terminal (a pipe, a file), it reads one input per line and
 writes plain output, so a whole conversation can be scripted; end of input exits cleanly
 (state was already saved after each step).
+
+In a terminal, long lines wrap at word boundaries to the window's width, and the app's log
+lines stay out of the conversation: only warnings reach the screen while chatting (the
+key's first-run warning, a failure), never the info lines a server writes.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import shutil
 import sys
+import textwrap
 from pathlib import Path
 from typing import TextIO
 
@@ -40,6 +47,7 @@ class Console:
         *,
         interactive: bool,
         files: Path | None = None,
+        width: int | None = None,
     ) -> None:
         self.engine = engine
         self.files = files
@@ -47,6 +55,25 @@ class Console:
         self.out = out
         self.interactive = interactive
         self.pending: Message | None = None
+        self.width = width  # None: lines are written as they are (a pipe, a file)
+
+    def line(self, text: str, indent: str = "") -> None:
+        """Write one output line, wrapped at word boundaries when a width is set; blank lines
+        and line breaks in the text are kept."""
+        if self.width is None:
+            self.out.write(f"{indent}{text}\n")
+            return
+        for part in text.split("\n"):
+            wrapped = textwrap.wrap(
+                part,
+                width=max(20, self.width),
+                initial_indent=indent,
+                subsequent_indent=" " * len(indent),
+                break_long_words=False,
+                break_on_hyphens=False,
+            )
+            self.out.write("\n".join(wrapped or [""]) + "\n")
+            indent = " " * len(indent)
 
     def to_event(self, line: str) -> Event:
         """A number or label answers the choices just shown; anything else is text."""
@@ -60,9 +87,9 @@ class Console:
         """Show a step's outputs; a `Later` (chart, export) is made first, as Telegram does."""
         for output in await self.engine.produce(self.ref, outputs):
             if isinstance(output, Message):
-                self.out.write(f"kindbot: {output.text}\n")
+                self.line(output.text, "kindbot: ")
                 for index, option in enumerate(output.options, start=1):
-                    self.out.write(f"  {index}. {option.label}\n")
+                    self.line(option.label, f"  {index}. ")
                 if output.scale is not None:
                     self.out.write(f"  ({output.scale.low}–{output.scale.high})\n")
                 if output.options or output.scale:
@@ -73,7 +100,8 @@ class Console:
                     await asyncio.sleep(output.seconds)
             elif isinstance(output, Image | Document):
                 where = self.save(output) if self.files is not None else output.filename
-                self.out.write(f"kindbot: {output.caption}\n  [{where}]\n\n")
+                self.line(output.caption, "kindbot: ")
+                self.out.write(f"  [{where}]\n\n")
             elif isinstance(output, DialogEnded):
                 pass
         self.out.flush()
@@ -110,6 +138,17 @@ class Console:
             await self.send(line.rstrip("\r\n"))
 
 
+def quiet_logs() -> None:
+    """Only warnings from the log handlers while a person chats: info lines on the same
+    screen read as if the bot said them. Loggers keep their levels, so a handler an
+    operator adds (a file) still gets everything."""
+    for handler in logging.getLogger().handlers:
+        handler.setLevel(max(handler.level, logging.WARNING))
+
+
 async def chat(engine: Engine, user: str, files: Path | None = None) -> None:
-    console = Console(engine, user, sys.stdout, interactive=sys.stdin.isatty(), files=files)
+    interactive = sys.stdin.isatty()
+    quiet_logs()
+    width = shutil.get_terminal_size().columns - 1 if sys.stdout.isatty() else None
+    console = Console(engine, user, sys.stdout, interactive=interactive, files=files, width=width)
     await console.run(sys.stdin)
