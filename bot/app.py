@@ -94,13 +94,17 @@ def features(
     and its interceptors and offline fallback come before everyone else's.
     """
     from bot.forget import FORGET_ACTIONS
-    from bot.history import HISTORY_ACTIONS
+    from bot.history import history_actions
 
     thresholds = {"high": settings.high_distress_threshold, "low": settings.low_distress_threshold}
     return [
         safety_feature(safety, catalog, checkin_params=thresholds),
         CORE,
-        Feature("history", actions=HISTORY_ACTIONS, gives_way=frozenset({"history"})),
+        Feature(
+            "history",
+            actions=history_actions(settings.default_timezone),
+            gives_way=frozenset({"history"}),
+        ),
         Feature("forget", actions=FORGET_ACTIONS),
         progress_feature(offload),
         export_feature(offload),
