@@ -22,6 +22,7 @@ from typing import Any
 
 from bot.engine.catalog import Catalog
 from bot.engine.events import Image, Later, Message, Output
+from bot.engine.feature import CommandHandler
 from bot.engine.texts import fill
 from bot.engine.turn import Turn
 from storage import repo
@@ -152,7 +153,17 @@ def _average(values: list[int]) -> str:
     return f"{sum(values) / len(values):.1f}".removesuffix(".0")
 
 
-async def show_progress(turn: Turn, args: str) -> None:
+def progress_command(default_zone: str) -> CommandHandler:
+    """/progress, with days counted on `default_zone`'s clock for someone who has not chosen
+    a zone."""
+
+    async def command(turn: Turn, args: str) -> None:
+        await show_progress(turn, args, default_zone=default_zone)
+
+    return command
+
+
+async def show_progress(turn: Turn, args: str, *, default_zone: str = "UTC") -> None:
     """The chart and a one-line summary, or a kind note when there is too little to draw;
     both made after the step (see the module's docstring), in the person's words."""
     assert turn.user.id is not None

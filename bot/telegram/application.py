@@ -89,6 +89,8 @@ def menu_position(command: str) -> int:
     if command in MENU_LAST:
         return len(MENU_FIRST) + 1 + MENU_LAST.index(command)
     return len(MENU_FIRST)
+
+
 REPLIES = "kindbot.replies"  # bot_data key: the handlers' ReplySender
 
 
