@@ -87,12 +87,17 @@ class Scale:
 
 @dataclass(frozen=True, slots=True)
 class Message:
-    """Text to show, optionally with choices or a scale bound to the dialog step `step`."""
+    """Text to show, optionally with choices or a scale bound to the dialog step `step`.
+
+    `location`: the label of a button that shares the person's location (Telegram's
+    location request), offered under a text question; an adapter that cannot share one
+    leaves it out (the question's words say what else to type)."""
 
     text: str
     options: tuple[Option, ...] = ()
     scale: Scale | None = None
     step: int | None = None
+    location: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -76,6 +76,7 @@ def _encode_one(output: Output) -> dict[str, Any]:
             "options": [[o.value, o.label] for o in output.options],
             "scale": None if output.scale is None else [output.scale.low, output.scale.high],
             "step": output.step,
+            "location": output.location,
         }
     if isinstance(output, Image | Document):
         item = {
@@ -103,6 +104,7 @@ def _decode_one(item: dict[str, Any]) -> Output:
             tuple(Option(str(v), str(label)) for v, label in item["options"]),
             None if scale is None else Scale(int(scale[0]), int(scale[1])),
             item["step"],
+            location=str(item.get("location", "")),  # (replies stored before it existed)
         )
     if kind == "image":
         return Image(base64.b64decode(item["data"]), item["filename"], item["caption"])

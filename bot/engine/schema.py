@@ -110,6 +110,8 @@ class StateSpec(_Strict):
     choices_from: str | None = None
     # How the stored answer is named when shown back (history, export); optional.
     label: str | None = None
+    # A text question's "share my location" button (its label), where the adapter has one.
+    location: str | None = None
 
     @field_validator("say", "retry", mode="before")
     @classmethod

@@ -46,7 +46,8 @@ CALLBACK_LIMIT = 64  # bytes, Telegram's limit for callback_data
 NO_STEP = "-"
 _CALLBACK = re.compile(r"^(\d{1,12}|-):([a-z0-9_]{1,32})$")
 NO_PREVIEW = {"is_disabled": True}  # LinkPreviewOptions, as JSON
-Markup = dict[str, list[list[dict[str, str]]]]  # InlineKeyboardMarkup, as JSON
+Markup = dict[str, Any]  # InlineKeyboardMarkup, ReplyKeyboardMarkup or its removal, as JSON
+REMOVE_KEYBOARD: Markup = {"remove_keyboard": True}
 # do_api_request asks, for endpoints PTB has a method for, to use that method instead; for the
 # ones below we mean not to (see the module docstring).
 LEAN = ("sendMessage", "editMessageText", "editMessageReplyMarkup")
@@ -79,7 +80,9 @@ def button(text: str, step: int | None, value: str | int) -> dict[str, str]:
 
 
 def keyboard(message: Message) -> Markup | None:
-    """Buttons for a message's options (one per row) or its scale (two compact rows)."""
+    """Buttons for a message's options (one per row) or its scale (two compact rows); for a
+    text question that asks for a location, Telegram's own "share location" button (a
+    one-time reply keyboard: typing an answer instead still works)."""
     if message.options:
         rows = [[button(o.label, message.step, o.value)] for o in message.options]
         return {"inline_keyboard": rows}
@@ -89,6 +92,12 @@ def keyboard(message: Message) -> Markup | None:
         buttons = [button(str(n), message.step, n) for n in numbers]
         rows = [buttons[:half], buttons[half:]] if half < len(buttons) else [buttons]
         return {"inline_keyboard": rows}
+    if message.location:
+        return {
+            "keyboard": [[{"text": message.location, "request_location": True}]],
+            "one_time_keyboard": True,
+            "resize_keyboard": True,
+        }
     return None
 
 
@@ -146,6 +155,11 @@ class Renderer:
         self.bot = bot
         self.delivery = delivery
         self.sleep = sleep
+        # chats whose location button may still show: the next message without buttons
+        # there takes it away. Kept in this process only: after a restart the button just
+        # stays until used (sharing a location later sets the timezone too), so losing
+        # this is harmless.
+        self.location_asked: set[int] = set()
 
     async def show(self, chat_id: int, outputs: Sequence[Output]) -> None:
         for output in outputs:
@@ -162,6 +176,11 @@ class Renderer:
     async def message(self, chat_id: int, message: Message) -> None:
         pieces = split_text(message.text)
         markup = keyboard(message)
+        if markup is not None and "keyboard" in markup:
+            self.location_asked.add(chat_id)
+        elif markup is None and chat_id in self.location_asked:
+            self.location_asked.discard(chat_id)
+            markup = REMOVE_KEYBOARD
         for index, piece in enumerate(pieces):
             last = index == len(pieces) - 1
             await self.text(chat_id, piece, markup if last else None)
