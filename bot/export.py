@@ -231,7 +231,7 @@ async def make_export(
             now=now,
             about=data["about"],
         )
-    stem = file_stem(now)
+    stem = file_stem(local(now, person_zone(data.get("zone"), "UTC")))  # their date
     captions: dict[str, str] = data["captions"]
     return [
         Document(

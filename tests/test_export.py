@@ -10,6 +10,7 @@ import csv
 import io
 import json
 import stat
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -295,8 +296,9 @@ async def test_the_json_says_what_every_field_means(app: App) -> None:
 
 
 async def test_the_spreadsheet_is_on_the_persons_clock_in_words(app: App, clock: Clock) -> None:
-    """A person in New York: their times in New York, the zone in the header; a check-in's
-    chosen exercise in words, not its code."""
+    """A person in New York: their times in New York, the zone in the header, their date in
+    the file's name; a check-in's chosen answers in words, not codes."""
+    clock.now = datetime(2026, 3, 2, 3, 0, tzinfo=UTC)  # 22:00 on 1 March in New York
     alice = Person(app, "alice")
     await alice.consent()
     await alice.send("/reminders")
@@ -309,8 +311,9 @@ async def test_the_spreadsheet_is_on_the_persons_clock_in_words(app: App, clock:
     await alice.send("/export")
     csv_doc = [o for o in await made(alice) if isinstance(o, Document)][1]
     [row] = parse_csv(csv_doc.data)
-    assert row["Started (America/New_York)"] == "2026-03-02 04:00"  # 09:00 UTC
-    assert row["Finished (America/New_York)"] == "2026-03-02 04:00"
+    assert csv_doc.filename == "kindbot-export-2026-03-01.csv"
+    assert row["Started (America/New_York)"] == "2026-03-01 22:00"
+    assert row["Finished (America/New_York)"] == "2026-03-01 22:00"
     assert row["Practice"] == "Check-in"
     assert row["Status"] == "finished"
     assert row["How it felt"] == "Fairly steady"  # not "low"

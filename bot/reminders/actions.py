@@ -245,7 +245,7 @@ class ReminderTalk:
         else:
             frame.params["zone_ok"] = f"choose_{found.why}"
             frame.params["zone_options"] = list(found.zones)
-            frame.params["zone_typed"] = typed.strip()[:40]
+            frame.params["zone_typed"] = found.place or typed.strip()[:40]
 
     async def _set_zone(self, turn: Turn, frame: Frame, name: str) -> None:
         await store.set_timezone(turn.session, user=turn.user, timezone=name, now=turn.now)

@@ -303,6 +303,17 @@ def _probes() -> list[datetime]:
 
 
 @cache
+def country_names() -> dict[str, str]:
+    """Normalized country name (or alias) → the country's name as iso3166.tab spells it."""
+    names = {row[0]: row[1] for row in _read_tab("iso3166.tab") if len(row) >= 2}
+    found = {_key(name): name for name in names.values()}
+    found.update(
+        {_key(alias): names[code] for alias, code in COUNTRY_ALIASES.items() if code in names}
+    )
+    return found
+
+
+@cache
 def country_clocks() -> dict[str, tuple[str, ...]]:
     """Normalized country name → one zone per distinct clock, for countries with several
     (a preferred big city where there is one, else zone.tab's first): "australia" →
@@ -442,6 +453,7 @@ class ZoneChoice:
 
     why: str
     zones: tuple[str, ...] = ()
+    place: str = ""  # a country's name, as the zone database spells it ("United States")
 
 
 def zones_showing(local: time, now: datetime) -> tuple[str, ...]:
@@ -476,7 +488,7 @@ def zone_choices(text: str, now: datetime) -> ZoneChoice:
         return ZoneChoice("one" if len(abbreviation) == 1 else "abbreviation", abbreviation)
     clocks = country_clocks().get(key)
     if clocks:  # before zone names: "Portugal" is also an old name of Lisbon's zone
-        return ZoneChoice("country", clocks[:MAX_CHOICES])
+        return ZoneChoice("country", clocks[:MAX_CHOICES], country_names().get(key, cleaned))
     exact = _exact().get(cleaned.casefold())
     if exact:
         return ZoneChoice("one", (exact,))
