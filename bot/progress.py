@@ -302,8 +302,10 @@ def summary(
 ) -> str:
     """How many practices since when, then each rated dialog's average before and after."""
     since = local(entries[0].started_at, where).strftime(words["history_date_short"])
+    # (a chart asked for before an upgrade has no first-practice words: the plain count)
     first = "progress_summary_first" if len(entries) == 1 else "progress_summary"
-    parts = [fill(words[first], {"count": len(entries), "since": since})]
+    template = words.get(first, words["progress_summary"])
+    parts = [fill(template, {"count": len(entries), "since": since})]
     for dialog in sorted({p.dialog for p in points}, key=lambda d: (d != "reframe", d)):
         pairs = [p for p in points if p.dialog == dialog and None not in (p.before, p.after)]
         key = f"progress_average_{dialog}"
