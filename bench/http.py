@@ -29,7 +29,6 @@ Run: .venv/bin/python -m bench.http [--updates N] [--rounds R] [--people P] [--q
 from __future__ import annotations
 
 import argparse
-import asyncio
 import http.client
 import json
 import os
@@ -41,7 +40,6 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
@@ -49,27 +47,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import make_url, text
-from sqlalchemy.ext.asyncio import create_async_engine
-
 from bot.config import REPO_ROOT
 from bot.testing.botapi import TOKEN, BotAPI
 from bot.testing.loopback import FakeBotServer
-from bot.testing.updates import Updates
+from bot.testing.postgres import fresh_pg_database
+from bot.testing.updates import CYCLE, Updates
 from storage.crypto import new_key
 
-# One reframe, typed: start, thought, feeling, rating, "I see it", "Okay", friend, kind, rating.
-CYCLE = (
-    "/reframe",
-    "I always let people down",
-    "ashamed",
-    "8",
-    "1",
-    "1",
-    "You are trying your best",
-    "I'm trying my best, and that counts",
-    "4",
-)
 SECRET = "bench-http_Secret-1"
 START_TIMEOUT = 60.0  # s for a bot to come up on a loaded machine
 WAVE_TIMEOUT = 60.0  # s for one wave of updates to be answered
@@ -328,27 +312,6 @@ def cpu_per_update(people: People, updates: int) -> float:
     return (people.bot.cpu() - start) / (waves * len(people.ids)) * 1e6
 
 
-# -- PostgreSQL -------------------------------------------------------------------------------
-async def _admin(url: str, statement: str) -> None:
-    engine = create_async_engine(url, isolation_level="AUTOCOMMIT")
-    try:
-        async with engine.connect() as conn:
-            await conn.execute(text(statement))
-    finally:
-        await engine.dispose()
-
-
-@contextmanager
-def fresh_pg_database(url: str) -> Iterator[str]:
-    """A new PostgreSQL database, dropped afterwards (`kindbot run` reads only DATABASE_URL)."""
-    name = f"kindbot_bench_{uuid.uuid4().hex[:10]}"
-    asyncio.run(_admin(url, f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(url).set(database=name).render_as_string(hide_password=False)
-    finally:
-        asyncio.run(_admin(url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-
-
 # -- the measurements -------------------------------------------------------------------------
 @dataclass
 class Comparison:
@@ -422,7 +385,9 @@ def compare(
                 extra_env={"HTTP_PROXY": "http://127.0.0.1:9", "NO_PROXY": "127.0.0.1"},
             )
             if database_url:
-                stock_bot.database_url = stack.enter_context(fresh_pg_database(args.postgres))
+                stock_bot.database_url = stack.enter_context(
+                    fresh_pg_database(args.postgres, "kindbot_bench")
+                )
             stack.enter_context(stock_bot.running())
             stock = People(stock_bot, args.people)
             stack.callback(stock.close)
@@ -442,7 +407,7 @@ def compare(
 
 def throughput(folder: Path, url: str, workers: int, args: argparse.Namespace) -> dict[str, float]:
     """updates/s of `workers` kindbot webhook workers on one PostgreSQL database."""
-    with fresh_pg_database(url) as database_url:
+    with fresh_pg_database(url, "kindbot_bench") as database_url:
         key = new_key()
         telegram = BotAPI()  # one Telegram for all workers
         bots = []
@@ -534,7 +499,7 @@ def main() -> None:
             )
             sqlite.show(0.7)
             if args.postgres:
-                with fresh_pg_database(args.postgres) as url:
+                with fresh_pg_database(args.postgres, "kindbot_bench") as url:
                     pg = compare(
                         f"{mode}, PostgreSQL", folder, webhook=webhook, database_url=url, args=args
                     )

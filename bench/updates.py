@@ -39,22 +39,9 @@ from bot.config import REPO_ROOT, Settings
 from bot.engine.events import Event, Message, Option, Output, Text, UserRef
 from bot.testing.botapi import TOKEN, BotAPI
 from bot.testing.harness import FakeRequest, harness
-from bot.testing.updates import Updates
+from bot.testing.updates import CYCLE, Updates
 from storage import repo
 from storage.crypto import new_key
-
-# One reframe, typed: start, thought, feeling, rating, "I see it", "Okay", friend, kind, rating.
-CYCLE = (
-    "/reframe",
-    "I always let people down",
-    "ashamed",
-    "8",
-    "1",
-    "1",
-    "You are trying your best",
-    "I'm trying my best, and that counts",
-    "4",
-)
 
 
 def make_settings(folder: Path) -> Settings:

@@ -158,7 +158,14 @@ async def open_app(
     )
     offload = Offload(DatabaseSource(url, key, schema))
     try:
-        engine = Engine(catalog, db, clock=clock, max_text_chars=settings.max_text_chars)
+        engine = Engine(
+            catalog,
+            db,
+            clock=clock,
+            max_text_chars=settings.max_text_chars,
+            split_seconds=settings.split_seconds,
+            quiet_seconds=settings.quiet_seconds,
+        )
         engine.install(features(settings, catalog, safety, reminder_texts, offload))
         yield App(settings, db, catalog, engine, safety)
     finally:

@@ -37,6 +37,9 @@ def cmd_chat(args: argparse.Namespace) -> int:
     from bot.console import chat
 
     settings = _settings()
+    if not sys.stdin.isatty():
+        # a script's lines are separate messages with no timing: none is joined or held back
+        settings = settings.model_copy(update={"split_seconds": 0, "quiet_seconds": 0})
 
     async def run() -> None:
         async with open_app(settings) as app:

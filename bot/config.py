@@ -36,6 +36,10 @@ class Settings(BaseSettings):
     # "text" for people reading a terminal; "json" (one object per line) for log collectors.
     log_format: Literal["text", "json"] = "text"
     max_text_chars: int = Field(default=1000, ge=50, le=4000)
+    # Messages this close together while a question is open are one answer (0: never joined).
+    split_seconds: float = Field(default=4.0, ge=0, le=60)
+    # At most one correction per question in this many seconds (0: every wrong answer).
+    quiet_seconds: float = Field(default=5.0, ge=0, le=60)
     # Crisis contacts for people whose country is unknown (ISO code; unset: international).
     default_country: str | None = Field(default=None, pattern=r"^([A-Za-z]{2})?$")
     # The crisis screen's semantic layer (a multilingual model, see bot/safety/semantic.py).

@@ -25,10 +25,23 @@ HEALTH_PATH = "/healthz"
 METRICS_PATH = "/metrics"
 
 
-class Endpoint(tornado.web.RequestHandler):
-    """A GET an operator's tool makes; the database to ask is given per route."""
+def listen_socket(host: str, port: int) -> socket.socket:
+    """A non-blocking listening socket on `host`:`port` (port 0: the system picks).
 
-    SUPPORTED_METHODS = ("GET",)
+    socket.create_server closes the socket when binding fails (tornado's bind_sockets leaves
+    it to the garbage collector), and sets SO_REUSEADDR. An empty host or "0.0.0.0" listens
+    on every IPv4 address, "::" on every address."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.create_server((host, port), family=family)
+    sock.setblocking(False)
+    return sock
+
+
+class Endpoint(tornado.web.RequestHandler):
+    """A GET (or a probe's HEAD) an operator's tool makes; the database to ask is given per
+    route."""
+
+    SUPPORTED_METHODS: tuple[str, ...] = ("GET", "HEAD")
 
     def initialize(self, db: Database) -> None:
         self.db = db
@@ -46,8 +59,16 @@ class HealthHandler(Endpoint):
         self.set_status(200 if up else 503)
         self.finish({"status": "ok" if up else "unavailable"})
 
+    async def head(self) -> None:
+        """The same check, the status alone (load balancers' probes often send HEAD)."""
+        up = await metrics.refresh(self.db)
+        self.set_status(200 if up else 503)
+        self.finish()
+
 
 class MetricsHandler(Endpoint):
+    SUPPORTED_METHODS = ("GET",)
+
     async def get(self) -> None:
         await metrics.refresh(self.db)  # the backlog and database_up gauges, read now
         body, content_type = metrics.exposition(self.request.headers.get("Accept", ""))
@@ -85,11 +106,7 @@ class MonitoringServer:
         """Listen; an OSError (the port is taken, the address unknown) goes to the caller."""
         if self._server is not None:
             raise RuntimeError("the monitoring server was started already")
-        # socket.create_server closes the socket when binding fails (tornado's
-        # bind_sockets leaves it to the garbage collector), and sets SO_REUSEADDR.
-        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
-        sock = socket.create_server((self.host, self._port), family=family)
-        sock.setblocking(False)
+        sock = listen_socket(self.host, self._port)
         web = tornado.web.Application(routes(self.db), log_function=quiet)
         server = HTTPServer(web, idle_connection_timeout=60)
         server.add_sockets([sock])

@@ -46,6 +46,10 @@ def make_settings(tmp_path: Path, **overrides: object) -> Settings:
         "dialogs_dir": DIALOGS,
         "encryption_key": new_key(),
         "_env_file": None,
+        # The test clock stands still, so every message would arrive at the same instant:
+        # joining quick messages and spacing corrections are off unless a test turns them on.
+        "split_seconds": 0,
+        "quiet_seconds": 0,
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]

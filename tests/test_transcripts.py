@@ -17,11 +17,12 @@ TRANSCRIPTS = sorted((Path(__file__).parent / "transcripts").glob("*.yaml"))
 
 @pytest.mark.parametrize("path", TRANSCRIPTS, ids=[p.stem for p in TRANSCRIPTS])
 async def test_transcript(path: Path, tmp_path: Path, clock: Clock) -> None:
-    settings = make_settings(tmp_path)
+    data = load(path)
+    settings = make_settings(tmp_path, **data.get("settings", {}))
 
     @asynccontextmanager
     async def opened() -> AsyncIterator[App]:
         async with open_app(settings, clock=clock) as app:
             yield app
 
-    await replay(load(path), opened, clock)
+    await replay(data, opened, clock)

@@ -5,6 +5,7 @@ A transcript is YAML:
     name: what it shows
     user: alice                  # optional; who is talking (default: "transcript")
     language: en-GB              # optional; their language tag (as Telegram gives it)
+    settings: {split_seconds: 4} # optional; settings other than the tests' defaults
     steps:
       - user: "I'm useless"      # the person sends text (or a /command)
       - user: {repeat: "a", times: 4000}   # generated text

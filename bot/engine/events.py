@@ -7,14 +7,16 @@ they see fit: buttons or a numbered list, an image or a file path.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 
 @dataclass(frozen=True, slots=True)
 class Text:
-    """Free text the person typed."""
+    """Free text the person typed; `at` is when they sent it, if the adapter knows."""
 
     text: str
+    at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)

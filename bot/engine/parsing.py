@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Iterable
 
 from bot.engine.events import Command, Edited, Event, Option, Scale, Text, Unsupported
 from bot.engine.schema import StateSpec
@@ -77,6 +78,16 @@ def has_words(text: str) -> bool:
     return any(
         unicodedata.category(ch)[0] == "L" or unicodedata.category(ch) == "So" for ch in text
     )
+
+
+def is_throwaway(text: str, words: Iterable[str]) -> bool:
+    """A throwaway answer to a question that wants words: one of `words` ("k", "idk"; case,
+    apostrophes and punctuation aside), or emoji alone."""
+    wanted = _plain(_APOSTROPHES.sub("", text))
+    if wanted and wanted in {_plain(_APOSTROPHES.sub("", w)) for w in words}:
+        return True
+    kinds = {unicodedata.category(ch) for ch in text if not ch.isspace()}
+    return "So" in kinds and not any(kind[0] in "LN" for kind in kinds)
 
 
 def parse_scale(text: str, scale: Scale) -> int | None:

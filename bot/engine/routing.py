@@ -9,7 +9,9 @@ only then reaches the dialog.
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 
+from bot.engine import habits
 from bot.engine.catalog import Catalog
 from bot.engine.events import (
     ChoiceMade,
@@ -36,9 +38,19 @@ log = logging.getLogger(__name__)
 class Router(Flow):
     """Turns one event into moves of the flow; the `Engine` runs it inside a step."""
 
-    def __init__(self, catalog: Catalog, *, max_text_chars: int = 1000) -> None:
+    def __init__(
+        self,
+        catalog: Catalog,
+        *,
+        max_text_chars: int = 1000,
+        split_seconds: float = 0.0,
+        quiet_seconds: float = 0.0,
+    ) -> None:
         super().__init__(catalog)
         self.max_text_chars = max_text_chars
+        # see bot/engine/habits.py: quick messages joined into one answer, corrections spaced
+        self.split_seconds = split_seconds
+        self.quiet_seconds = quiet_seconds
         self.commands: dict[str, CommandHandler] = {}
         # crisis screens: run before the interceptors, and alone on edits and captions, where
         # nothing else may act on the text
@@ -59,7 +71,7 @@ class Router(Flow):
             elif is_stop(text):
                 await self._stop(turn)
             else:
-                await self._text(turn, text)
+                await self._text(turn, text, event.at or turn.now)
         elif isinstance(event, Edited):
             # only the safety screens look at an edit; the dialog never takes it as an answer
             edited = clean_text(event.text)
@@ -72,7 +84,8 @@ class Router(Flow):
         elif isinstance(event, Unsupported):
             caption = clean_text(event.caption)
             if not (caption and await self._intercepted(turn, caption, screens_only=True)):
-                turn.reprompt(turn.text("unsupported_input"))
+                hint = turn.text("unsupported_input")
+                habits.correct(turn, hint, hint, turn.now, self.quiet_seconds)
         elif isinstance(event, Reminder):
             handler = self.reminders.get(event.kind)
             if handler is not None:
@@ -141,6 +154,9 @@ class Router(Flow):
         if frame is None or (event.step is not None and event.step != turn.step):
             turn.emit(Message(turn.text("step_passed")))
             return
+        if event.value in habits.OWN_CHOICES:  # the engine's own buttons (examples, long text)
+            await habits.chosen(turn, frame, event.value, self.max_text_chars)
+            return
         state = turn.spec(frame)
         if state.expect == "scale":  # a pressed rating button
             rating = parse_scale(event.value, Scale(state.scale.low, state.scale.high))
@@ -163,7 +179,7 @@ class Router(Flow):
             return
         await self.answer(turn, event.value)
 
-    async def _text(self, turn: Turn, text: str) -> None:
+    async def _text(self, turn: Turn, text: str, at: datetime) -> None:
         frame = turn.top
         if frame is None:
             if not turn.consented:
@@ -172,28 +188,40 @@ class Router(Flow):
                 turn.say("idle")
                 await turn.start_dialog(self.menu)
             return
+        split, limit = self.split_seconds, self.max_text_chars
+        if habits.grow_long(turn, text, at, split, limit) or habits.join_split(
+            turn, frame, text, at, window=split, limit=limit
+        ):
+            return
         state = turn.spec(frame)
         if state.expect == "text":
+            journal = bool(turn.machine(frame).spec.entry)
             if not text:
                 turn.say("empty_text")
-            elif turn.machine(frame).spec.entry and not has_words(text):
+            elif journal and not has_words(text):
                 turn.say("need_words")  # a journal answer needs words; settings may not
             elif len(text) > self.max_text_chars:
-                turn.say("too_long", limit=self.max_text_chars, length=len(text))
+                habits.offer_first_part(turn, text, at, self.max_text_chars)
+            elif journal and habits.nudge_throwaway(turn, text):
+                return
             else:
                 await self.answer(turn, text)
+                habits.remember_answer(turn, frame, state.store, at)
         elif state.expect == "choice":
             value = turn.typed_choice(frame, text)
             if value is None:
-                turn.reprompt(_retry(turn, frame) or turn.text("pick_an_option"))
+                hint = _retry(turn, frame) or turn.text("pick_an_option")
+                habits.correct(turn, hint, turn.text("pick_above"), at, self.quiet_seconds)
             else:
                 await self.answer(turn, value)
         elif state.expect == "scale":
             scale = Scale(state.scale.low, state.scale.high)
             rating = parse_scale(text, scale)
             if rating is None:
-                hint = _retry(turn, frame)
-                turn.reprompt(hint or turn.text("scale_hint", low=scale.low, high=scale.high))
+                values = {"low": scale.low, "high": scale.high}
+                hint = _retry(turn, frame) or turn.text("scale_hint", **values)
+                brief = turn.text("scale_above", **values)
+                habits.correct(turn, hint, brief, at, self.quiet_seconds)
             else:
                 await self.answer(turn, rating)
         else:

@@ -19,6 +19,7 @@ from typing import Any
 
 from sqlalchemy.exc import DBAPIError
 
+from bot.engine import habits
 from bot.engine.catalog import Catalog
 from bot.engine.events import Event, Later, Message, Output, Reminder, UserRef
 from bot.engine.feature import Fallback, Feature, Preparer, Producer
@@ -43,8 +44,15 @@ class Engine(Router):
         *,
         clock: Callable[[], datetime] = utcnow,
         max_text_chars: int = 1000,
+        split_seconds: float = 0.0,
+        quiet_seconds: float = 0.0,
     ) -> None:
-        super().__init__(catalog, max_text_chars=max_text_chars)
+        super().__init__(
+            catalog,
+            max_text_chars=max_text_chars,
+            split_seconds=split_seconds,
+            quiet_seconds=quiet_seconds,
+        )
         self.db = db
         self.clock = clock
         # run in order before every event's step; see Preparer and Fallback
@@ -202,6 +210,7 @@ class Engine(Router):
             turn = Turn(self, cipher, unit, user, row, state, locale, self.clock(), ref, prepared)
             turn.seq = seq
             await self.dispatch(turn, event)
+            habits.after_step(turn)
             reply = Reply(turn.outputs)
             if not turn.erased:
                 assert user.id is not None

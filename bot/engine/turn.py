@@ -74,6 +74,8 @@ class Turn:
         self.row = row
         self.stack = [Frame.from_json(f) for f in state.get("stack", [])]
         self.paused = {k: Frame.from_json(v) for k, v in state.get("paused", {}).items()}
+        # what the engine remembers about how the person writes (bot/engine/habits.py)
+        self.notes: dict[str, Any] = dict(state.get("notes", {}))
         self.step = row.step
         self.locale = locale
         self.now = now
@@ -120,6 +122,7 @@ class Turn:
         return {
             "stack": [f.to_json() for f in self.stack],
             "paused": {k: f.to_json() for k, f in self.paused.items()},
+            "notes": self.notes,
         }
 
     # -- writing -------------------------------------------------------------------------

@@ -114,7 +114,8 @@ class Handlers:
         chat, user, message = update.effective_chat, update.effective_user, update.message
         if chat is None or user is None or message is None or message.text is None:
             return
-        await self.converse(chat, user, Text(message.text), update.update_id)
+        event = Text(message.text, at=message.date)
+        await self.converse(chat, user, event, update.update_id)
 
     async def on_edit(self, update: Update, context: Context) -> None:
         """An edited message is not a new answer, but crisis language in it is still heard."""

@@ -20,14 +20,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import warnings
 from collections.abc import Sequence
 from datetime import timedelta
 from functools import partial
 from typing import Any
 
 from telegram import Update
-from telegram.error import Forbidden, InvalidToken, RetryAfter
+from telegram.error import EndPointNotFound, Forbidden, InvalidToken, RetryAfter
 from telegram.ext import Application
+from telegram.warnings import PTBUserWarning
 
 from bot import metrics
 from bot.telegram.handlers import UPDATES
@@ -35,6 +37,10 @@ from bot.telegram.handlers import UPDATES
 log = logging.getLogger(__name__)
 
 AnyApplication = Application[Any, Any, Any, Any, Any, Any]
+# Seconds a getUpdates may take beyond its long-poll timeout before it counts as lost.
+READ_SLACK = 5.0
+# getUpdates goes through do_api_request on purpose (see Poller._get_updates).
+warnings.filterwarnings("ignore", message="Please use 'Bot.getUpdates'", category=PTBUserWarning)
 
 
 class PollingRefused(Exception):
@@ -141,9 +147,12 @@ class Poller:
             self._progress.clear()
             try:
                 updates = await self._get_updates(offset, self.timeout)
-            except (InvalidToken, Forbidden) as exc:
+            except (InvalidToken, EndPointNotFound, Forbidden) as exc:
+                # (do_api_request reports a refused token as EndPointNotFound once the bot
+                # is initialized: getUpdates itself always exists)
+                name = "InvalidToken" if isinstance(exc, EndPointNotFound) else type(exc).__name__
                 raise PollingRefused(
-                    f"Telegram refuses getUpdates ({type(exc).__name__}): "
+                    f"Telegram refuses getUpdates ({name}): "
                     "check TELEGRAM_BOT_TOKEN with @BotFather"
                 ) from None
             except RetryAfter as exc:
@@ -157,22 +166,46 @@ class Poller:
                 pause = min(pause * 2, self.retry[1])
                 continue
             pause = self.retry[0]
-            fresh = [u for u in updates if self._is_new(u.update_id, offset)]
-            for update in fresh:
+            fresh = 0
+            for data in updates:
+                update_id = _update_id(data)
+                if update_id is None or not self._is_new(update_id, offset):
+                    continue
+                fresh += 1
+                try:
+                    update = Update.de_json(data, self.application.bot)
+                except Exception as exc:
+                    self._unreadable(update_id, exc)
+                    continue
                 self._begin(update)
             if not fresh and (updates or not self.timeout):
                 await self._settle()
 
-    async def _get_updates(self, offset: int, wait: float, limit: int = 100) -> list[Update]:
-        updates = await self.application.bot.get_updates(
-            offset=offset or None,
-            timeout=wait,
-            limit=limit,
-            allowed_updates=self.allowed_updates,
+    async def _get_updates(
+        self, offset: int, wait: float, limit: int = 100
+    ) -> list[dict[str, Any]]:
+        """Telegram's updates as JSON: only new ones are parsed (those fetched again while
+        unconfirmed are known by id), and one PTB cannot read is skipped alone — PTB's
+        get_updates raises for the whole batch (polling would stall on it for good) and logs
+        the batch's content."""
+        params: dict[str, Any] = {"timeout": wait, "limit": limit}
+        if offset:
+            params["offset"] = offset
+        if self.allowed_updates is not None:
+            params["allowed_updates"] = self.allowed_updates
+        result = await self.application.bot.do_api_request(
+            "getUpdates", api_kwargs=params, read_timeout=wait + READ_SLACK
         )
         self._confirmed = max(self._confirmed, offset)
         self._finished = {u for u in self._finished if u >= self._confirmed}
-        return list(updates)
+        return [u for u in result if isinstance(u, dict)] if isinstance(result, list) else []
+
+    def _unreadable(self, update_id: int, exc: Exception) -> None:
+        """An update PTB cannot parse: finished, so it is confirmed and the rest go on."""
+        log.error("update %d could not be read (%s); skipped", update_id, type(exc).__name__)
+        metrics.update("polling", "unreadable")
+        self._next = max(self._next, update_id + 1)
+        self._finished.add(update_id)
 
     def _is_new(self, update_id: int, offset: int) -> bool:
         return (
@@ -212,6 +245,11 @@ class Poller:
             await self._get_updates(offset, 0, limit=1)
         except Exception as exc:
             log.warning("could not confirm the last updates (%s)", type(exc).__name__)
+
+
+def _update_id(data: dict[str, Any]) -> int | None:
+    value = data.get("update_id")
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def _seconds(value: int | timedelta) -> float:

@@ -42,10 +42,9 @@ import tornado.web
 from telegram import Update
 from tornado.http1connection import HTTP1Connection
 from tornado.httpserver import HTTPServer
-from tornado.netutil import bind_sockets
 
 from bot import metrics
-from bot.monitoring import Endpoint
+from bot.monitoring import Endpoint, listen_socket
 from bot.monitoring import routes as monitoring_routes
 from bot.telegram.handlers import UPDATES
 from bot.telegram.polling import AnyApplication, process
@@ -107,10 +106,10 @@ class WebhookServer:
         server = HTTPServer(
             web, max_body_size=self.max_body, body_timeout=60, idle_connection_timeout=120
         )
-        sockets = bind_sockets(self._port, address=self.listen)
-        server.add_sockets(sockets)
+        sock = listen_socket(self.listen, self._port)
+        server.add_sockets([sock])
         self._server = server
-        self._port = int(sockets[0].getsockname()[1])
+        self._port = int(sock.getsockname()[1])
         if self.url is None:
             return
         try:

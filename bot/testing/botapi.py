@@ -95,9 +95,14 @@ class BotAPI:
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1000))
     _lock: threading.Condition = field(default_factory=threading.Condition)
 
-    def fail(self, method: str, kind: str, times: int = 1) -> None:
+    def fail(self, method: str, kind: str, times: int = 1, *, chat_id: int | None = None) -> None:
+        """Queue `times` failures of `kind` for `method` (only for `chat_id`, if given):
+        "retry_after" (429; "retry_after:3" for 3 s), "forbidden" (403), "unauthorized"
+        (401), "bad_request" and "chat_not_found" (400), "server" (502), "network" (the
+        connection drops unanswered)."""
+        key = method if chat_id is None else f"{method}@{chat_id}"
         with self._lock:
-            self.failures[method].extend([kind] * times)
+            self.failures[key].extend([kind] * times)
 
     def push_update(self, update: dict[str, Any]) -> None:
         """Queue an update for getUpdates (the server's long polling)."""
@@ -138,18 +143,33 @@ class BotAPI:
         params = {k: _decode(v) for k, v in params.items()}
         if self.intercept is not None and not self.intercept(method, params):
             raise Dropped(method)
-        if method == "getUpdates":
+        chat = params.get("chat_id")
+        failure = (self.failure_for(f"{method}@{chat}") if chat is not None else None) or (
+            self.failure_for(method)
+        )
+        if method == "getUpdates" and failure is None:
             return 200, {"ok": True, "result": self._get_updates(params)}
-        with self._lock:
-            self.calls.append(Call(method, params))
-        failure = self.failure_for(method)
-        if failure == "retry_after":
+        if method != "getUpdates":
+            with self._lock:
+                self.calls.append(Call(method, params))
+        if failure == "network":
+            raise Dropped(method)
+        if failure is not None and failure.startswith("retry_after"):
+            seconds = int(failure.partition(":")[2] or 1)
             return 429, {
                 "ok": False,
                 "error_code": 429,
-                "description": "Too Many Requests: retry after 1",
-                "parameters": {"retry_after": 1},
+                "description": f"Too Many Requests: retry after {seconds}",
+                "parameters": {"retry_after": seconds},
             }
+        if failure == "chat_not_found":
+            return 400, {
+                "ok": False,
+                "error_code": 400,
+                "description": "Bad Request: chat not found",
+            }
+        if failure == "server":
+            return 502, {"ok": False, "error_code": 502, "description": "Bad Gateway"}
         if failure == "forbidden":
             return 403, {
                 "ok": False,

@@ -19,6 +19,20 @@ def chat_of(update: dict[str, Any]) -> int:
     return int((query.get("message") or {}).get("chat", query.get("from", {})).get("id", 0))
 
 
+# One reframe, typed: start, thought, feeling, rating, "I see it", "Okay", friend, kind, rating
+# (what the benchmarks send, person after person).
+CYCLE = (
+    "/reframe",
+    "I always let people down",
+    "ashamed",
+    "8",
+    "1",
+    "1",
+    "You are trying your best",
+    "I'm trying my best, and that counts",
+    "4",
+)
+
 # Telegram numbers updates per bot, increasing: a restarted Application (a new Updates) gets
 # new ids, never ones it saw before (the engine skips an update id it has already handled).
 _UPDATE_IDS = itertools.count(1)

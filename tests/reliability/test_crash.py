@@ -14,17 +14,14 @@ come out the same. Set KINDBOT_CRASH_SEED to try other kill plans.
 
 from __future__ import annotations
 
-import asyncio
 import os
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from sqlalchemy import make_url, text
-from sqlalchemy.ext.asyncio import create_async_engine
 
+from bot.testing.postgres import fresh_pg_database
 from storage.crypto import new_key
 from tests.conftest import PG_ENV, PG_URL, need_postgres
 from tests.reliability.crash import Expected, Setup, each_line, people, talk
@@ -36,28 +33,6 @@ KILLS = 20  # per run; every planned kill happens (a plan whose moment never com
 MIN_KILLS = 20
 SEED = int(os.environ.get("KINDBOT_CRASH_SEED", "20261130"))
 SCRIPTS = people(PEOPLE)
-
-
-async def _admin(url: str, statement: str) -> None:
-    engine = create_async_engine(url, isolation_level="AUTOCOMMIT")
-    try:
-        async with engine.connect() as conn:
-            await conn.execute(text(statement))
-    finally:
-        await engine.dispose()
-
-
-@contextmanager
-def fresh_pg_database() -> Iterator[str]:
-    """A fresh PostgreSQL database, dropped afterwards. A database rather than a schema: a
-    `kindbot run` subprocess reads only DATABASE_URL, and asyncpg takes no search_path there."""
-    url = need_postgres()
-    name = f"kindbot_crash_{uuid.uuid4().hex[:12]}"
-    asyncio.run(_admin(url, f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(url).set(database=name).render_as_string(hide_password=False)
-    finally:
-        asyncio.run(_admin(url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 @pytest.fixture(scope="module")
@@ -139,5 +114,5 @@ def database_url(database: str) -> Iterator[str | None]:
     if database == "sqlite":
         yield None
         return
-    with fresh_pg_database() as url:
+    with fresh_pg_database(need_postgres(), "kindbot_crash") as url:
         yield url

@@ -38,12 +38,15 @@ async def test_a_location_mid_dialog_sets_the_zone_and_keeps_the_place(app: App)
         assert replies[-1].text != replies[0].text  # the open question is asked again
 
 
-async def test_attachment_while_a_choice_is_open_reoffers_the_buttons(app: App) -> None:
+async def test_attachment_while_a_choice_is_open_points_to_the_buttons(app: App) -> None:
     async with harness(app) as h:
         await h.say(ANN, "/start")
         replies = await h.process(h.updates.sticker(ANN))
-        assert replies[-1].labels == ["Yes, that's okay", "Not now"]
+        # the buttons just sent are still the latest on screen: pointed to, not sent again
+        assert "use the buttons" in replies[-1].text and replies[-1].buttons == []
         assert await position(app, ANN) == "onboarding.consent"
+        await h.press(ANN, "Yes, that's okay")
+        assert await position(app, ANN) != "onboarding.consent"
 
 
 async def test_edited_messages_are_not_answers(app: App) -> None:

@@ -257,10 +257,13 @@ async def test_healthz_is_503_when_the_database_is_gone(
         try:
             async with httpx.AsyncClient(base_url=base, timeout=WAIT, trust_env=False) as client:
                 assert (await client.get("/healthz")).status_code == 200
+                probe = await client.head("/healthz")  # a load balancer's probe
+                assert (probe.status_code, probe.content) == (200, b"")
                 await lose()
                 health = await client.get("/healthz")
                 assert health.status_code == 503
                 assert health.json() == {"status": "unavailable"}
+                assert (await client.head("/healthz")).status_code == 503
                 scrape = await client.get("/metrics")  # still served: it says the database
                 samples = scraped(scrape.text)
         finally:

@@ -158,7 +158,9 @@ def test_polling_and_a_sigkill_mid_dialog(tmp_path: Path, key: str) -> None:
             process.wait(timeout=10)
 
         with kindbot_run(tmp_path, env) as process:
-            push(updates.text(7, "tired"))
+            answer = updates.text(7, "tired")
+            answer["message"]["date"] += 30  # sent after reading the question, not with the thought
+            push(answer)
             api.wait_for(lambda: api.sent()[-1].labels[:2] == ["0", "1"])  # the rating
             assert stop(process) == 0
 

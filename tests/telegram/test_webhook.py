@@ -4,9 +4,11 @@ once the update was handled (so Telegram sends again whatever was not)."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import logging
 import socket
+import warnings
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -226,3 +228,22 @@ async def test_kindbot_answers_before_the_200_and_sets_its_webhook(app: App) -> 
             assert await post(client, h.updates.text(7, "/start")) == 200
             assert len(h.api.texts(7)) == 3  # all sent by the time Telegram hears 200
         assert not h.api.sent("deleteWebhook")  # Telegram keeps the URL across restarts
+
+
+async def test_a_taken_port_is_an_error_and_leaves_no_socket_open() -> None:
+    """The port's OSError reaches the caller, and the socket that failed to bind is closed
+    there and then (not left to the garbage collector, which warns about it)."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        async with gated_application(Gated(), request=FakeRequest(BotAPI())) as application:
+            server = WebhookServer(
+                application, listen="127.0.0.1", port=port, path="/hook", secret=SECRET
+            )
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", ResourceWarning)
+                with pytest.raises(OSError):
+                    await server.start()
+                gc.collect()
+            await server.stop()  # nothing was started: a no-op
