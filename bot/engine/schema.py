@@ -120,6 +120,8 @@ class StateSpec(_Strict):
     # Whether a typed number picks one of the choices (by its place in the list). False
     # where a number means something else, like an hour at a time question.
     numbers: bool = True
+    # A text question's "share my location" button (its label), where the adapter has one.
+    location: str | None = None
 
     @field_validator("say", "retry", mode="before")
     @classmethod

@@ -219,7 +219,8 @@ class Turn:
         options = state_options(state, values, frame.options)
         scale = Scale(state.scale.low, state.scale.high) if state.expect == "scale" else None
         waiting = state.expect in ("choice", "scale") or bool(options)
-        return Message(text, options, scale, self.step if waiting else None)
+        location = fill(state.location, values) if state.location else ""
+        return Message(text, options, scale, self.step if waiting else None, location=location)
 
     def typed_choice(self, frame: Frame, text: str) -> str | None:
         """The choice of the frame's current state that `text` names: its number in the list,

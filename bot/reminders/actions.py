@@ -20,9 +20,16 @@ from bot.engine.parsing import match_choice
 from bot.engine.turn import Turn
 from bot.reminders import store
 from bot.reminders.parse import parse_days, parse_time
-from bot.reminders.schedule import EVERY_DAY, WEEKDAYS, WEEKENDS, format_hhmm, local_now
+from bot.reminders.schedule import (
+    EVERY_DAY,
+    WEEKDAYS,
+    WEEKENDS,
+    format_hhmm,
+    is_zone,
+    local_now,
+)
 from bot.reminders.texts import ReminderTexts
-from bot.reminders.zones import zone_from_location, zone_from_text
+from bot.reminders.zones import zone_choices, zone_from_location
 from storage import repo
 from storage.models import ReminderSchedule, as_utc
 
@@ -39,6 +46,8 @@ TYPED_AT_CHOICE = {
     "pick_days": ("days_text", "parse_days", "days"),
     "which_half": ("time_text", "parse_time", "time"),
 }
+# Where a zone is picked from several: a typed place or time is read as a new answer.
+ZONE_PICKS = ("pick_zone", "pick_zone_country", "pick_zone_time")
 ZONE_STATES = ("ask_zone", "bad_zone")
 # The overview, where a typed time (or "/reminders 9pm") offers to set a reminder for it.
 OVERVIEW_STATE = "overview"
@@ -58,6 +67,8 @@ ACTION_NAMES = frozenset(
         "reminders_keep_zone",
         "reminders_target_off",
         "reminders_parse_zone",
+        "reminders_zone_choices",
+        "reminders_pick_zone",
         "reminders_pause_day",
         "reminders_pause_week",
         "reminders_resume",
@@ -89,6 +100,17 @@ class ReminderTalk:
     def zone_words(self, turn: Turn, name: str) -> str:
         now = local_now(turn.now, name)
         return self.t(turn, "zone_words", zone=display_zone(name), time=format_hhmm(now.time()))
+
+    def until_words(self, turn: Turn, moment: datetime) -> str:
+        """A moment on the person's clock with its date: "Tue 8 Dec, 21:00"."""
+        when = local_now(moment, self.zone_of(turn))
+        return self.t(
+            turn,
+            "until_words",
+            day=self.t(turn, f"day_{when.weekday()}"),
+            date=when.strftime(self.t(turn, "date_format")),
+            time=format_hhmm(when.time()),
+        )
 
     def days_words(self, turn: Turn, mask: int) -> str:
         named = {EVERY_DAY: "days_every", WEEKDAYS: "days_weekdays", WEEKENDS: "days_weekends"}
@@ -134,9 +156,7 @@ class ReminderTalk:
                 )
         summary = "\n".join(lines) if lines else self.t(turn, "nothing_set")
         if paused_until is not None:
-            when = local_now(paused_until, self.zone_of(turn))
-            words = f"{self.t(turn, f'day_{when.weekday()}')} {format_hhmm(when.time())}"
-            summary += "\n\n" + self.t(turn, "paused", when=words)
+            summary += "\n\n" + self.t(turn, "paused", when=self.until_words(turn, paused_until))
         frame.params["summary"] = summary
         frame.params["zone_words"] = self.zone_words(turn, self.zone_of(turn))
         for key in ("time_text", "days_text", "zone_text"):
@@ -227,12 +247,45 @@ class ReminderTalk:
         )
 
     async def parse_zone(self, turn: Turn, frame: Frame) -> None:
+        """One zone is kept at once; several (a country with several clocks, an abbreviation
+        regions share, a time on their clock) are offered: `zone_ok` is "choose_<why>"."""
         typed = str(frame.answers.pop("zone_text", ""))
-        found = zone_from_text(typed, turn.now)
-        frame.params["zone_ok"] = "yes" if found else "no"
-        if found:
-            await store.set_timezone(turn.session, user=turn.user, timezone=found, now=turn.now)
-            frame.params["zone_words"] = self.zone_words(turn, found)
+        found = zone_choices(typed, turn.now)
+        if found.why == "none":
+            frame.params["zone_ok"] = "no"
+        elif found.why == "one":
+            await self._set_zone(turn, frame, found.zones[0])
+        else:
+            frame.params["zone_ok"] = f"choose_{found.why}"
+            frame.params["zone_options"] = list(found.zones)
+            frame.params["zone_typed"] = found.place or typed.strip()[:40]
+
+    async def _set_zone(self, turn: Turn, frame: Frame, name: str) -> None:
+        await store.set_timezone(turn.session, user=turn.user, timezone=name, now=turn.now)
+        frame.params["zone_ok"] = "yes"
+        frame.params["zone_words"] = self.zone_words(turn, name)
+
+    async def zone_options(self, turn: Turn, frame: Frame) -> None:
+        """The zones found, as buttons: each place with the time there now."""
+        options = []
+        for index, name in enumerate(frame.params.get("zone_options", [])):
+            if not is_zone(str(name)):
+                continue
+            now = local_now(turn.now, str(name))
+            label = self.t(
+                turn, "zone_choice", zone=place_name(str(name)), time=format_hhmm(now.time())
+            )
+            options.append((f"z{index}", label))
+        frame.options = options
+
+    async def pick_zone(self, turn: Turn, frame: Frame) -> None:
+        picked = str(frame.answers.pop("zone_pick", ""))
+        zones = [str(z) for z in frame.params.pop("zone_options", [])]
+        index = int(picked[1:]) if picked[:1] == "z" and picked[1:].isdigit() else -1
+        if 0 <= index < len(zones) and is_zone(zones[index]):
+            await self._set_zone(turn, frame, zones[index])
+        else:
+            frame.params["zone_ok"] = "no"
 
     async def _pause(self, turn: Turn, frame: Frame, days: int | None) -> None:
         """Pause (or resume) every reminder; `any_on` tells the dialog whether one is on at
@@ -240,6 +293,8 @@ class ReminderTalk:
         until = turn.now + timedelta(days=days) if days else None
         on = await store.pause_all(turn.session, user_id=_uid(turn), until=until, now=turn.now)
         frame.params["any_on"] = "yes" if on else "no"
+        if until is not None:
+            frame.params["until"] = self.until_words(turn, until)
 
     async def pause_day(self, turn: Turn, frame: Frame) -> None:
         await self._pause(turn, frame, 1)
@@ -332,6 +387,14 @@ class ReminderTalk:
             return False
         if frame.state == OVERVIEW_STATE and await self._typed_time(turn, frame, text):
             return True
+        if frame.state in ZONE_PICKS:
+            if match_choice(text, turn.render(frame).options) is not None:
+                return False
+            if zone_choices(text, turn.now).why == "none":
+                return False  # the engine asks to pick an option; nothing changes
+            frame.answers["zone_text"] = text
+            await turn.engine.jump(turn, frame, "parse_zone")
+            return True
         spec = TYPED_AT_CHOICE.get(frame.state)
         if spec is None or match_choice(text, turn.render(frame).options) is not None:
             return False
@@ -369,6 +432,8 @@ class ReminderTalk:
             "reminders_keep_zone": self.keep_zone,
             "reminders_target_off": self.target_off,
             "reminders_parse_zone": self.parse_zone,
+            "reminders_zone_choices": self.zone_options,
+            "reminders_pick_zone": self.pick_zone,
             "reminders_pause_day": self.pause_day,
             "reminders_pause_week": self.pause_week,
             "reminders_resume": self.resume,
@@ -413,6 +478,12 @@ def bare_hour(text: str) -> int | None:
 def _uid(turn: Turn) -> int:
     assert turn.user.id is not None
     return turn.user.id
+
+
+def place_name(name: str) -> str:
+    """The place a zone is named after, as words: "America/New_York" → "New York"."""
+    shown = display_zone(name)
+    return shown.rsplit("/", 1)[-1].replace("_", " ") if "/" in shown else shown
 
 
 def display_zone(name: str) -> str:

@@ -48,7 +48,8 @@ CALLBACK_LIMIT = 64  # bytes, Telegram's limit for callback_data
 NO_STEP = "-"
 _CALLBACK = re.compile(r"^(\d{1,12}|-):([a-z0-9_]{1,32})$")
 NO_PREVIEW = {"is_disabled": True}  # LinkPreviewOptions, as JSON
-Markup = dict[str, list[list[dict[str, str]]]]  # InlineKeyboardMarkup, as JSON
+Markup = dict[str, Any]  # InlineKeyboardMarkup, ReplyKeyboardMarkup or its removal, as JSON
+REMOVE_KEYBOARD: Markup = {"remove_keyboard": True}
 # do_api_request asks, for endpoints PTB has a method for, to use that method instead; for the
 # ones below we mean not to (see the module docstring).
 LEAN = ("sendMessage", "editMessageText", "editMessageReplyMarkup")
@@ -81,7 +82,9 @@ def button(text: str, step: int | None, value: str | int) -> dict[str, str]:
 
 
 def keyboard(message: Message) -> Markup | None:
-    """Buttons for a message's options (one per row) or its scale (two compact rows)."""
+    """Buttons for a message's options (one per row) or its scale (two compact rows); for a
+    text question that asks for a location, Telegram's own "share location" button (a
+    one-time reply keyboard: typing an answer instead still works)."""
     if message.options:
         rows = [[button(o.label, message.step, o.value)] for o in message.options]
         return {"inline_keyboard": rows}
@@ -91,6 +94,12 @@ def keyboard(message: Message) -> Markup | None:
         buttons = [button(str(n), message.step, n) for n in numbers]
         rows = [buttons[:half], buttons[half:]] if half < len(buttons) else [buttons]
         return {"inline_keyboard": rows}
+    if message.location:
+        return {
+            "keyboard": [[{"text": message.location, "request_location": True}]],
+            "one_time_keyboard": True,
+            "resize_keyboard": True,
+        }
     return None
 
 
@@ -169,6 +178,11 @@ class Renderer:
         # after a restart, or on another worker, the old keyboard just stays, and its buttons
         # answer "that step has passed" (or start their dialog), so losing this is harmless.
         self.keyboards: dict[int, int] = {}
+        # chats whose location button may still show: the next message without buttons
+        # there takes it away. Kept in this process only: after a restart the button just
+        # stays until used (sharing a location later sets the timezone too), so losing
+        # this is harmless.
+        self.location_asked: set[int] = set()
 
     async def show(
         self, chat_id: int, outputs: Sequence[Output], shown: Shown | None = None
@@ -214,6 +228,11 @@ class Renderer:
                     return
         elif message.edits and shown.hurry and markup is None:
             return  # nothing to change in place any more (a restart): only questions go out
+        if markup is not None and "keyboard" in markup:
+            self.location_asked.add(chat_id)
+        elif markup is None and chat_id in self.location_asked:
+            self.location_asked.discard(chat_id)
+            markup = REMOVE_KEYBOARD
         pieces = split_text(message.text)
         for index, piece in enumerate(pieces):
             last = index == len(pieces) - 1
@@ -223,8 +242,8 @@ class Renderer:
         """Send `text`; the id Telegram gave the message, if it said. A message with a
         keyboard is remembered, so `drop_keyboard` can take it off when its step is stopped."""
         sent = await self.delivery.send(chat_id, send_text, self.bot, chat_id, text, markup)
-        if markup is not None and sent is not None:
-            self.keyboards[chat_id] = sent
+        if markup is not None and "inline_keyboard" in markup and sent is not None:
+            self.keyboards[chat_id] = sent  # (a reply keyboard, the location's, is not edited)
         return sent
 
     async def drop_keyboard(self, chat_id: int) -> None:
