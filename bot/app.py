@@ -94,40 +94,44 @@ def features(
     and its interceptors and offline fallback come before everyone else's.
     """
     from bot.forget import FORGET_ACTIONS
-    from bot.history import HISTORY_ACTIONS
+    from bot.history import history_actions
 
     thresholds = {"high": settings.high_distress_threshold, "low": settings.low_distress_threshold}
     return [
         safety_feature(safety, catalog, checkin_params=thresholds),
         CORE,
-        Feature("history", actions=HISTORY_ACTIONS, gives_way=frozenset({"history"})),
+        Feature(
+            "history",
+            actions=history_actions(settings.default_timezone),
+            gives_way=frozenset({"history"}),
+        ),
         Feature("forget", actions=FORGET_ACTIONS),
         # what helps after a practice that left someone heavier; closes when they move on
         Feature("aftercare", gives_way=frozenset({"aftercare"})),
-        progress_feature(offload),
-        export_feature(offload),
+        progress_feature(offload, settings.default_timezone),
+        export_feature(offload, settings.default_timezone),
         reminders_feature(texts=reminder_texts, default_timezone=settings.default_timezone),
     ]
 
 
-def progress_feature(offload: Offload) -> Feature:
+def progress_feature(offload: Offload, default_zone: str = "UTC") -> Feature:
     """/progress: answered in the step, its chart drawn after it in the offload worker."""
-    from bot.progress import CHART, make_chart, show_progress
+    from bot.progress import CHART, make_chart, progress_command
 
     return Feature(
         "progress",
-        commands={"progress": show_progress},
+        commands={"progress": progress_command(default_zone)},
         producers={CHART: producer(offload, make_chart)},
     )
 
 
-def export_feature(offload: Offload) -> Feature:
+def export_feature(offload: Offload, default_zone: str = "UTC") -> Feature:
     """/export: answered in the step, the file made after it in the offload worker."""
-    from bot.export import EXPORT, make_export, send_export
+    from bot.export import EXPORT, export_command, make_export
 
     return Feature(
         "export",
-        commands={"export": send_export},
+        commands={"export": export_command(default_zone)},
         producers={EXPORT: producer(offload, make_export)},
     )
 

@@ -173,7 +173,7 @@ async def _find_person(app: App, args: argparse.Namespace) -> int | None:
 
 def cmd_export(args: argparse.Namespace) -> int:
     """Write everything stored about one person (JSON, or their entries as CSV)."""
-    from bot.export import export_document, to_csv, to_json
+    from bot.export import about, export_document, to_csv, to_json
 
     settings = _settings()
 
@@ -184,8 +184,11 @@ def cmd_export(args: argparse.Namespace) -> int:
                 return None
             async with app.db.session() as session:
                 person = await dump_person(session, user_id=user_id, cipher=app.db.cipher)
-            document = export_document(person, now=utcnow())
-            return to_csv(document, app.catalog) if args.format == "csv" else to_json(document)
+            locale = person["user"].get("locale") or app.catalog.default
+            document = export_document(person, now=utcnow(), about=about(app.catalog, locale))
+            if args.format == "csv":
+                return to_csv(document, app.catalog, settings.default_timezone)
+            return to_json(document)
 
     data = asyncio.run(run())
     if data is None:

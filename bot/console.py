@@ -3,13 +3,19 @@
 When standard input is not a terminal (a pipe, a file), it reads one input per line and
 writes plain output, so a whole conversation can be scripted; end of input exits cleanly
 (state was already saved after each step).
+
+In a terminal, long lines wrap at word boundaries to the window's width, and the app's log
+lines stay out of the conversation: only warnings reach the screen while chatting (the
+key's first-run warning, a failure), never the info lines a server writes.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import shutil
 import sys
+import textwrap
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TextIO
@@ -42,6 +48,7 @@ class Console:
         *,
         interactive: bool,
         files: Path | None = None,
+        width: int | None = None,
     ) -> None:
         self.engine = engine
         self.files = files
@@ -52,6 +59,30 @@ class Console:
         # the last message printed, for one that changes it in place (a paced exercise)
         self.shown: tuple[Message, str] | None = None
         self.sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+        self.width = width  # None: lines are written as they are (a pipe, a file)
+
+    def line(self, text: str, indent: str = "") -> None:
+        """Write one output line (see `wrap`)."""
+        self.out.write(self.wrap(text, indent))
+
+    def wrap(self, text: str, indent: str = "") -> str:
+        """One output line, wrapped at word boundaries when a width is set; blank lines and
+        line breaks in the text are kept."""
+        if self.width is None:
+            return f"{indent}{text}\n"
+        rows: list[str] = []
+        for part in text.split("\n"):
+            wrapped = textwrap.wrap(
+                part,
+                width=max(20, self.width),
+                initial_indent=indent,
+                subsequent_indent=" " * len(indent),
+                break_long_words=False,
+                break_on_hyphens=False,
+            )
+            rows.append("\n".join(wrapped or [""]))
+            indent = " " * len(indent)
+        return "\n".join(rows) + "\n"
 
     def to_event(self, line: str) -> Event:
         """A number or label answers the choices just shown; anything else is text."""
@@ -68,9 +99,11 @@ class Console:
                 text = output.text
                 if output.edits and self.shown is not None:
                     text = self.in_place(*self.shown, output)
-                block = f"kindbot: {text}\n"
+                block = self.wrap(text, "kindbot: ")
                 for index, option in enumerate(output.options, start=1):
-                    block += f"  {index}. {option.label}\n"
+                    # a choice no number picks (turning off, going back) is typed in words
+                    number = f"{index}." if option.numbered else "- "
+                    block += self.wrap(option.label, f"  {number} ")
                 if output.scale is not None:
                     block += f"  ({output.scale.low}–{output.scale.high})\n"
                 if output.options or output.scale:
@@ -83,7 +116,8 @@ class Console:
                     await self.sleep(output.seconds)
             elif isinstance(output, Image | Document):
                 where = self.save(output) if self.files is not None else output.filename
-                self.out.write(f"kindbot: {output.caption}\n  [{where}]\n\n")
+                self.line(output.caption, "kindbot: ")
+                self.out.write(f"  [{where}]\n\n")
             elif isinstance(output, DialogEnded):
                 pass
         self.out.flush()
@@ -136,6 +170,17 @@ class Console:
             await self.send(line.rstrip("\r\n"))
 
 
+def quiet_logs() -> None:
+    """Only warnings from the log handlers while a person chats: info lines on the same
+    screen read as if the bot said them. Loggers keep their levels, so a handler an
+    operator adds (a file) still gets everything."""
+    for handler in logging.getLogger().handlers:
+        handler.setLevel(max(handler.level, logging.WARNING))
+
+
 async def chat(engine: Engine, user: str, files: Path | None = None) -> None:
-    console = Console(engine, user, sys.stdout, interactive=sys.stdin.isatty(), files=files)
+    interactive = sys.stdin.isatty()
+    quiet_logs()
+    width = shutil.get_terminal_size().columns - 1 if sys.stdout.isatty() else None
+    console = Console(engine, user, sys.stdout, interactive=interactive, files=files, width=width)
     await console.run(sys.stdin)

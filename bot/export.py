@@ -1,8 +1,12 @@
 """`/export` and `kindbot export`: everything stored about a person, as JSON and CSV.
 
 The JSON holds every row about them in every table (see storage/personal.py), with
-encrypted columns decrypted; it is the faithful copy. The CSV is a spreadsheet-friendly
-view of their entries, one row per entry and one column per answer.
+encrypted columns decrypted; it is the faithful copy, with an `about` part saying what each
+field means (`export_about` in messages.yaml) and the words of each stored answer's name
+and value (the dialogs' `label`s and choices). The CSV is a spreadsheet-friendly view of
+their entries, one row per entry and one column per answer, in words: the answers' labels
+as column names, chosen values as their labels, one word for every unfinished entry
+(stopped or still open) and times on the person's clock, the zone named in the header.
 """
 
 from __future__ import annotations
@@ -15,22 +19,77 @@ from typing import Any
 
 from bot.engine.catalog import Catalog
 from bot.engine.events import Document, Later, Output
+from bot.engine.feature import CommandHandler
+from bot.engine.texts import fill
 from bot.engine.turn import Turn
+from bot.history import answer_labels, choice_labels
+from bot.localtime import local, person_zone
 from storage.personal import dump_person, is_person
 from storage.source import DatabaseSource
 
 FORMAT_VERSION = 1
 EXPORT = "export"  # the `Later` kind, and its producer's name in Engine.producers
 ENTRY_COLUMNS = ("id", "kind", "dialog", "status", "started_at", "finished_at")
+# The spreadsheet's fixed columns, by message key: entry id, practice, status, the times.
+CSV_COLUMNS = (
+    "export_column_id",
+    "export_column_practice",
+    "export_column_status",
+    "export_column_started",
+    "export_column_finished",
+)
+WORD_KEYS = (*CSV_COLUMNS, "export_status_finished", "export_status_unfinished")
+CSV_TIME = "%Y-%m-%d %H:%M"
 # Cells a spreadsheet would run as a formula get a leading apostrophe (OWASP advice).
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
-def export_document(person: dict[str, Any], *, now: datetime) -> dict[str, Any]:
-    """The whole export document: a small header, then the users row and every table's rows
-    as `storage.personal.dump_person` read them."""
+def export_document(
+    person: dict[str, Any], *, now: datetime, about: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The whole export document: a small header, what its fields mean (`about`), then the
+    users row and every table's rows as `storage.personal.dump_person` read them."""
     header = {"format": "kindbot-export", "version": FORMAT_VERSION, "exported_at": now.isoformat()}
-    return header | person
+    return header | ({"about": about} if about is not None else {}) | person
+
+
+Answers = dict[str, dict[str, Any]]  # dialog → its title, answer labels and value words
+
+
+def answer_words(catalog: Catalog, locale: str) -> Answers:
+    """Per recorded dialog: its title, each stored answer's label in the order it is asked,
+    and the words of chosen values (JSON-able: it travels to the worker in a `Later`)."""
+    found: Answers = {}
+    for name in sorted(catalog.locale(catalog.default).dialogs):
+        machine = catalog.dialog(name, locale)
+        if machine is None or not machine.spec.entry:
+            continue
+        spec = machine.spec
+        found[name] = {
+            "title": spec.title[:1].upper() + spec.title[1:],
+            "labels": answer_labels(spec),
+            "values": {k: v for k, v in choice_labels(spec).items() if v},
+        }
+    return found
+
+
+def about(catalog: Catalog, locale: str) -> dict[str, Any]:
+    """The JSON's `about` part: what every field means, and each answer name's words."""
+    lines = catalog.locale(locale).message("export_about").splitlines()
+    fields = dict(line.partition(": ")[::2] for line in lines if ": " in line)
+    answers = answer_words(catalog, locale)
+    return {
+        "times": fields.pop("times", ""),
+        "fields": fields,
+        "answer_labels": {d: a["labels"] for d, a in answers.items()},
+        "answer_values": {d: a["values"] for d, a in answers.items() if a["values"]},
+    }
+
+
+def words_for(catalog: Catalog, locale: str) -> dict[str, str]:
+    """The spreadsheet's column names and status words, in the locale's words."""
+    texts = catalog.locale(locale)
+    return {key: texts.message(key) for key in WORD_KEYS}
 
 
 def to_json(document: dict[str, Any]) -> bytes:
@@ -50,29 +109,16 @@ def entry_rows(document: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
-Asked = dict[str, list[str]]  # dialog → the answers it stores, in the order it asks
-
-
-def asked(catalog: Catalog) -> Asked:
-    """What each dialog asks, in order (JSON-able: it travels to the worker in a `Later`)."""
-    found: Asked = {}
-    for name in sorted(catalog.locale(catalog.default).dialogs):
-        machine = catalog.dialog(name)
-        stores = [s.store for s in machine.spec.states.values() if s.store] if machine else []
-        if stores:
-            found[name] = stores
-    return found
-
-
-def answer_order(asked: Asked, rows: list[dict[str, Any]]) -> list[str]:
-    """Answer columns in the order the dialogs ask for them, then any others."""
-    order: list[str] = []
+def answer_order(answers: Answers, rows: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    """(answer name, its column name): in the order the dialogs ask, then any others."""
+    order: dict[str, str] = {}
     for row in rows:
-        for store in asked.get(str(row["dialog"]), []):
-            if store not in order:
-                order.append(store)
+        for store, label in answers.get(str(row["dialog"]), {}).get("labels", {}).items():
+            order.setdefault(store, label)
     seen = {k for row in rows for k in row["answers"]}
-    return [k for k in order if k in seen] + sorted(seen - set(order))
+    known = [(k, label) for k, label in order.items() if k in seen]
+    rest = [(k, k.replace("_", " ").capitalize()) for k in sorted(seen - set(order))]
+    return known + rest
 
 
 def _cell(value: Any) -> str:
@@ -80,21 +126,50 @@ def _cell(value: Any) -> str:
     return "'" + text if text.startswith(FORMULA_START) else text
 
 
-def to_csv(document: dict[str, Any], catalog: Catalog) -> bytes:
-    return entries_csv(document, asked(catalog))
+def _time_cell(value: Any, where: Any) -> str:
+    if not value:
+        return ""
+    return local(datetime.fromisoformat(str(value)), where).strftime(CSV_TIME)
 
 
-def entries_csv(document: dict[str, Any], asked: Asked) -> bytes:
-    """The entries as CSV, answer columns in `asked` order (see `answer_order`)."""
+def to_csv(document: dict[str, Any], catalog: Catalog, default_zone: str = "UTC") -> bytes:
+    """The spreadsheet in the default locale's words (`kindbot export --format csv`)."""
+    locale = document["user"].get("locale") or catalog.default
+    return entries_csv(
+        document,
+        answer_words(catalog, locale),
+        words_for(catalog, locale),
+        zone_name=document["user"].get("timezone") or default_zone,
+    )
+
+
+def entries_csv(
+    document: dict[str, Any], answers: Answers, words: dict[str, str], *, zone_name: str
+) -> bytes:
+    """The entries as CSV: fixed columns, then one per answer (see `answer_order`)."""
+    where = person_zone(zone_name, "UTC")
     rows = entry_rows(document)
-    answers = answer_order(asked, rows)
+    columns = answer_order(answers, rows)
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
-    writer.writerow([*ENTRY_COLUMNS, *answers])
+    header = [fill(words[key], {"zone": where.key}) for key in CSV_COLUMNS]
+    writer.writerow([*header, *(label for _, label in columns)])
     for row in rows:
-        writer.writerow(
-            [_cell(row[k]) for k in ENTRY_COLUMNS] + [_cell(row["answers"].get(k)) for k in answers]
-        )
+        dialog = answers.get(str(row["dialog"]), {})
+        values: dict[str, dict[str, str]] = dialog.get("values", {})
+        finished = row["status"] == "finished"
+        fixed = [
+            row["id"],
+            dialog.get("title", row["dialog"]),
+            words["export_status_finished" if finished else "export_status_unfinished"],
+            _time_cell(row["started_at"], where),
+            _time_cell(row["finished_at"], where),
+        ]
+        answered = [
+            values.get(k, {}).get(str(row["answers"].get(k)), row["answers"].get(k))
+            for k, _ in columns
+        ]
+        writer.writerow([_cell(v) for v in [*fixed, *answered]])
     return buffer.getvalue().encode("utf-8-sig")  # the BOM makes spreadsheets read UTF-8
 
 
@@ -102,21 +177,34 @@ def file_stem(now: datetime) -> str:
     return f"kindbot-export-{now:%Y-%m-%d}"
 
 
-async def send_export(turn: Turn, args: str) -> None:
+def export_command(default_zone: str) -> CommandHandler:
+    """/export, with times shown in `default_zone` for someone who has not chosen a zone."""
+
+    async def command(turn: Turn, args: str) -> None:
+        await send_export(turn, args, default_zone=default_zone)
+
+    return command
+
+
+async def send_export(turn: Turn, args: str, *, default_zone: str = "UTC") -> None:
     """Hand the person their data as two files, with a word about keeping them safe.
 
     The files are made after the step has committed, in the worker process, which reads
     the rows itself (bot/offload.py): reading, decrypting and formatting a long history in
     the bot's process held everyone else's replies up (SQLite's one writer inside a step;
     the event loop and the garbage collector outside one). Only what the files need is
-    decided here: who, the moment, the column order, and the captions in their words.
+    decided here: who, the moment, their zone, the fields' words, and the captions.
     """
     assert turn.user.id is not None
     turn.say("export_intro")
+    catalog, locale = turn.engine.catalog, turn.locale.code
     data = {
         "user_id": turn.user.id,
         "now": turn.now.isoformat(),
-        "asked": asked(turn.engine.catalog),
+        "zone": person_zone(turn.user.timezone, default_zone).key,
+        "about": about(catalog, locale),
+        "answers": answer_words(catalog, locale),
+        "words": words_for(catalog, locale),
         "captions": {
             "json": turn.text("export_json_caption"),
             "csv": turn.text("export_csv_caption"),
@@ -139,9 +227,11 @@ async def make_export(
         if not await is_person(session, user_id=user_id, channel=channel, external_id=external_id):
             return []
         document = export_document(
-            await dump_person(session, user_id=user_id, cipher=cipher), now=now
+            await dump_person(session, user_id=user_id, cipher=cipher),
+            now=now,
+            about=data["about"],
         )
-    stem = file_stem(now)
+    stem = file_stem(local(now, person_zone(data.get("zone"), "UTC")))  # their date
     captions: dict[str, str] = data["captions"]
     return [
         Document(
@@ -151,7 +241,7 @@ async def make_export(
             mime_type="application/json",
         ),
         Document(
-            entries_csv(document, data["asked"]),
+            entries_csv(document, data["answers"], data["words"], zone_name=data["zone"]),
             f"{stem}.csv",
             caption=captions["csv"],
             mime_type="text/csv",

@@ -4,17 +4,23 @@ The `history` dialog (dialogs/<locale>/history.yaml) holds the flow and the word
 actions fill in what only code knows: the page of entries offered as choices (`open_<id>`,
 `page_<n>`) and the text of one entry. Their words go only into the (encrypted)
 conversation state and back to them, never into logs.
+
+Dates and times are on the person's clock (bot/localtime.py), with the zone named in the
+full view. Every entry that is not finished reads "unfinished", whether it was stopped or
+is still open.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from bot.engine.feature import Action
 from bot.engine.frame import Frame
 from bot.engine.schema import DialogSpec
 from bot.engine.turn import Turn
+from bot.localtime import local, person_zone
 from storage import repo
 from storage.models import Entry
 
@@ -76,11 +82,24 @@ def ordered_answers(spec: DialogSpec | None, answers: dict[str, Any]) -> list[tu
     return known + rest
 
 
-def when(turn: Turn, moment: datetime, key: str) -> str:
-    return moment.strftime(turn.text(key))
+def when(turn: Turn, moment: datetime, key: str, where: ZoneInfo) -> str:
+    return local(moment, where).strftime(turn.text(key))
 
 
-async def history_page(turn: Turn, frame: Frame) -> None:
+def history_actions(default_zone: str) -> dict[str, Action]:
+    """The history dialog's actions; times are shown in `default_zone` for someone who has
+    not chosen a zone."""
+
+    async def page(turn: Turn, frame: Frame) -> None:
+        await history_page(turn, frame, person_zone(turn.user.timezone, default_zone))
+
+    async def open_(turn: Turn, frame: Frame) -> None:
+        await history_open(turn, frame, person_zone(turn.user.timezone, default_zone))
+
+    return {"history_page": page, "history_open": open_}
+
+
+async def history_page(turn: Turn, frame: Frame, where: ZoneInfo) -> None:
     """Offer one page of entries as choices, with Newer/Older to move between pages."""
     page = int(frame.params.get("page", 0))
     assert turn.user.id is not None
@@ -94,7 +113,7 @@ async def history_page(turn: Turn, frame: Frame) -> None:
         ratings = _ratings_text(turn, entry.scores, entry.dialog)
         label = turn.text(
             "history_option_rated" if ratings else "history_option",
-            date=when(turn, entry.started_at, "history_date_short"),
+            date=when(turn, entry.started_at, "history_date_short", where),
             title=dialog_title(turn, entry.dialog),
             ratings=ratings,
         )
@@ -126,7 +145,7 @@ def _ratings_text(turn: Turn, scores: dict[str, int], dialog: str) -> str:
     return ""
 
 
-async def history_open(turn: Turn, frame: Frame) -> None:
+async def history_open(turn: Turn, frame: Frame, where: ZoneInfo) -> None:
     """Act on what was picked: move to another page, or show one entry in full."""
     picked = str(frame.answers.pop("pick", ""))
     kind, _, number = picked.partition("_")
@@ -140,11 +159,11 @@ async def history_open(turn: Turn, frame: Frame) -> None:
     entry = await repo.get_entry(turn.session, user_id=turn.user.id, entry_id=int(number))
     if entry is None:
         return  # gone (or never theirs): back to the list
-    frame.params["entry_text"] = entry_text(turn, entry)
+    frame.params["entry_text"] = entry_text(turn, entry, where)
     frame.params["view"] = "entry"
 
 
-def entry_text(turn: Turn, entry: Entry) -> str:
+def entry_text(turn: Turn, entry: Entry, where: ZoneInfo) -> str:
     machine = turn.engine.catalog.dialog(entry.dialog, turn.locale.code)
     answers = repo.entry_answers(entry, cipher=turn.cipher)
     if entry.status == "in_progress":
@@ -155,7 +174,7 @@ def entry_text(turn: Turn, entry: Entry) -> str:
     title = turn.text(
         "history_entry_title",
         title=dialog_title(turn, entry.dialog),
-        when=when(turn, entry.started_at, "history_date_long"),
+        when=when(turn, entry.started_at, "history_date_long", where),
     )
     if entry.status != "finished":
         title += " " + turn.text("history_unfinished")
@@ -167,7 +186,6 @@ def entry_text(turn: Turn, entry: Entry) -> str:
     return "\n".join(lines)
 
 
-HISTORY_ACTIONS: dict[str, Action] = {
-    "history_page": history_page,
-    "history_open": history_open,
-}
+# the names the history dialog may use (`kindbot dialogs check`); the app installs
+# `history_actions(DEFAULT_TIMEZONE)`
+HISTORY_ACTIONS: dict[str, Action] = history_actions("UTC")

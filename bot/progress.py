@@ -1,5 +1,12 @@
 """`/progress`: a chart of ratings before and after each practice, and practice per week.
 
+The chart is laid out on the person's clock (their zone, bot/localtime.py): one column per
+calendar day with plain dates ("Mar 2"), one point per practice (several on one day sit
+side by side in that day's column), each rated dialog in a panel of its own (check-ins
+apart from reframes: their numbers mean different things), and one bar per week labelled
+with its dates. A first day is one column, centred, so it reads as a start, not as an
+empty axis. `layout` computes all of it (tested as data); `draw_chart` only draws.
+
 Which answers are "before" and "after" comes from each dialog's `derived` difference (the
 reframe's `change: {difference: [rating_before, rating_after]}`), so check-ins and other
 recorded dialogs join in without code here.
@@ -15,30 +22,39 @@ imported only there (the object API with the Agg canvas, no pyplot global state)
 from __future__ import annotations
 
 import io
+import math
 from collections import Counter
-from dataclasses import asdict, dataclass
-from datetime import datetime, timedelta
+from dataclasses import asdict, dataclass, field
+from datetime import date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from bot.engine.catalog import Catalog
 from bot.engine.events import Image, Later, Message, Output
+from bot.engine.feature import CommandHandler
 from bot.engine.texts import fill
 from bot.engine.turn import Turn
+from bot.localtime import local, person_zone
 from storage import repo
-from storage.models import Entry, as_utc
+from storage.models import Entry
 from storage.personal import is_person
 from storage.source import DatabaseSource
 
-MIN_RATED = 2  # fewer rated practices than this get a kind note instead of a chart
+MIN_RATED = 1  # with no rated practice yet, a kind note instead of a chart
 CHART = "progress_chart"  # the `Later` kind, and its producer's name in Engine.producers
 CHART_FILE = "kindbot-progress.png"
+DAY_TICKS = 8  # at most this many dates under the day axis
+WEEK_LABELS = 8  # at most this many weeks named under the bars
+SPREAD = 0.7  # how much of a day's column its practices share
+WEEK_SLOTS = 5  # fewer weeks than this are drawn at the width five would have
 
 
 @dataclass(frozen=True, slots=True)
 class Point:
-    at: datetime
+    at: datetime  # on the person's clock
     before: int | None
     after: int | None
+    dialog: str = "reframe"
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +64,28 @@ class ChartTexts:
     before: str
     after: str
     week_axis: str
+    day_format: str = "%b %-d"
+    week_label: str = "{start} – {end}"
+    titles: dict[str, str] = field(default_factory=dict)  # dialog → its panel's title
+
+
+@dataclass(frozen=True, slots=True)
+class Panel:
+    """One rated dialog's points: x is days since the first day of the chart."""
+
+    dialog: str
+    title: str
+    xs: list[float]
+    befores: list[int | None]
+    afters: list[int | None]
+
+
+@dataclass(frozen=True, slots=True)
+class Layout:
+    panels: list[Panel]
+    day_ticks: list[tuple[int, str]]  # (day, "Mar 2")
+    x_range: tuple[float, float]
+    weeks: list[tuple[str, int]]  # ("Mar 2 – Mar 8", practices that week)
 
 
 Rated = dict[str, list[list[str]]]  # dialog → its [before, after] answer names, in order
@@ -72,77 +110,138 @@ def rated_answers(catalog: Catalog, locale: str) -> Rated:
     return rated
 
 
-def rating_points(entries: list[Entry], catalog: Catalog, locale: str) -> list[Point]:
+def rating_points(
+    entries: list[Entry], catalog: Catalog, locale: str, where: ZoneInfo | None = None
+) -> list[Point]:
     """One point per entry that has a before (and maybe an after) rating, oldest first."""
-    return points_from(entries, rated_answers(catalog, locale))
+    return points_from(entries, rated_answers(catalog, locale), where)
 
 
-def points_from(entries: list[Entry], rated: Rated) -> list[Point]:
+def points_from(entries: list[Entry], rated: Rated, where: ZoneInfo | None = None) -> list[Point]:
+    where = where or person_zone(None, "UTC")
     points = []
     for entry in entries:
         for before_name, after_name in rated.get(entry.dialog, []):
             before, after = entry.scores.get(before_name), entry.scores.get(after_name)
             if before is not None or after is not None:
-                points.append(Point(as_utc(entry.started_at), before, after))
+                points.append(Point(local(entry.started_at, where), before, after, entry.dialog))
                 break
     return sorted(points, key=lambda p: p.at)
 
 
-def practice_weeks(entries: list[Entry]) -> list[tuple[datetime, int]]:
-    """(Monday of the week, practices started that week), every week from first to last."""
+def practice_weeks(
+    entries: list[Entry], where: ZoneInfo | None = None
+) -> list[tuple[datetime, int]]:
+    """(Monday of the week, practices started that week), every week from first to last,
+    weeks as the person's calendar has them."""
     if not entries:
         return []
-    counts: Counter[datetime] = Counter()
+    where = where or person_zone(None, "UTC")
+    counts: Counter[date] = Counter()
     for entry in entries:
-        day = as_utc(entry.started_at)
-        monday = (day - timedelta(days=day.weekday())).replace(
-            hour=0, minute=0, second=0, microsecond=0
-        )
-        counts[monday] += 1
+        day = local(entry.started_at, where).date()
+        counts[day - timedelta(days=day.weekday())] += 1
     week, last = min(counts), max(counts)
     out = []
     while week <= last:
-        out.append((week, counts.get(week, 0)))
+        out.append((datetime(week.year, week.month, week.day, tzinfo=where), counts.get(week, 0)))
         week += timedelta(days=7)
     return out
 
 
+def _spread(count: int) -> list[float]:
+    """Offsets inside a day's column for `count` practices, left to right, centred."""
+    return [((i + 1) / (count + 1) - 0.5) * SPREAD for i in range(count)]
+
+
+def layout(points: list[Point], weeks: list[tuple[datetime, int]], texts: ChartTexts) -> Layout:
+    """Where everything goes: panels (the dialog with the most practices first), day ticks,
+    the day axis's range, and the weeks' labels."""
+    first = min(p.at.date() for p in points)
+    last = max(p.at.date() for p in points)
+    span = (last - first).days
+    dialogs = Counter(p.dialog for p in points)
+    panels = []
+    for dialog, _ in sorted(dialogs.items(), key=lambda d: (-d[1], d[0])):
+        mine = [p for p in points if p.dialog == dialog]
+        per_day = Counter(p.at.date() for p in mine)
+        seen: Counter[date] = Counter()
+        xs = []
+        for p in mine:
+            day = p.at.date()
+            xs.append((day - first).days + _spread(per_day[day])[seen[day]])
+            seen[day] += 1
+        panels.append(
+            Panel(
+                dialog,
+                texts.titles.get(dialog, texts.title),
+                xs,
+                [p.before for p in mine],
+                [p.after for p in mine],
+            )
+        )
+    step = max(1, math.ceil((span + 1) / DAY_TICKS))
+    ticks = [
+        (day, (first + timedelta(days=day)).strftime(texts.day_format))
+        for day in range(0, span + 1, step)
+    ]
+    week_labels = [
+        (
+            fill(
+                texts.week_label,
+                {
+                    "start": monday.strftime(texts.day_format),
+                    "end": (monday + timedelta(days=6)).strftime(texts.day_format),
+                },
+            ),
+            count,
+        )
+        for monday, count in weeks
+    ]
+    return Layout(panels, ticks, (-0.6, span + 0.6), week_labels)
+
+
 def draw_chart(points: list[Point], weeks: list[tuple[datetime, int]], texts: ChartTexts) -> bytes:
-    """A PNG (800×700 px): ratings over time on top, practices per week below."""
+    """A PNG (800×700 px): a panel of ratings per rated dialog on a day axis, practices per
+    week below."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
     from matplotlib.figure import Figure
 
+    plan = layout(points, weeks, texts)
     figure = Figure(figsize=(8, 7), dpi=100, layout="constrained")
     FigureCanvasAgg(figure)
-    top, bottom = figure.subplots(2, 1, height_ratios=[3, 2])
-    for point in points:
-        if point.before is not None and point.after is not None:
-            top.plot([point.at, point.at], [point.before, point.after], color="#c8c8c8", lw=2)
-    befores = [(p.at, p.before) for p in points if p.before is not None]
-    afters = [(p.at, p.after) for p in points if p.after is not None]
-    if befores:
-        top.plot(*zip(*befores, strict=True), "o-", color="#d0704a", label=texts.before)
-    if afters:
-        top.plot(*zip(*afters, strict=True), "o-", color="#3f8f7a", label=texts.after)
-    top.set_ylim(-0.5, 10.5)
-    top.set_yticks(range(0, 11, 2))
-    top.set_ylabel(texts.rating_axis)
-    top.set_title(texts.title)
-    top.grid(axis="y", alpha=0.3)
-    top.legend(loc="upper right")
-    locator = AutoDateLocator()
-    top.xaxis.set_major_locator(locator)
-    top.xaxis.set_major_formatter(ConciseDateFormatter(locator))
-    if points[-1].at - points[0].at < timedelta(days=1):
-        # a day either side, so practices minutes apart are not drawn on a seconds scale
-        middle = points[0].at + (points[-1].at - points[0].at) / 2
-        top.set_xlim(middle - timedelta(days=1), middle + timedelta(days=1))
-    bottom.bar([w for w, _ in weeks], [n for _, n in weeks], width=5, color="#7aa6c2", align="edge")
+    axes = figure.subplots(
+        len(plan.panels) + 1, 1, height_ratios=[3] * len(plan.panels) + [2], squeeze=False
+    )
+    for panel, (top,) in zip(plan.panels, axes, strict=False):
+        for x, before, after in zip(panel.xs, panel.befores, panel.afters, strict=True):
+            if before is not None and after is not None:
+                top.plot([x, x], [before, after], color="#c8c8c8", lw=2)
+        befores = [(x, b) for x, b in zip(panel.xs, panel.befores, strict=True) if b is not None]
+        afters = [(x, a) for x, a in zip(panel.xs, panel.afters, strict=True) if a is not None]
+        if befores:
+            top.plot(*zip(*befores, strict=True), "o", color="#d0704a", label=texts.before)
+        if afters:
+            top.plot(*zip(*afters, strict=True), "o", color="#3f8f7a", label=texts.after)
+        top.set_ylim(-0.5, 10.5)
+        top.set_yticks(range(0, 11, 2))
+        top.set_ylabel(texts.rating_axis)
+        top.set_title(panel.title)
+        top.grid(axis="y", alpha=0.3)
+        top.legend(loc="best")
+        top.set_xlim(*plan.x_range)
+        top.set_xticks([day for day, _ in plan.day_ticks], [label for _, label in plan.day_ticks])
+    (bottom,) = axes[-1]
+    positions = list(range(len(plan.weeks)))
+    bottom.bar(positions, [n for _, n in plan.weeks], width=0.6, color="#7aa6c2")
+    every = max(1, math.ceil(len(plan.weeks) / WEEK_LABELS))
+    shown = positions[::every]
+    bottom.set_xticks(shown, [plan.weeks[i][0] for i in shown], fontsize=8)
+    # a few weeks (a first one) keep a bar's width, centred, rather than filling the panel
+    pad = max(0, WEEK_SLOTS - len(plan.weeks)) / 2
+    bottom.set_xlim(-0.5 - pad, len(plan.weeks) - 0.5 + pad)
     bottom.set_ylabel(texts.week_axis)
     bottom.yaxis.get_major_locator().set_params(integer=True)
-    bottom.xaxis.set_major_locator(AutoDateLocator())
-    bottom.xaxis.set_major_formatter(ConciseDateFormatter(bottom.xaxis.get_major_locator()))
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png")
     return buffer.getvalue()
@@ -152,35 +251,71 @@ def _average(values: list[int]) -> str:
     return f"{sum(values) / len(values):.1f}".removesuffix(".0")
 
 
-async def show_progress(turn: Turn, args: str) -> None:
+def progress_command(default_zone: str) -> CommandHandler:
+    """/progress, with days counted on `default_zone`'s clock for someone who has not chosen
+    a zone."""
+
+    async def command(turn: Turn, args: str) -> None:
+        await show_progress(turn, args, default_zone=default_zone)
+
+    return command
+
+
+async def show_progress(turn: Turn, args: str, *, default_zone: str = "UTC") -> None:
     """The chart and a one-line summary, or a kind note when there is too little to draw;
     both made after the step (see the module's docstring), in the person's words."""
     assert turn.user.id is not None
+    rated = rated_answers(turn.engine.catalog, turn.locale.code)
+    messages = turn.locale.messages
     texts = ChartTexts(
         title=turn.text("progress_chart_title"),
         rating_axis=turn.text("progress_axis_rating"),
         before=turn.text("progress_before"),
         after=turn.text("progress_after"),
         week_axis=turn.text("progress_axis_week"),
+        day_format=turn.text("progress_day"),
+        week_label=turn.locale.message("progress_week", run=turn.step),
+        titles={
+            dialog: turn.text(f"progress_title_{dialog}")
+            for dialog in rated
+            if f"progress_title_{dialog}" in messages
+        },
     )
     # templates, filled in once the entries are read (the same phrasing turn.text would pick)
-    words = {
-        key: turn.locale.message(key, run=turn.step)
-        for key in (
-            "progress_too_little",
-            "progress_summary",
-            "progress_summary_no_pairs",
-            "history_date_short",
-        )
-    }
+    keys = ["progress_too_little", "progress_summary", "progress_summary_first"]
+    keys.append("history_date_short")
+    keys += [f"progress_average_{d}" for d in rated if f"progress_average_{d}" in messages]
+    words = {key: turn.locale.message(key, run=turn.step) for key in keys}
     data = {
         "user_id": turn.user.id,
-        "rated": rated_answers(turn.engine.catalog, turn.locale.code),
+        "rated": rated,
+        "zone": person_zone(turn.user.timezone, default_zone).key,
         "texts": asdict(texts),
         "words": words,
     }
     turn.emit(Later(CHART, data))
     turn.reprompt()
+
+
+def summary(
+    entries: list[Entry], points: list[Point], words: dict[str, str], where: ZoneInfo
+) -> str:
+    """How many practices since when, then each rated dialog's average before and after."""
+    since = local(entries[0].started_at, where).strftime(words["history_date_short"])
+    # (a chart asked for before an upgrade has no first-practice words: the plain count)
+    first = "progress_summary_first" if len(entries) == 1 else "progress_summary"
+    template = words.get(first, words["progress_summary"])
+    parts = [fill(template, {"count": len(entries), "since": since})]
+    for dialog in sorted({p.dialog for p in points}, key=lambda d: (d != "reframe", d)):
+        pairs = [p for p in points if p.dialog == dialog and None not in (p.before, p.after)]
+        key = f"progress_average_{dialog}"
+        if pairs and key in words:
+            values = {
+                "before": _average([p.before for p in pairs if p.before is not None]),
+                "after": _average([p.after for p in pairs if p.after is not None]),
+            }
+            parts.append(fill(words[key], values))
+    return " ".join(parts)
 
 
 async def make_chart(
@@ -194,24 +329,11 @@ async def make_chart(
             return []
         stored = await repo.list_entries(session, user_id=user_id)
     words: dict[str, str] = data["words"]
+    where = person_zone(data.get("zone"), "UTC")
     # practices that were done (finished), oldest first; unfinished ones are not counted
     entries = [e for e in reversed(stored) if e.status == "finished"]
-    points = points_from(entries, data["rated"])
+    points = points_from(entries, data["rated"], where)
     if len(points) < MIN_RATED:
         return [Message(fill(words["progress_too_little"], {"count": len(entries)}))]
-    pairs = [p for p in points if p.before is not None and p.after is not None]
-    since = entries[0].started_at.strftime(words["history_date_short"])
-    if pairs:
-        summary = fill(
-            words["progress_summary"],
-            {
-                "count": len(entries),
-                "since": since,
-                "before": _average([p.before for p in pairs if p.before is not None]),
-                "after": _average([p.after for p in pairs if p.after is not None]),
-            },
-        )
-    else:
-        summary = fill(words["progress_summary_no_pairs"], {"count": len(entries), "since": since})
-    png = draw_chart(points, practice_weeks(entries), ChartTexts(**data["texts"]))
-    return [Image(png, CHART_FILE, caption=summary)]
+    png = draw_chart(points, practice_weeks(entries, where), ChartTexts(**data["texts"]))
+    return [Image(png, CHART_FILE, caption=summary(entries, points, words, where))]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import logging
 import os
 import shutil
 import signal
@@ -13,7 +15,9 @@ from pathlib import Path
 
 import pytest
 
+from bot.app import App, configure_logging
 from bot.config import REPO_ROOT
+from bot.console import Console, quiet_logs
 from storage.crypto import new_key
 
 KINDBOT = [sys.executable, "-m", "bot.cli"]
@@ -213,3 +217,43 @@ def test_doctor_after_a_first_chat_is_all_ok(tmp_path: Path) -> None:
     lines = result.stdout.splitlines()
     assert lines and all(line.startswith("ok ") for line in lines), result.stdout
     assert "ok       key check: ENCRYPTION_KEY reads the database" in lines
+
+
+async def test_terminal_wraps_at_word_boundaries(app: App) -> None:
+    out = io.StringIO()
+    console = Console(app.engine, "narrow", out, interactive=False, width=40)
+    await console.send("/start")
+    lines = out.getvalue().splitlines()
+    assert lines and all(len(line) <= 40 for line in lines)
+    words = " ".join(out.getvalue().split())
+    # nothing cut inside a word: the welcome reads whole once the lines are joined again
+    assert "harsher with ourselves than we would ever be with a friend" in words
+    assert "  1. Yes, that's okay" in lines
+    # a wrapped message continues under its text, not under "kindbot:"
+    assert any(line.startswith(" " * len("kindbot: ") + "Many of us") for line in lines)
+
+
+async def test_terminal_asks_for_a_number_not_a_tap(app: App) -> None:
+    out = io.StringIO()
+    console = Console(app.engine, "typist", out, interactive=False)
+    await console.send("/start")
+    await console.send("maybe later perhaps")
+    assert "typing its number works too" in out.getvalue()
+    assert "tap" not in out.getvalue().casefold()
+
+
+def test_chat_keeps_info_log_lines_off_the_screen(capsys: pytest.CaptureFixture[str]) -> None:
+    root = logging.getLogger()
+    saved = (root.level, list(root.handlers))
+    try:
+        root.handlers.clear()
+        configure_logging("INFO")
+        quiet_logs()
+        logging.getLogger("kindbot.test").info("an info line")
+        logging.getLogger("kindbot.test").warning("a warning line")
+    finally:
+        root.handlers[:] = saved[1]
+        root.setLevel(saved[0])
+    err = capsys.readouterr().err
+    assert "a warning line" in err
+    assert "an info line" not in err

@@ -10,11 +10,13 @@ import csv
 import io
 import json
 import stat
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import text as sql
+from sqlmodel import SQLModel
 
 from bot import export
 from bot.app import App, open_app
@@ -111,15 +113,22 @@ async def test_export_round_trip(any_app: App) -> None:
     assert "Bob thinks he is useless" not in text
 
     rows = parse_csv(csv_doc.data)
-    assert [int(r["id"]) for r in rows] == sorted(exported)  # oldest first
+    assert [int(r["Entry"]) for r in rows] == sorted(exported)  # oldest first
+    labels = document["about"]["answer_labels"]["reframe"]
     for row in rows:
-        out = exported[int(row["id"])]
+        out = exported[int(row["Entry"])]
         merged = {**out["answers"], **out["scores"]}
         for key, value in merged.items():
-            assert row[key] == str(value)
-    assert list(rows[0])[:8] == [
-        "id", "kind", "dialog", "status", "started_at", "finished_at", "thought", "feeling",
+            assert row[labels[key]] == str(value)
+    assert list(rows[0])[:7] == [
+        "Entry", "Practice", "Status", "Started (UTC)", "Finished (UTC)", "The thought",
+        "The feeling",
     ]  # fmt: skip
+    # one word for an entry that is not finished, times as a spreadsheet reads them
+    assert [r["Status"] for r in rows] == ["finished", "unfinished"]
+    assert rows[0]["Practice"] == "Reframe"
+    assert rows[0]["Started (UTC)"] == "2026-03-02 09:00"
+    assert rows[1]["Finished (UTC)"] == ""
     raw_csv = csv_doc.data.decode("utf-8-sig")
     assert "'=SUM(A1)" in raw_csv  # no formula runs when the file is opened
 
@@ -151,7 +160,7 @@ async def test_the_producer_makes_what_the_step_used_to(app: App) -> None:
     now = app.engine.clock()
     async with app.db.session() as session:
         person = await dump_person(session, user_id=user_id, cipher=app.db.cipher)
-    document = export.export_document(person, now=now)
+    document = export.export_document(person, now=now, about=export.about(app.catalog, "en"))
     stem = export.file_stem(now)
     assert files == [
         Document(
@@ -161,7 +170,7 @@ async def test_the_producer_makes_what_the_step_used_to(app: App) -> None:
             mime_type="application/json",
         ),
         Document(
-            export.to_csv(document, app.catalog),
+            export.to_csv(document, app.catalog),  # UTC: alice chose no zone
             f"{stem}.csv",
             caption="Your entries, as a spreadsheet (CSV)",
             mime_type="text/csv",
@@ -253,9 +262,59 @@ def test_cli_export_writes_the_same(
     assert run_cli(monkeypatch, tmp_path, settings.encryption_key, "export", "--user", "alice",
                    "--format", "csv") == 0  # fmt: skip
     rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out.lstrip("\ufeff"))))
-    assert {r["thought"] for r in rows} >= {ALICE["thought"]}
+    assert {r["The thought"] for r in rows} >= {ALICE["thought"]}
+    assert "about" in document
 
     assert (
         run_cli(monkeypatch, tmp_path, settings.encryption_key, "export", "--user", "nobody") == 1
     )
     assert "no user 'nobody'" in capsys.readouterr().err
+
+
+async def test_the_json_says_what_every_field_means(app: App) -> None:
+    """Every field an export can hold is described in its `about` part, and every stored
+    answer name has its words: a new column or answer without a description fails here."""
+    alice, _ = await alice_and_bob(app)
+    await alice.send("/export")
+    json_doc = next(o for o in await made(alice) if isinstance(o, Document))
+    document = json.loads(json_doc.data)
+    fields = document["about"]["fields"]
+    assert document["about"]["times"].startswith("Every time in this file is in UTC")
+    expected = {"format", "version", "exported_at"}
+    expected |= {f"user.{c.name}" for c in SQLModel.metadata.tables["users"].columns}
+    for table, _ in exported_tables():
+        expected |= {f"{table.name}.{c.name.removesuffix('_enc')}" for c in table.columns}
+    assert expected <= set(fields), expected - set(fields)
+    assert all(fields[name].strip() for name in expected)
+    assert "unfinished" in fields["entries.status"]
+    labels = document["about"]["answer_labels"]
+    for entry in document["tables"]["entries"]:
+        for name in [*entry["answers"], *entry["scores"]]:
+            assert labels[entry["dialog"]][name], name
+    assert labels["reframe"]["kind_words"] == "Your kind words"
+    assert document["about"]["answer_values"]["checkin"]["grounding"]["breathe"] == "Slow breathing"
+
+
+async def test_the_spreadsheet_is_on_the_persons_clock_in_words(app: App, clock: Clock) -> None:
+    """A person in New York: their times in New York, the zone in the header, their date in
+    the file's name; a check-in's chosen answers in words, not codes."""
+    clock.now = datetime(2026, 3, 2, 3, 0, tzinfo=UTC)  # 22:00 on 1 March in New York
+    alice = Person(app, "alice")
+    await alice.consent()
+    await alice.send("/reminders")
+    await alice.press("My timezone")
+    await alice.send("New York")
+    await alice.press("Done")
+    await alice.send("/checkin")
+    await alice.send("2")
+    await alice.press(alice.labels[-1])  # "Not now": a finished check-in
+    await alice.send("/export")
+    csv_doc = [o for o in await made(alice) if isinstance(o, Document)][1]
+    [row] = parse_csv(csv_doc.data)
+    assert csv_doc.filename == "kindbot-export-2026-03-01.csv"
+    assert row["Started (America/New_York)"] == "2026-03-01 22:00"
+    assert row["Finished (America/New_York)"] == "2026-03-01 22:00"
+    assert row["Practice"] == "Check-in"
+    assert row["Status"] == "finished"
+    assert row["How it felt"] == "Fairly steady"  # not "low"
+    assert row["What came next"] == "Not now"  # not "rest"

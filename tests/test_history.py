@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import io
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
-from bot.app import App
+from bot.app import App, open_app
 from bot.console import Console
 from bot.engine.events import ChoiceMade, Message
 from storage import repo
 from tests.chat import Person
+from tests.conftest import Clock, make_settings
 
 
 async def seed(app: App, person: Person, count: int) -> list[int]:
@@ -98,7 +100,7 @@ async def test_an_entry_opens_in_full(any_app: App) -> None:
     await alice.press("2 Mar 2026 · Reframe · 9 → 4")
     shown = alice.text
     for expected in (
-        "Reframe · 2 March 2026, 09:00 UTC",
+        "Reframe · 2 March 2026, 09:00 UTC",  # DEFAULT_TIMEZONE: UTC
         "The thought: I always let my team down",
         "The feeling: guilty",
         "How strong it felt before: 9",
@@ -165,3 +167,41 @@ async def test_opening_another_dialog_closes_the_history(app: App) -> None:
     assert "newest first" not in alice.text  # not dropped back into an old list
     await alice.send("/history")
     assert alice.labels[0].startswith("2 Mar 2026 · Reframe")
+
+
+async def test_dates_and_times_are_on_the_persons_clock(app: App, clock: Clock) -> None:
+    """Late on 1 March in UTC is the morning of 2 March in Tokyo: the list and the entry say
+    so, with the zone named; a stopped entry reads "unfinished" like an open one."""
+    alice = Person(app)
+    await alice.consent()
+    await alice.send("/reminders")
+    await alice.press("My timezone")
+    await alice.send("Tokyo")
+    assert "Asia/Tokyo" in alice.text or "Tokyo" in alice.text
+    await alice.press("Done")
+    clock.now = datetime(2026, 3, 1, 23, 30, tzinfo=UTC)
+    await alice.reframe("I never finish anything", before=8, after=5)
+    await alice.send("/reframe")
+    await alice.send("I am too slow")
+    await alice.send("/cancel")
+    await alice.send("/history")
+    assert alice.labels == [
+        "2 Mar 2026 · Reframe (unfinished)",
+        "2 Mar 2026 · Reframe · 8 → 5",
+        "Done",
+    ]
+    await alice.press("2 Mar 2026 · Reframe · 8 → 5")
+    assert "Reframe · 2 March 2026, 08:30 JST" in alice.text
+    assert "UTC" not in alice.text
+
+
+async def test_without_a_chosen_zone_times_use_the_default(tmp_path: Path, clock: Clock) -> None:
+    settings = make_settings(tmp_path, default_timezone="America/New_York")
+    async with open_app(settings, clock=clock) as app:
+        alice = Person(app)
+        await alice.consent()
+        await alice.reframe("I always say the wrong thing")
+        await alice.send("/history")
+        assert alice.labels[0].startswith("2 Mar 2026 · Reframe")
+        await alice.press(alice.labels[0])
+        assert "2 March 2026, 04:00 EST" in alice.text  # 09:00 UTC

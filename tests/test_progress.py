@@ -12,8 +12,9 @@ import stat
 import struct
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -62,17 +63,28 @@ def png_size(data: bytes) -> tuple[int, int]:
     return width, height
 
 
-async def test_too_little_data_gets_a_kind_note(app: App) -> None:
+async def test_nothing_to_draw_gets_a_kind_note(app: App) -> None:
     alice = Person(app)
     await alice.consent()
     await alice.send("/progress")
     shown = await made(alice)
     assert isinstance(shown[0], Message)
-    assert "isn't enough here to draw a chart yet" in shown[0].text
+    assert "nothing to draw yet" in shown[0].text
     assert not [o for o in shown if isinstance(o, Image | Later)]
-    await alice.reframe("I am not good enough")
+
+
+async def test_a_first_day_gets_a_chart_of_its_own(app: App) -> None:
+    """One practice is a start: a chart with that day's one column, and a caption that says
+    so (not "practised 1 times")."""
+    alice = Person(app)
+    await alice.consent()
+    await alice.reframe("I am not good enough", before=7, after=4)
     await alice.send("/progress")
-    assert not await charts(alice)
+    [image] = await charts(alice)
+    assert png_size(image.data) == (800, 700)
+    assert image.caption.startswith("Your first practice, on 2 Mar 2026")
+    assert "1 times" not in image.caption
+    assert "from 7 before to 4 after" in image.caption
 
 
 async def practised(app: App, clock: Clock) -> Person:
@@ -166,7 +178,7 @@ async def test_the_producer_draws_what_the_step_used_to(app: App, clock: Clock) 
         stored = await repo.list_entries(session, user_id=user.id)
     entries = [e for e in reversed(stored) if e.status == "finished"]
     texts = progress.ChartTexts(**later.data["texts"])
-    points = progress.rating_points(entries, app.catalog, "en")
+    points = progress.rating_points(entries, app.catalog, "en")  # UTC: alice chose no zone
     before = progress.draw_chart(points, progress.practice_weeks(entries), texts)
     assert image.data == before
     assert image.filename == "kindbot-progress.png"
@@ -237,3 +249,74 @@ async def test_terminal_saves_the_chart(app: App, clock: Clock, tmp_path: Path) 
     assert stat.S_IMODE(saved.stat().st_mode) == 0o600
     assert f"[{saved}]" in out.getvalue()
     assert "You've practised 6 times" in out.getvalue()
+
+
+def texts() -> progress.ChartTexts:
+    return progress.ChartTexts(
+        "How strong", "Strength", "Before", "After", "Per week",
+        titles={"reframe": "Reframes", "checkin": "Check-ins"},
+    )  # fmt: skip
+
+
+def at(day: int, hour: int = 9) -> datetime:
+    return datetime(2026, 11, day, hour, tzinfo=UTC)
+
+
+def test_one_point_per_practice_on_a_day_axis_with_plain_dates() -> None:
+    """Three reframes on Nov 10 sit side by side in that day's column, in the order done;
+    the axis names days ("Nov 10"), never hours; check-ins get a panel of their own."""
+    points = [
+        progress.Point(at(10, 8), 8, 5, "reframe"),
+        progress.Point(at(10, 12), 7, 4, "reframe"),
+        progress.Point(at(10, 20), 9, 6, "reframe"),
+        progress.Point(at(12), 6, 3, "reframe"),
+        progress.Point(at(11), 8, 6, "checkin"),
+    ]
+    weeks = [(datetime(2026, 11, 9, tzinfo=UTC), 5)]
+    plan = progress.layout(points, weeks, texts())
+    assert [p.dialog for p in plan.panels] == ["reframe", "checkin"]
+    reframes, checkins = plan.panels
+    assert reframes.title == "Reframes" and checkins.title == "Check-ins"
+    assert reframes.befores == [8, 7, 9, 6] and checkins.befores == [8]
+    first_day = reframes.xs[:3]
+    assert first_day == sorted(first_day) and len(set(first_day)) == 3  # apart, in order
+    assert all(-0.5 < x < 0.5 for x in first_day)  # all inside Nov 10's column
+    assert reframes.xs[3] == 2 and checkins.xs == [1]  # alone on its day: in the middle
+    assert plan.day_ticks == [(0, "Nov 10"), (1, "Nov 11"), (2, "Nov 12")]
+    assert plan.weeks == [("Nov 9 – Nov 15", 5)]
+
+
+def test_a_first_day_is_one_centred_column() -> None:
+    plan = progress.layout([progress.Point(at(10), 7, 4)], [(at(9), 1)], texts())
+    assert plan.day_ticks == [(0, "Nov 10")]
+    assert plan.panels[0].xs == [0]
+    low, high = plan.x_range
+    assert low == -high  # the day in the middle, not at an edge
+
+
+def test_a_long_history_names_at_most_eight_days() -> None:
+    points = [progress.Point(at(1) + timedelta(days=d), 5, 3) for d in range(0, 90, 3)]
+    plan = progress.layout(points, [], texts())
+    assert 2 <= len(plan.day_ticks) <= progress.DAY_TICKS
+    assert plan.day_ticks[0] == (0, "Nov 1")
+    assert all(label[:3] in ("Nov", "Dec", "Jan") for _, label in plan.day_ticks)
+
+
+def test_days_and_weeks_are_on_the_persons_clock() -> None:
+    """Sunday 23:30 in UTC is Monday morning in Tokyo: a new day and a new week there."""
+    from storage.models import Entry
+
+    tokyo = ZoneInfo("Asia/Tokyo")
+    sunday_night = datetime(2026, 11, 15, 23, 30, tzinfo=UTC)
+    entry = Entry(
+        user_id=1, kind="reframe", dialog="reframe", status="finished", answers_enc="",
+        scores={"rating_before": 6, "rating_after": 3}, started_at=sunday_night,
+    )  # fmt: skip
+    (point,) = progress.points_from(
+        [entry], {"reframe": [["rating_before", "rating_after"]]}, tokyo
+    )
+    assert point.at.date() == date(2026, 11, 16)
+    [(monday, count)] = progress.practice_weeks([entry], tokyo)
+    assert monday.date() == date(2026, 11, 16) and count == 1
+    [(utc_monday, _)] = progress.practice_weeks([entry])
+    assert utc_monday.date() == date(2026, 11, 9)

@@ -8,16 +8,24 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import update
 
 from bot.app import App, open_app
 from bot.engine.events import Location, Message, Reminder
+from bot.engine.outbox import decode, encode
 from bot.reminders import store
 from bot.reminders.parse import parse_days, parse_time
 from bot.reminders.texts import ReminderTexts, validate
-from bot.reminders.zones import match_zone_name, zone_from_location, zone_from_text
+from bot.reminders.zones import (
+    ZoneChoice,
+    match_zone_name,
+    zone_choices,
+    zone_from_location,
+    zone_from_text,
+)
 from storage import repo
 from storage.models import Conversation
 from tests.chat import Person
@@ -268,3 +276,67 @@ def test_fixed_offsets_read_the_way_people_write_them() -> None:
     assert display_zone("Etc/GMT+5") == "UTC-5"
     assert display_zone("Etc/UTC") == "UTC"
     assert display_zone("Europe/Berlin") == "Europe/Berlin"
+
+
+SUMMER = datetime(2026, 7, 1, 12, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("typed", "zones"),
+    [
+        ("EST", ("America/New_York",)),  # the region, with its summer time: not UTC-5 all year
+        ("edt", ("America/New_York",)),
+        ("PDT", ("America/Los_Angeles",)),
+        ("CET", ("Europe/Berlin",)),
+        ("cest", ("Europe/Berlin",)),
+        ("BST", ("Europe/London",)),
+        ("AEST", ("Australia/Sydney", "Australia/Brisbane")),
+        ("IST", ("Asia/Kolkata", "Europe/Dublin", "Asia/Jerusalem")),
+        ("Eastern time", ("America/New_York",)),
+    ],
+)
+def test_abbreviations_are_regions(typed: str, zones: tuple[str, ...]) -> None:
+    found = zone_choices(typed, SUMMER)
+    assert found.zones == zones
+    assert found.why == ("one" if len(zones) == 1 else "abbreviation")
+
+
+def test_est_follows_summer_time() -> None:
+    (zone,) = zone_choices("EST", SUMMER).zones
+    assert SUMMER.astimezone(ZoneInfo(zone)).utcoffset() == timedelta(hours=-4)
+
+
+@pytest.mark.parametrize(
+    ("typed", "first", "count"),
+    [
+        ("USA", "America/New_York", 8),
+        ("united states", "America/New_York", 8),
+        ("Australia", "Australia/Sydney", 7),
+        ("Canada", "America/Toronto", 10),
+        ("Portugal", "Europe/Lisbon", 2),  # also an old zone name: the country wins
+    ],
+)
+def test_countries_with_several_clocks_offer_each(typed: str, first: str, count: int) -> None:
+    found = zone_choices(typed, SUMMER)
+    assert found.why == "country"
+    assert found.zones[0] == first
+    assert len(found.zones) == count
+    offsets = {SUMMER.astimezone(ZoneInfo(z)).utcoffset() for z in found.zones}
+    assert len(offsets) >= 2
+    assert zone_choices("Germany", SUMMER) == ZoneChoice("one", ("Europe/Berlin",))
+
+
+def test_the_time_on_their_clock_offers_the_regions_showing_it() -> None:
+    found = zone_choices("it's 9:15pm", datetime(2026, 12, 1, 2, 15, tzinfo=UTC))
+    assert found.why == "time"
+    assert found.zones[:2] == ("America/New_York", "America/Toronto")
+    now = datetime(2026, 12, 1, 2, 15, tzinfo=UTC)
+    assert all(now.astimezone(ZoneInfo(z)).hour == 21 for z in found.zones)
+    # only one big region on that offset: kept at once
+    assert zone_choices("it's 7:45am", now) == ZoneChoice("one", ("Asia/Kolkata",))
+
+
+def test_a_location_button_survives_the_outbox() -> None:
+    message = Message("Where are you?", location="📍 Share my location")
+    assert decode(encode([message])) == [message]
+    assert decode(encode([Message("plain")])) == [Message("plain")]

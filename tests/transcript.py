@@ -41,6 +41,7 @@ from typing import Any
 
 import yaml
 from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import SQLModel
 
 from bot.app import App
@@ -164,15 +165,21 @@ async def replay(data: dict[str, Any], open_app: OpenApp, clock: Any) -> None:
         await app_cm.__aexit__(None, None, None)
 
 
+async def _conversation(app: App, session: AsyncSession, ref: UserRef) -> tuple[int, Any]:
+    """The person's user id and saved conversation (created if they are new)."""
+    user, _ = await repo.get_or_create_user(
+        session, channel=ref.channel, external_id=ref.external_id
+    )
+    assert user.id is not None
+    _, data = await repo.load_conversation(
+        session, user_id=user.id, cipher=app.db.cipher, lock=False
+    )
+    return user.id, data
+
+
 async def _position(app: App, ref: UserRef) -> str:
     async with app.db.session() as session:
-        user, _ = await repo.get_or_create_user(
-            session, channel=ref.channel, external_id=ref.external_id
-        )
-        assert user.id is not None
-        _, data = await repo.load_conversation(
-            session, user_id=user.id, cipher=app.db.cipher, lock=False
-        )
+        _, data = await _conversation(app, session, ref)
         await session.commit()
     stack = data.get("stack", [])
     return f"{stack[-1]['dialog']}.{stack[-1]['state']}" if stack else "none"
@@ -183,19 +190,13 @@ async def _kept(app: App, ref: UserRef) -> list[str]:
     conversation: the tables with rows of theirs, and a conversation with any frame."""
     kept: list[str] = []
     async with app.db.session() as session:
-        user, _ = await repo.get_or_create_user(
-            session, channel=ref.channel, external_id=ref.external_id
-        )
-        assert user.id is not None
-        _, data = await repo.load_conversation(
-            session, user_id=user.id, cipher=app.db.cipher, lock=False
-        )
+        user_id, data = await _conversation(app, session, ref)
         if data.get("stack") or data.get("paused"):
             kept.append(f"conversation {data!r}")
         for table in SQLModel.metadata.sorted_tables:
             if table.name in ("users", "conversations") or "user_id" not in table.c:
                 continue
-            query = select(func.count()).select_from(table).where(table.c.user_id == user.id)
+            query = select(func.count()).select_from(table).where(table.c.user_id == user_id)
             if await session.scalar(query):
                 kept.append(table.name)
         await session.commit()

@@ -11,13 +11,14 @@ async def give_consent(turn: Turn, frame: Frame) -> None:
     """Record consent, then go where the person was headed (or to the menu)."""
     turn.user.consented_at = turn.now
     then = str(frame.params.get("then") or turn.engine.menu)
-    await turn.engine.open_dialog(turn, then, answer=carried(frame))
+    await turn.engine.open_dialog(turn, then, carried(frame))
 
 
-def carried(frame: Frame) -> str | None:
-    """The first words a person wrote before agreeing to storage, if onboarding carries them."""
+def carried(frame: Frame) -> str:
+    """The first words a person wrote before agreeing to storage, if onboarding carries them
+    ("" if not)."""
     thought = frame.params.get("thought")
-    return str(thought) if thought else None
+    return str(thought) if thought else ""
 
 
 async def decline_consent(turn: Turn, frame: Frame) -> None:
@@ -38,7 +39,24 @@ async def resume_paused(turn: Turn, frame: Frame) -> None:
 async def start_fresh(turn: Turn, frame: Frame) -> None:
     target = str(frame.params.get("target"))
     turn.paused.pop(target, None)
-    await turn.start_dialog(target)
+    # "/reframe I'm a failure", then "Start fresh": the words answer its first question
+    await turn.engine.start_with(turn, target, str(frame.params.get("text") or ""))
+
+
+async def ask_again(turn: Turn, frame: Frame) -> None:
+    """After a long gap, "carry on": the question left open is asked again."""
+    turn.reprompt()
+
+
+async def start_afresh(turn: Turn, frame: Frame) -> None:
+    """After a long gap, "start with what's on my mind now": the dialog left open is stopped
+    (a recorded one is kept as unfinished) and the same dialog starts again."""
+    below = turn.top
+    if below is None:
+        await turn.start_dialog(turn.engine.menu)
+        return
+    await turn.stop_all()
+    await turn.start_dialog(below.dialog)
 
 
 CORE = Feature(
@@ -48,5 +66,7 @@ CORE = Feature(
         "decline_consent": decline_consent,
         "resume_paused": resume_paused,
         "start_fresh": start_fresh,
+        "start_afresh": start_afresh,
+        "ask_again": ask_again,
     },
 )

@@ -73,10 +73,11 @@ Event = Text | ChoiceMade | Command | Reminder | Unsupported | Location | Edited
 
 @dataclass(frozen=True, slots=True)
 class Option:
-    """One offered choice."""
+    """One offered choice; `numbered`: a typed number may pick it (see `match_choice`)."""
 
     value: str
     label: str
+    numbered: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,13 +95,17 @@ class Message:
     `edits`: the message shows in place of the message just before it in the same reply
     (paced exercises), whose text it repeats in full. An adapter that can change a sent
     message (Telegram: editMessageText) changes it; one that cannot shows it as usual.
-    """
+
+    `location`: the label of a button that shares the person's location (Telegram's
+    location request), offered under a text question; an adapter that cannot share one
+    leaves it out (the question's words say what else to type)."""
 
     text: str
     options: tuple[Option, ...] = ()
     scale: Scale | None = None
     step: int | None = None
     edits: bool = False
+    location: str = ""
 
 
 @dataclass(frozen=True, slots=True)

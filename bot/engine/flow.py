@@ -10,10 +10,11 @@ and `stop_all`, so every move counts a step and shows its prompt the same way.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from bot.engine.catalog import Catalog
-from bot.engine.events import Pause
+from bot.engine.events import Message, Pause
 from bot.engine.feature import Action
 from bot.engine.frame import Frame
 from bot.engine.machine import Position
@@ -33,22 +34,24 @@ class Flow:
         self.resume_dialog = "resume"
         # Where a first message with real words goes once the person has agreed to storage.
         self.first_words = "reframe"
+        # Offered when a person writes into a recorded dialog left open for `gap` or longer:
+        # carry on, or start with what's on their mind now (see Router._after_gap).
+        self.returning = "returning"
+        self.gap = timedelta(hours=3)
         # Dialogs that step aside (are closed) when the person opens another one, like the menu.
         self.gives_way: set[str] = set()
         self.actions: dict[str, Action] = {}
         # Params every start of a dialog gets (such as thresholds from settings).
         self.dialog_params: dict[str, dict[str, Any]] = {}
 
-    async def open_dialog(self, turn: Turn, dialog: str, answer: str | None = None) -> None:
-        """Start a dialog on request: resume offer, already-here, or on top of the current
-        (`answer`: words that answer its first question, see `Turn.start_dialog`)."""
-        top = turn.top
-        if top and top.dialog == dialog:
-            turn.say("already_here")
-            turn.reprompt()
-            return
+    async def open_dialog(self, turn: Turn, dialog: str, text: str = "") -> None:
+        """Start a dialog on request: resume offer, already-here, or on top of the current.
+        `text` (what followed the command, "/reframe I'm a failure", or first words carried
+        through the consent question) answers its first question, here or after the resume
+        offer's "start fresh"."""
         machine = self.catalog.dialog(dialog, turn.locale.code)
         needs_consent = turn.needs_consent(dialog)
+        top = turn.top
         if top and top.dialog == self.onboarding and turn.declined:
             self.step_aside(turn)  # their answer was "Not now": whatever they open now
             top = turn.top
@@ -56,17 +59,68 @@ class Flow:
             turn.say("consent_first")
             turn.reprompt()
             return
-        self.step_aside(turn)
+        self.step_aside(turn)  # a menu or offer on top gives way first
+        top = turn.top
+        if top and top.dialog == dialog and not await self._set_aside(turn, top):
+            turn.say("already_here")
+            turn.reprompt()
+            return
+        await self._restart_moment(turn, dialog)
         if dialog in turn.paused and turn.consented:
             title = machine.spec.title if machine else dialog
-            await turn.start_dialog(self.resume_dialog, {"target": dialog, "title": title})
+            params = {"target": dialog, "title": title, "text": text}
+            await turn.start_dialog(self.resume_dialog, params)
             return
-        await turn.start_dialog(dialog, answer=answer)
+        await self.start_with(turn, dialog, text)
+
+    async def start_with(self, turn: Turn, dialog: str, text: str = "") -> None:
+        """Start `dialog`; `text` (written with its command) answers its first question, and
+        once it has, that question is not shown as well."""
+        mark = len(turn.outputs)
+        await turn.start_dialog(dialog)
+        frame = turn.top
+        if not text or frame is None or frame.dialog != dialog:
+            return
+        asked, shown = frame.state, len(turn.outputs)
+        await self.take_text(turn, text)
+        if turn.top is not frame or frame.state != asked:
+            # only the question goes: a note before it (a first-use note) still stands
+            said = [i for i in range(mark, shown) if isinstance(turn.outputs[i], Message)]
+            if said:
+                del turn.outputs[said[-1]]
+
+    async def take_text(self, turn: Turn, text: str) -> None:
+        """Answer the question just asked with words the person already wrote (after a
+        command). The router reads them as if they were typed now."""
+        raise NotImplementedError  # the Router implements it
+
+    async def _restart_moment(self, turn: Turn, dialog: str) -> None:
+        """A dialog about the moment (the check-in) asked for while it runs below another
+        (its breathing exercise) is closed with what is above it: it starts fresh."""
+        machine = self.catalog.dialog(dialog, turn.locale.code)
+        if machine is None or machine.spec.resumable:
+            return
+        below = next((f for f in turn.stack if f.dialog == dialog), None)
+        if below is not None:
+            await turn.stop_through(below)
+
+    async def _set_aside(self, turn: Turn, frame: Frame) -> bool:
+        """Asked for the dialog already on top: a recorded one with answers is set aside as
+        unfinished, so the resume offer asks continue-or-fresh; one about the moment
+        (`resumable: false`) is closed as it stands, so it starts fresh. False: neither."""
+        if not turn.machine(frame).spec.resumable:
+            await turn.stop_through(frame)
+            return True
+        if frame.entry_id is None or not frame.answers:
+            return False
+        await turn.stop_through(frame)
+        return frame.dialog in turn.paused
 
     def step_aside(self, turn: Turn) -> None:
         """Close a menu-like dialog on top (menu, resume offer, history) for what comes next."""
         top = turn.top
-        if top and (top.dialog in (self.menu, self.resume_dialog) or top.dialog in self.gives_way):
+        offers = (self.menu, self.resume_dialog, self.returning)
+        if top and (top.dialog in offers or top.dialog in self.gives_way):
             turn.stack.pop()
         elif top and top.dialog == self.onboarding and turn.declined:
             turn.stack.pop()  # the "Not now" offer (nothing in it to keep)
@@ -94,18 +148,13 @@ class Flow:
         turn.step += 1
         await self.enter(turn)
 
-    async def enter(self, turn: Turn, answer: str | None = None) -> None:
-        """Show the state just entered; run through states that wait for nothing. `answer`
-        (words the person already wrote) answers the first text question reached instead of
-        asking it, after any notes on the way (a first-use note, say)."""
+    async def enter(self, turn: Turn) -> None:
+        """Show the state just entered; run through states that wait for nothing."""
         for _ in range(MAX_AUTO_STEPS):
             frame = turn.top
             if frame is None:
                 return
             state = turn.spec(frame)
-            if answer and state.expect == "text":
-                await self.answer(turn, answer)
-                return
             frame.answers.update(state.record)
             if state.choices_from:
                 await self.actions[state.choices_from](turn, frame)

@@ -77,6 +77,7 @@ def _encode_one(output: Output) -> dict[str, Any]:
             "scale": None if output.scale is None else [output.scale.low, output.scale.high],
             "step": output.step,
             "edits": output.edits,
+            "location": output.location,
         }
     if isinstance(output, Image | Document):
         item = {
@@ -105,6 +106,7 @@ def _decode_one(item: dict[str, Any]) -> Output:
             None if scale is None else Scale(int(scale[0]), int(scale[1])),
             item["step"],
             bool(item.get("edits", False)),  # (replies stored before it existed)
+            location=str(item.get("location", "")),  # (replies stored before it existed)
         )
     if kind == "image":
         return Image(base64.b64decode(item["data"]), item["filename"], item["caption"])

@@ -104,15 +104,32 @@ def parse_scale(text: str, scale: Scale) -> int | None:
 
 
 def match_choice(text: str, options: tuple[Option, ...]) -> str | None:
-    """A choice typed instead of pressed: its number in the list, or its label."""
+    """A choice typed instead of pressed: its number (its place in the list), or its label.
+    A number never picks an option that is not `numbered` (turning off, deleting, going
+    back, ending a safety pause): those are pressed or typed in words."""
     wanted = _plain(text)
     if wanted.isdigit():
         index = int(wanted) - 1
-        return options[index].value if 0 <= index < len(options) else None
+        if 0 <= index < len(options) and options[index].numbered:
+            return options[index].value
+        return None
     for option in options:
         if wanted and (_plain(option.label) == wanted or option.value == wanted):
             return str(option.value)
     return None
+
+
+def is_go_ahead(text: str, words: str) -> bool:
+    """Whether `text` is one of `words` (comma-separated: "ok, yes, next, 👍"), the typed
+    ways of pressing the only button of a step. Emoji count, so 👍 is kept, not dropped."""
+    wanted = _go_ahead(text)
+    return bool(wanted) and wanted in {_go_ahead(w) for w in words.split(",")}
+
+
+def _go_ahead(text: str) -> str:
+    # variation selectors and skin tones off ("👍🏽" is "👍"), case and end punctuation off
+    text = re.sub(r"[\ufe0e\ufe0f\U0001f3fb-\U0001f3ff]", "", text.casefold())
+    return " ".join(text.strip(" .!?,;:").split())
 
 
 def match_alias(text: str, state: StateSpec) -> str | None:

@@ -37,6 +37,7 @@ from bot.engine.parsing import (
     parse_command,
     parse_scale,
 )
+from bot.engine.schema import DialogSpec
 from bot.engine.texts import fill, pick
 from bot.engine.turn import Turn
 
@@ -78,7 +79,7 @@ class Router(Flow):
                 return
             elif is_stop(text):
                 await self._stop(turn)
-            else:
+            elif not await self._after_gap(turn, text):
                 await self._text(turn, text, event.at or turn.now)
         elif isinstance(event, Edited):
             # only the safety screens look at an edit; the dialog never takes it as an answer
@@ -95,6 +96,7 @@ class Router(Flow):
                 hint = turn.text("unsupported_input")
                 habits.correct(turn, hint, hint, turn.now, self.quiet_seconds)
         elif isinstance(event, Reminder):
+            turn.by_person = False  # a reminder is not the person coming back
             handler = self.reminders.get(event.kind)
             if handler is not None:
                 await handler(turn, event)
@@ -145,7 +147,17 @@ class Router(Flow):
         if dialog is None:
             turn.reprompt(turn.text("unknown_command", command=name[:32]))
             return
-        await self.open_dialog(turn, dialog)
+        await self.open_dialog(turn, dialog, args)
+
+    async def take_text(self, turn: Turn, text: str) -> None:
+        """Words written with a command ("/checkin 7"), or first words carried through the
+        consent question, as the answer to the question its dialog just asked; already
+        screened when they came, so only the other features' interceptors (a typed time in
+        the settings) and the dialog read them."""
+        for hook in self.interceptors:
+            if await hook(turn, text):
+                return
+        await self._text(turn, text, turn.now)
 
     async def _stop(self, turn: Turn) -> None:
         if turn.top is None and turn.declined:
@@ -157,13 +169,18 @@ class Router(Flow):
         if turn.top is None:
             turn.say("nothing_to_stop")
             return
+        moment = _about_the_moment(turn)
         kept = await turn.stop_all()
-        turn.say("stopped_saved" if kept else "stopped")
+        if moment is not None:  # "we've stopped the check-in", never "saved as unfinished"
+            turn.say("stopped_now", title=moment.title, command=moment.command or "start")
+        else:
+            turn.say("stopped_saved" if kept else "stopped")
 
     async def _choice(self, turn: Turn, event: ChoiceMade) -> None:
         frame = turn.top
         if frame is None or (event.step is not None and event.step != turn.step):
-            turn.emit(Message(turn.text("step_passed")))
+            if not await self._stale_start(turn, event):
+                turn.emit(Message(turn.text("step_passed")))
             return
         if event.value in habits.OWN_CHOICES:  # the engine's own buttons (examples, long text)
             await habits.chosen(turn, frame, event.value, self.max_text_chars)
@@ -181,6 +198,8 @@ class Router(Flow):
             await self._text_button(turn, frame, event.value)
             return
         if state.expect != "choice" or event.value not in offered:
+            if await self._stale_start(turn, event):
+                return
             log.warning("ignored a choice that the current step does not offer")
             turn.emit(Message(turn.text("step_passed")))
             return
@@ -195,6 +214,41 @@ class Router(Flow):
         greetings = {w.strip().lower() for w in turn.text("greeting_words").split(",")}
         opening = " ".join(words[:2]).lower().strip(string.punctuation)
         return not any(opening == g or opening.startswith(g + " ") for g in greetings if g)
+
+    async def _stale_start(self, turn: Turn, event: ChoiceMade) -> bool:
+        """A button from an earlier message that starts a dialog ("Work with a harsh
+        thought" in an old menu) still does what it says, as its command would: starting a
+        dialog is always safe. Any other old button changes nothing."""
+        if event.value not in self._starting_buttons():
+            return False
+        self.step_aside(turn)
+        await self.open_dialog(turn, event.value)
+        return True
+
+    def _starting_buttons(self) -> set[str]:
+        """Values of buttons that start the dialog of the same name (menu, shortcuts)."""
+        return {
+            choice.value
+            for machine in self.catalog.locales[self.catalog.default].dialogs.values()
+            for state in machine.spec.states.values()
+            for choice in state.choices
+            if choice.start == choice.value
+        }
+
+    async def _after_gap(self, turn: Turn, text: str) -> bool:
+        """Typed after hours away, into a journal dialog left open: not taken as the answer
+        to the old question. Greet, and offer to carry on or start afresh (the
+        `returning` dialog, on top; the old one waits below)."""
+        frame = turn.top
+        last = turn.last_at
+        if frame is None or last is None or turn.now - last < self.gap or not text:
+            return False
+        spec = turn.machine(frame).spec
+        if spec.entry is None or self.catalog.dialog(self.returning) is None:
+            return False
+        params = {"title": spec.title, "thought": str(frame.answers.get("thought") or "")}
+        await turn.start_dialog(self.returning, params)
+        return True
 
     async def _text(self, turn: Turn, text: str, at: datetime) -> None:
         frame = turn.top
@@ -243,7 +297,9 @@ class Router(Flow):
                 habits.remember_answer(turn, frame, state.store, at)
         elif state.expect == "choice":
             value = turn.typed_choice(frame, text)
-            if value is None:
+            if value is None and _names_unnumbered(turn, frame, text):
+                turn.reprompt(turn.text("not_by_number"))
+            elif value is None:
                 hint = _retry(turn, frame) or turn.text("pick_an_option")
                 habits.correct(turn, hint, turn.text("pick_above"), at, self.quiet_seconds)
             else:
@@ -274,6 +330,26 @@ class Router(Flow):
         else:
             # A ready answer beside free text (a feeling word): as if its label were typed.
             await self.answer(turn, button.label)
+
+
+def _about_the_moment(turn: Turn) -> DialogSpec | None:
+    """The recorded dialog about the moment (the check-in) a stop would close, if any."""
+    for frame in reversed(turn.stack):
+        spec = turn.machine(frame).spec
+        if spec.entry is not None:
+            return None if spec.resumable else spec
+    return None
+
+
+def _names_unnumbered(turn: Turn, frame: Frame, text: str) -> bool:
+    """Whether a typed number is the place of a button no number picks ("8" for "Turn it
+    off"), so the person is told to tap it or use words instead."""
+    typed = text.strip().rstrip(".")
+    if not typed.isdigit():
+        return False
+    options = turn.render(frame).options
+    index = int(typed) - 1
+    return 0 <= index < len(options) and not options[index].numbered
 
 
 def _retry(turn: Turn, frame: Frame) -> str | None:

@@ -22,7 +22,9 @@ class ChoiceSpec(_Strict):
     """One button. `next` overrides the state's `next`; `start` leaves for another dialog.
 
     `aliases` are typed answers that count as pressing it ("no", "not really"), compared
-    without case or punctuation.
+    without case or punctuation. `by_number: false` marks a choice that undoes, deletes,
+    turns off, goes back or ends a safety pause: a typed number never picks it (pressed, or
+    typed in words, it still works).
     """
 
     value: str = Field(min_length=1, max_length=32, pattern=r"^[a-z0-9_]+$")
@@ -30,6 +32,7 @@ class ChoiceSpec(_Strict):
     next: str | None = None
     start: str | None = None
     aliases: list[str] = Field(default_factory=list)
+    by_number: bool = True
 
 
 class Condition(_Strict):
@@ -114,6 +117,11 @@ class StateSpec(_Strict):
     choices_from: str | None = None
     # How the stored answer is named when shown back (history, export); optional.
     label: str | None = None
+    # Whether a typed number picks one of the choices (by its place in the list). False
+    # where a number means something else, like an hour at a time question.
+    numbers: bool = True
+    # A text question's "share my location" button (its label), where the adapter has one.
+    location: str | None = None
 
     @field_validator("say", "retry", mode="before")
     @classmethod
@@ -154,6 +162,9 @@ class DialogSpec(_Strict):
     # With `requires_consent`: once the person has said "Not now" to storage, it still runs,
     # keeping nothing (no entry; its answers live only in the running dialog).
     unrecorded: bool = False
+    # False for a dialog about the moment (the check-in): stopped, what it recorded is kept
+    # as it stands and never offered to continue; asked for again, it starts fresh.
+    resumable: bool = True
     params: list[str] = Field(default_factory=list)
     derived: dict[str, Difference] = Field(default_factory=dict)
     # Words for the fixed answers states `record` (required in a dialog kept as an entry).

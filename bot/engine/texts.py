@@ -54,6 +54,9 @@ REQUIRED_MESSAGES = frozenset(
         "command_start",
         "command_help",
         "command_cancel",
+        "go_ahead_words",
+        "stopped_now",
+        "not_by_number",
     }
 )
 

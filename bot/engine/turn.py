@@ -8,6 +8,7 @@ resumes, finishes and stops dialogs, and hands over to the flow to show what com
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime
 from typing import Any, Protocol
@@ -18,7 +19,7 @@ from bot.engine.catalog import Catalog, Locale
 from bot.engine.events import DialogEnded, Message, Option, Output, Pause, Scale, UserRef
 from bot.engine.frame import EARLIER_RUNS, Frame
 from bot.engine.machine import DialogMachine
-from bot.engine.parsing import match_alias, match_choice
+from bot.engine.parsing import is_go_ahead, match_alias, match_choice
 from bot.engine.schema import StateSpec
 from bot.engine.texts import fill, pick
 from storage import repo
@@ -28,6 +29,19 @@ from storage.models import Conversation, User
 
 # The counter (User.counters) that remembers a "Not now" to storage.
 DECLINED = "consent_declined"
+
+
+def state_options(
+    state: StateSpec, values: dict[str, Any], made: Sequence[tuple[str, str]] = ()
+) -> tuple[Option, ...]:
+    """The options a state offers: those made in code (`choices_from`) first, then its own
+    choices, each numbered only if a typed number may pick it."""
+    own = tuple(
+        Option(c.value, fill(c.label, values), state.numbers and c.by_number) for c in state.choices
+    )
+    if not state.choices_from:
+        return own
+    return tuple(Option(v, label, state.numbers) for v, label in made) + own
 
 
 class Moves(Protocol):
@@ -40,7 +54,7 @@ class Moves(Protocol):
     menu: str
     dialog_params: dict[str, dict[str, Any]]
 
-    async def enter(self, turn: Turn, answer: str | None = None) -> None: ...
+    async def enter(self, turn: Turn) -> None: ...
 
     async def carry_on(self, turn: Turn) -> None: ...
 
@@ -48,7 +62,9 @@ class Moves(Protocol):
 
     async def jump(self, turn: Turn, frame: Frame, state: str) -> None: ...
 
-    async def open_dialog(self, turn: Turn, dialog: str, answer: str | None = None) -> None: ...
+    async def open_dialog(self, turn: Turn, dialog: str, text: str = "") -> None: ...
+
+    async def start_with(self, turn: Turn, dialog: str, text: str = "") -> None: ...
 
 
 class Turn:
@@ -80,6 +96,10 @@ class Turn:
         self.paused = {k: Frame.from_json(v) for k, v in state.get("paused", {}).items()}
         # what the engine remembers about how the person writes (bot/engine/habits.py)
         self.notes: dict[str, Any] = dict(state.get("notes", {}))
+        # when the person last did something here (the engine's clock), if known; an event
+        # that is not theirs (a reminder) sets `by_person` False and leaves it as it was
+        self.last_at = _when(state.get("at"))
+        self.by_person = True
         self.step = row.step
         self.locale = locale
         self.now = now
@@ -150,6 +170,7 @@ class Turn:
             "stack": [f.to_json() for f in self.stack],
             "paused": {k: f.to_json() for k, f in self.paused.items()},
             "notes": self.notes,
+            **({"at": self.now.isoformat()} if self.by_person else _at(self.last_at)),
         }
 
     # -- writing -------------------------------------------------------------------------
@@ -195,17 +216,21 @@ class Turn:
         text = hint or fill(
             pick(state.say, run=frame.run, salt=f"{frame.dialog}.{frame.state}"), values
         )
-        options = tuple(Option(c.value, fill(c.label, values)) for c in state.choices)
-        if state.choices_from:
-            options = tuple(Option(v, label) for v, label in frame.options) + options
+        options = state_options(state, values, frame.options)
         scale = Scale(state.scale.low, state.scale.high) if state.expect == "scale" else None
         waiting = state.expect in ("choice", "scale") or bool(options)
-        return Message(text, options, scale, self.step if waiting else None)
+        location = fill(state.location, values) if state.location else ""
+        return Message(text, options, scale, self.step if waiting else None, location=location)
 
     def typed_choice(self, frame: Frame, text: str) -> str | None:
         """The choice of the frame's current state that `text` names: its number in the list,
         its label or value, or one of its aliases; None if it names none."""
-        return match_choice(text, self.render(frame).options) or match_alias(text, self.spec(frame))
+        options = self.render(frame).options
+        found = match_choice(text, options) or match_alias(text, self.spec(frame))
+        single = len(options) == 1 and options[0].numbered
+        if found is None and single and is_go_ahead(text, self.text("go_ahead_words")):
+            return options[0].value  # "ok", "next", "👍" at a step with one button
+        return found
 
     def reprompt(self, hint: str | None = None) -> None:
         """Ask the current question again (state unchanged); nothing if nothing is open."""
@@ -221,12 +246,9 @@ class Turn:
         self.emit(self.render(frame, hint))
         self.prompts += 1
 
-    async def start_dialog(
-        self, name: str, params: dict[str, Any] | None = None, answer: str | None = None
-    ) -> None:
-        """Push a dialog and show its first prompt (onboarding first if consent is needed);
-        `answer` answers the first question that wants words, once reached (words the person
-        wrote before, such as a first message carried through consent)."""
+    async def start_dialog(self, name: str, params: dict[str, Any] | None = None) -> None:
+        """Push a dialog and show its first prompt (onboarding first if consent is needed).
+        Words the person already wrote for it go through `Flow.start_with`."""
         machine = self.engine.catalog.dialog(name, self.locale.code)
         if machine is None:
             raise LookupError(f"dialog {name!r} is not loaded")
@@ -259,7 +281,7 @@ class Turn:
         self.paused.pop(name, None)
         self.stack.append(frame)
         self.step += 1
-        await self.engine.enter(self, answer=answer)
+        await self.engine.enter(self)
 
     async def resume(self, frame: Frame) -> None:
         """Put a paused frame back on top and ask its question again."""
@@ -287,19 +309,38 @@ class Turn:
             self.unit.forget(obj)
 
     async def stop_all(self) -> bool:
-        """Stop every open dialog; recorded ones are kept as unfinished and can be resumed."""
+        """Stop every open dialog; recorded ones are kept as unfinished and can be resumed,
+        except a dialog about the moment (see `_stop_frame`)."""
         kept = False
         while self.stack:
-            frame = self.stack.pop()
-            if frame.entry_id is not None and not frame.answers:
-                # nothing written yet: an empty "unfinished" entry would only clutter history
-                await repo.delete_entry(self.unit, user_id=self._uid, entry_id=frame.entry_id)
-            elif frame.entry_id is not None:
-                await self._record(frame, "stopped")
-                self.paused[frame.dialog] = frame
-                kept = True
-            self.emit(DialogEnded(frame.dialog, completed=False))
+            kept = await self._stop_frame(self.stack.pop()) or kept
         self.step += 1
+        return kept
+
+    async def stop_through(self, frame: Frame) -> bool:
+        """Stop `frame` and whatever runs on top of it (asked for again: it is set aside for
+        a fresh start); whether it is kept to be continued."""
+        kept = False
+        while any(f is frame for f in self.stack):
+            kept = await self._stop_frame(self.stack.pop())
+        self.step += 1
+        return kept
+
+    async def _stop_frame(self, frame: Frame) -> bool:
+        """Close one stopped frame's entry; whether it is kept to be continued. A dialog that
+        is about the moment (`resumable: false`, the check-in) keeps what it recorded as it
+        stands, closed, and is never offered to continue."""
+        kept = False
+        if frame.entry_id is not None and not frame.answers:
+            # nothing written yet: an empty "unfinished" entry would only clutter history
+            await repo.delete_entry(self.unit, user_id=self._uid, entry_id=frame.entry_id)
+        elif frame.entry_id is not None and not self.machine(frame).spec.resumable:
+            await self._record(frame, "finished", finished_at=self.now)
+        elif frame.entry_id is not None:
+            await self._record(frame, "stopped")
+            self.paused[frame.dialog] = frame
+            kept = True
+        self.emit(DialogEnded(frame.dialog, completed=False))
         return kept
 
     async def _record(
@@ -321,3 +362,17 @@ class Turn:
     def _uid(self) -> int:
         assert self.user.id is not None
         return self.user.id
+
+
+def _when(value: Any) -> datetime | None:
+    """A stored ISO time back as a datetime; None if absent or unreadable."""
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        return None
+
+
+def _at(when: datetime | None) -> dict[str, str]:
+    return {} if when is None else {"at": when.isoformat()}

@@ -10,7 +10,7 @@ and changes nothing.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 from typing import Any
 
 from bot.engine.events import Location, Message, Reminder
@@ -20,9 +20,16 @@ from bot.engine.parsing import match_choice
 from bot.engine.turn import Turn
 from bot.reminders import store
 from bot.reminders.parse import parse_days, parse_time
-from bot.reminders.schedule import EVERY_DAY, WEEKDAYS, WEEKENDS, format_hhmm, local_now
+from bot.reminders.schedule import (
+    EVERY_DAY,
+    WEEKDAYS,
+    WEEKENDS,
+    format_hhmm,
+    is_zone,
+    local_now,
+)
 from bot.reminders.texts import ReminderTexts
-from bot.reminders.zones import zone_from_location, zone_from_text
+from bot.reminders.zones import zone_choices, zone_from_location
 from storage import repo
 from storage.models import ReminderSchedule, as_utc
 
@@ -37,8 +44,13 @@ ACTIVE_WINDOW = timedelta(minutes=30)
 TYPED_AT_CHOICE = {
     "target_menu": ("time_text", "parse_time", "time"),
     "pick_days": ("days_text", "parse_days", "days"),
+    "which_half": ("time_text", "parse_time", "time"),
 }
+# Where a zone is picked from several: a typed place or time is read as a new answer.
+ZONE_PICKS = ("pick_zone", "pick_zone_country", "pick_zone_time")
 ZONE_STATES = ("ask_zone", "bad_zone")
+# The overview, where a typed time (or "/reminders 9pm") offers to set a reminder for it.
+OVERVIEW_STATE = "overview"
 TIME_CHOICES = {"t0800": "08:00", "t1200": "12:00", "t1800": "18:00", "t2000": "20:00",
                 "t2100": "21:00", "t2200": "22:00"}  # fmt: skip
 DAY_CHOICES = {"every": EVERY_DAY, "weekdays": WEEKDAYS, "weekends": WEEKENDS}
@@ -55,6 +67,8 @@ ACTION_NAMES = frozenset(
         "reminders_keep_zone",
         "reminders_target_off",
         "reminders_parse_zone",
+        "reminders_zone_choices",
+        "reminders_pick_zone",
         "reminders_pause_day",
         "reminders_pause_week",
         "reminders_resume",
@@ -86,6 +100,17 @@ class ReminderTalk:
     def zone_words(self, turn: Turn, name: str) -> str:
         now = local_now(turn.now, name)
         return self.t(turn, "zone_words", zone=display_zone(name), time=format_hhmm(now.time()))
+
+    def until_words(self, turn: Turn, moment: datetime) -> str:
+        """A moment on the person's clock with its date: "Tue 8 Dec, 21:00"."""
+        when = local_now(moment, self.zone_of(turn))
+        return self.t(
+            turn,
+            "until_words",
+            day=self.t(turn, f"day_{when.weekday()}"),
+            date=when.strftime(self.t(turn, "date_format")),
+            time=format_hhmm(when.time()),
+        )
 
     def days_words(self, turn: Turn, mask: int) -> str:
         named = {EVERY_DAY: "days_every", WEEKDAYS: "days_weekdays", WEEKENDS: "days_weekends"}
@@ -131,13 +156,12 @@ class ReminderTalk:
                 )
         summary = "\n".join(lines) if lines else self.t(turn, "nothing_set")
         if paused_until is not None:
-            when = local_now(paused_until, self.zone_of(turn))
-            words = f"{self.t(turn, f'day_{when.weekday()}')} {format_hhmm(when.time())}"
-            summary += "\n\n" + self.t(turn, "paused", when=words)
+            summary += "\n\n" + self.t(turn, "paused", when=self.until_words(turn, paused_until))
         frame.params["summary"] = summary
         frame.params["zone_words"] = self.zone_words(turn, self.zone_of(turn))
         for key in ("time_text", "days_text", "zone_text"):
             frame.answers.pop(key, None)
+        frame.params["offering"] = "no"
 
     async def _target(self, turn: Turn, frame: Frame, kind: str, slot: int) -> None:
         frame.params["target_kind"] = kind
@@ -163,9 +187,18 @@ class ReminderTalk:
     async def parse_time_action(self, turn: Turn, frame: Frame) -> None:
         typed = frame.answers.pop("time_text", None)
         chosen = frame.answers.get("time_choice")
+        hour = bare_hour(str(typed)) if typed is not None else None
+        if hour is not None:  # "8": in the morning or the evening? (which_half asks)
+            frame.params["hour"] = str(hour)
+            frame.params["hour_am"] = format_hhmm(time(hour % 12, 0))
+            frame.params["hour_pm"] = format_hhmm(time(hour % 12 + 12, 0))
+            frame.params["time_ok"] = "hour"
+            return
         if typed is not None:
             parsed = parse_time(str(typed))
             value = format_hhmm(parsed) if parsed else None
+        elif chosen in ("am", "pm"):  # the answer to "8 in the morning or the evening?"
+            value = str(frame.params.get(f"hour_{chosen}") or "") or None
         else:
             value = TIME_CHOICES.get(str(chosen))
         frame.params["time_ok"] = "yes" if value else "no"
@@ -214,12 +247,45 @@ class ReminderTalk:
         )
 
     async def parse_zone(self, turn: Turn, frame: Frame) -> None:
+        """One zone is kept at once; several (a country with several clocks, an abbreviation
+        regions share, a time on their clock) are offered: `zone_ok` is "choose_<why>"."""
         typed = str(frame.answers.pop("zone_text", ""))
-        found = zone_from_text(typed, turn.now)
-        frame.params["zone_ok"] = "yes" if found else "no"
-        if found:
-            await store.set_timezone(turn.session, user=turn.user, timezone=found, now=turn.now)
-            frame.params["zone_words"] = self.zone_words(turn, found)
+        found = zone_choices(typed, turn.now)
+        if found.why == "none":
+            frame.params["zone_ok"] = "no"
+        elif found.why == "one":
+            await self._set_zone(turn, frame, found.zones[0])
+        else:
+            frame.params["zone_ok"] = f"choose_{found.why}"
+            frame.params["zone_options"] = list(found.zones)
+            frame.params["zone_typed"] = found.place or typed.strip()[:40]
+
+    async def _set_zone(self, turn: Turn, frame: Frame, name: str) -> None:
+        await store.set_timezone(turn.session, user=turn.user, timezone=name, now=turn.now)
+        frame.params["zone_ok"] = "yes"
+        frame.params["zone_words"] = self.zone_words(turn, name)
+
+    async def zone_options(self, turn: Turn, frame: Frame) -> None:
+        """The zones found, as buttons: each place with the time there now."""
+        options = []
+        for index, name in enumerate(frame.params.get("zone_options", [])):
+            if not is_zone(str(name)):
+                continue
+            now = local_now(turn.now, str(name))
+            label = self.t(
+                turn, "zone_choice", zone=place_name(str(name)), time=format_hhmm(now.time())
+            )
+            options.append((f"z{index}", label))
+        frame.options = options
+
+    async def pick_zone(self, turn: Turn, frame: Frame) -> None:
+        picked = str(frame.answers.pop("zone_pick", ""))
+        zones = [str(z) for z in frame.params.pop("zone_options", [])]
+        index = int(picked[1:]) if picked[:1] == "z" and picked[1:].isdigit() else -1
+        if 0 <= index < len(zones) and is_zone(zones[index]):
+            await self._set_zone(turn, frame, zones[index])
+        else:
+            frame.params["zone_ok"] = "no"
 
     async def _pause(self, turn: Turn, frame: Frame, days: int | None) -> None:
         """Pause (or resume) every reminder; `any_on` tells the dialog whether one is on at
@@ -227,6 +293,8 @@ class ReminderTalk:
         until = turn.now + timedelta(days=days) if days else None
         on = await store.pause_all(turn.session, user_id=_uid(turn), until=until, now=turn.now)
         frame.params["any_on"] = "yes" if on else "no"
+        if until is not None:
+            frame.params["until"] = self.until_words(turn, until)
 
     async def pause_day(self, turn: Turn, frame: Frame) -> None:
         await self._pause(turn, frame, 1)
@@ -312,19 +380,44 @@ class ReminderTalk:
         turn.reprompt()
 
     async def typed_answer(self, turn: Turn, text: str) -> bool:
-        """A time or days typed where buttons are offered in the settings dialog."""
+        """A time or days typed where buttons are offered in the settings dialog; a bare
+        number at a time question is an hour; a time typed at the overview is an offer."""
         frame = turn.top
         if frame is None or frame.dialog != SETTINGS_DIALOG:
             return False
+        if frame.state == OVERVIEW_STATE and await self._typed_time(turn, frame, text):
+            return True
+        if frame.state in ZONE_PICKS:
+            if match_choice(text, turn.render(frame).options) is not None:
+                return False
+            if zone_choices(text, turn.now).why == "none":
+                return False  # the engine asks to pick an option; nothing changes
+            frame.answers["zone_text"] = text
+            await turn.engine.jump(turn, frame, "parse_zone")
+            return True
         spec = TYPED_AT_CHOICE.get(frame.state)
         if spec is None or match_choice(text, turn.render(frame).options) is not None:
             return False
         store_as, parse_state, kind = spec
-        readable = parse_time(text) if kind == "time" else parse_days(text)
+        if kind == "time":  # a bare hour ("8") too: parse_time asks morning or evening
+            readable: object = parse_time(text) or bare_hour(text)
+        else:
+            readable = parse_days(text)
         if readable is None:
             return False  # the engine asks to pick an option; nothing changes
         frame.answers[store_as] = text
         await turn.engine.jump(turn, frame, parse_state)
+        return True
+
+    async def _typed_time(self, turn: Turn, frame: Frame, text: str) -> bool:
+        """At the overview, a time typed ("9pm", or "/reminders 9pm") offers the evening
+        reflection (or a ping) at that time. A bare number there is its button's place."""
+        if parse_time(text) is None:
+            return False
+        await self.target_reflection(turn, frame)
+        frame.params["offering"] = "yes"
+        frame.answers["time_text"] = text
+        await turn.engine.jump(turn, frame, "parse_time")
         return True
 
     def actions(self) -> dict[str, Action]:
@@ -339,6 +432,8 @@ class ReminderTalk:
             "reminders_keep_zone": self.keep_zone,
             "reminders_target_off": self.target_off,
             "reminders_parse_zone": self.parse_zone,
+            "reminders_zone_choices": self.zone_options,
+            "reminders_pick_zone": self.pick_zone,
             "reminders_pause_day": self.pause_day,
             "reminders_pause_week": self.pause_week,
             "reminders_resume": self.resume,
@@ -369,9 +464,26 @@ def reminders_feature(*, texts: ReminderTexts, default_timezone: str) -> Feature
     )
 
 
+def bare_hour(text: str) -> int | None:
+    """An hour typed alone, 1 to 12 ("8", "8.", "at 8"): morning or evening is not said."""
+    words = text.casefold().strip().rstrip(".!?").split()
+    if words and words[0] in ("at", "around", "about"):
+        words = words[1:]
+    if len(words) != 1 or not words[0].isdigit():
+        return None
+    hour = int(words[0])
+    return hour if 1 <= hour <= 12 else None
+
+
 def _uid(turn: Turn) -> int:
     assert turn.user.id is not None
     return turn.user.id
+
+
+def place_name(name: str) -> str:
+    """The place a zone is named after, as words: "America/New_York" → "New York"."""
+    shown = display_zone(name)
+    return shown.rsplit("/", 1)[-1].replace("_", " ") if "/" in shown else shown
 
 
 def display_zone(name: str) -> str:

@@ -34,6 +34,9 @@ REQUIRED = frozenset(
         "zone_set_from_location",
         "zone_not_found_from_location",
         "checkin_fallback",
+        "zone_choice",
+        "until_words",
+        "date_format",
         *(f"day_{i}" for i in range(7)),
     }
 )

@@ -1,18 +1,26 @@
 """Finding a person's IANA timezone from what they tell us.
 
-Three ways, all offline: a typed city, country or zone name matched against the IANA database
-shipped with Python/tzdata ("Berlin" → Europe/Berlin, "new york" → America/New_York); the
-local time they see right now (the UTC offset is derived and a zone with that offset today is
-picked); or a shared location (latitude/longitude → zone with tzfpy; never stored).
+Three ways, all offline: a typed city, country, abbreviation or zone name matched against
+the IANA database shipped with Python/tzdata ("Berlin" → Europe/Berlin, "new york" →
+America/New_York, "EST" → America/New_York, the region's zone with its summer time, not a
+fixed offset); the local time they see right now (the UTC offset is derived); or a shared
+location (latitude/longitude → zone with tzfpy; never stored).
+
+Where the answer is not one zone, `zone_choices` says so and lists the candidates, for the
+person to pick: a country with several clocks ("USA", "Australia"), an abbreviation several
+regions use ("IST": India, Ireland or Israel), or a time on their clock (every big region
+showing 9:15 pm right now). `zone_from_text` keeps the old single answer (the first).
 """
 
 from __future__ import annotations
 
 import re
 import unicodedata
+from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from functools import cache
 from importlib import resources
+from typing import Any
 from zoneinfo import available_timezones
 
 from bot.reminders.parse import parse_time
@@ -94,16 +102,101 @@ ALIASES = {
     "zulu": "UTC",
 }
 
+# Time-zone abbreviations people type, to the regions' zones (with their summer time); where
+# several regions use one, each is offered, the most populous first.
+ABBREVIATIONS: dict[str, tuple[str, ...]] = {
+    "est": ("America/New_York",),
+    "edt": ("America/New_York",),
+    "eastern": ("America/New_York",),
+    "eastern time": ("America/New_York",),
+    "cst": ("America/Chicago", "Asia/Shanghai"),
+    "cdt": ("America/Chicago",),
+    "central": ("America/Chicago",),
+    "central time": ("America/Chicago",),
+    "mst": ("America/Denver", "America/Phoenix"),
+    "mdt": ("America/Denver",),
+    "mountain": ("America/Denver",),
+    "mountain time": ("America/Denver",),
+    "pst": ("America/Los_Angeles", "Asia/Manila"),
+    "pdt": ("America/Los_Angeles",),
+    "pacific": ("America/Los_Angeles",),
+    "pacific time": ("America/Los_Angeles",),
+    "akst": ("America/Anchorage",),
+    "akdt": ("America/Anchorage",),
+    "hst": ("Pacific/Honolulu",),
+    "ast": ("America/Halifax", "Asia/Riyadh"),
+    "adt": ("America/Halifax",),
+    "nst": ("America/St_Johns",),
+    "ndt": ("America/St_Johns",),
+    "gmt": ("Europe/London", "UTC"),
+    "bst": ("Europe/London",),
+    "ist": ("Asia/Kolkata", "Europe/Dublin", "Asia/Jerusalem"),
+    "wet": ("Europe/Lisbon",),
+    "west": ("Europe/Lisbon",),
+    "cet": ("Europe/Berlin",),
+    "cest": ("Europe/Berlin",),
+    "eet": ("Europe/Athens",),
+    "eest": ("Europe/Athens",),
+    "msk": ("Europe/Moscow",),
+    "sast": ("Africa/Johannesburg",),
+    "cat": ("Africa/Maputo",),
+    "eat": ("Africa/Nairobi",),
+    "wat": ("Africa/Lagos",),
+    "pkt": ("Asia/Karachi",),
+    "npt": ("Asia/Kathmandu",),
+    "ict": ("Asia/Bangkok",),
+    "wib": ("Asia/Jakarta",),
+    "sgt": ("Asia/Singapore",),
+    "hkt": ("Asia/Hong_Kong",),
+    "pht": ("Asia/Manila",),
+    "jst": ("Asia/Tokyo",),
+    "kst": ("Asia/Seoul",),
+    "awst": ("Australia/Perth",),
+    "acst": ("Australia/Adelaide", "Australia/Darwin"),
+    "acdt": ("Australia/Adelaide",),
+    "aest": ("Australia/Sydney", "Australia/Brisbane"),
+    "aedt": ("Australia/Sydney",),
+    "nzst": ("Pacific/Auckland",),
+    "nzdt": ("Pacific/Auckland",),
+    "brt": ("America/Sao_Paulo",),
+    "art": ("America/Argentina/Buenos_Aires",),
+}
+
+# Other names of countries with several clocks (iso3166.tab has "United States", "Russia"…).
+COUNTRY_ALIASES = {
+    "usa": "US",
+    "us": "US",
+    "u s": "US",
+    "u s a": "US",
+    "america": "US",
+    "the us": "US",
+    "the usa": "US",
+    "the states": "US",
+    "united states of america": "US",
+    "the united states": "US",
+    "russian federation": "RU",
+    "brasil": "BR",
+    "oz": "AU",
+}
+MAX_CHOICES = 10  # a country's clocks offered at most (Russia has eleven)
+MAX_TIME_CHOICES = 5  # regions offered for a time on their clock
+
 # When only an offset is known, these are preferred (roughly by how many people live there).
 PREFERRED = (
     "Asia/Kolkata",
     "Asia/Shanghai",
     "America/New_York",
+    "America/Toronto",
     "America/Chicago",
+    "America/Winnipeg",
     "America/Denver",
+    "America/Edmonton",
     "America/Los_Angeles",
+    "America/Vancouver",
     "Europe/London",
+    "Europe/Lisbon",
     "Europe/Berlin",
+    "Europe/Madrid",
     "Africa/Lagos",
     "Africa/Cairo",
     "Africa/Nairobi",
@@ -131,12 +224,12 @@ PREFERRED = (
     "Asia/Yangon",
     "Asia/Jakarta",
     "Asia/Tokyo",
-    "Australia/Perth",
-    "Australia/Eucla",
-    "Australia/Adelaide",
-    "Australia/Darwin",
     "Australia/Sydney",
     "Australia/Brisbane",
+    "Australia/Perth",
+    "Australia/Adelaide",
+    "Australia/Darwin",
+    "Australia/Eucla",
     "Australia/Lord_Howe",
     "Pacific/Noumea",
     "Pacific/Auckland",
@@ -202,6 +295,65 @@ def _index() -> dict[str, str]:
     for name in sorted(available_timezones()):  # legacy names last ("US/Eastern")
         add(name)
     return index
+
+
+def _probes() -> list[datetime]:
+    year = datetime.now(UTC).year
+    return [datetime(year, 1, 15, tzinfo=UTC), datetime(year, 7, 15, tzinfo=UTC)]
+
+
+@cache
+def country_names() -> dict[str, str]:
+    """Normalized country name (or alias) → the country's name as iso3166.tab spells it."""
+    names = {row[0]: row[1] for row in _read_tab("iso3166.tab") if len(row) >= 2}
+    found = {_key(name): name for name in names.values()}
+    found.update(
+        {_key(alias): names[code] for alias, code in COUNTRY_ALIASES.items() if code in names}
+    )
+    return found
+
+
+@cache
+def country_clocks() -> dict[str, tuple[str, ...]]:
+    """Normalized country name → one zone per distinct clock, for countries with several
+    (a preferred big city where there is one, else zone.tab's first): "australia" →
+    Perth, Darwin, Adelaide, Brisbane, Sydney, ... Countries with one clock are in `_index`."""
+    per_country: dict[str, list[str]] = {}
+    for row in _read_tab("zone.tab"):
+        if len(row) >= 3 and is_zone(row[2]):
+            per_country.setdefault(row[0], []).append(row[2])
+    names = {row[0]: row[1] for row in _read_tab("iso3166.tab") if len(row) >= 2}
+    probes = _probes()
+    rank = {name: i for i, name in enumerate(PREFERRED)}
+    clocks: dict[str, tuple[str, ...]] = {}
+    by_code: dict[str, tuple[str, ...]] = {}
+    for code, zones in per_country.items():
+        groups: dict[tuple[Any, ...], list[str]] = {}
+        for z in zones:
+            groups.setdefault(tuple(p.astimezone(zone(z)).utcoffset() for p in probes), []).append(
+                z
+            )
+        if len(groups) < 2:
+            continue
+        chosen = [
+            min(g, key=lambda z: (rank.get(z, len(rank)), zones.index(z))) for g in groups.values()
+        ]
+        # the most populous first (PREFERRED's order), then west to east
+        chosen.sort(
+            key=lambda z: (
+                rank.get(z, len(rank)),
+                tuple(p.astimezone(zone(z)).utcoffset() for p in probes),
+            )
+        )
+        by_code[code] = tuple(chosen)
+        if code in names:
+            for country in re.split(r" & |\(|\)", names[code]):
+                if country.strip():
+                    clocks[_key(country)] = by_code[code]
+    for alias, code in COUNTRY_ALIASES.items():
+        if code in by_code:
+            clocks[_key(alias)] = by_code[code]
+    return clocks
 
 
 @cache
@@ -292,3 +444,58 @@ def zone_from_location(latitude: float, longitude: float) -> str | None:
 
     name: str = get_tz(longitude, latitude)
     return name if name and is_zone(name) else None
+
+
+@dataclass(frozen=True, slots=True)
+class ZoneChoice:
+    """What a typed answer says about the zone: `why` is "one" (found), "abbreviation",
+    "country" or "time" (several `zones`, to pick from), or "none"."""
+
+    why: str
+    zones: tuple[str, ...] = ()
+    place: str = ""  # a country's name, as the zone database spells it ("United States")
+
+
+def zones_showing(local: time, now: datetime) -> tuple[str, ...]:
+    """Big regions whose clocks show `local` at `now` (to the quarter hour), most populous
+    first: near midnight a time can be today in one place and yesterday in another."""
+    utc = now.astimezone(UTC)
+    diff = (local.hour * 60 + local.minute) - (utc.hour * 60 + utc.minute)
+    diff = round(diff / 15) * 15 % 1440
+    found: list[str] = []
+    for minutes in (diff, diff - 1440):
+        if not -12 * 60 <= minutes <= 14 * 60:
+            continue
+        wanted = timedelta(minutes=minutes)
+        found += [
+            name
+            for name in PREFERRED
+            if is_zone(name) and now.astimezone(zone(name)).utcoffset() == wanted
+        ][:MAX_TIME_CHOICES]
+        if not any(now.astimezone(zone(n)).utcoffset() == wanted for n in found):
+            fallback = zone_for_offset(minutes, now)
+            if fallback:
+                found.append(fallback)
+    return tuple(found)
+
+
+def zone_choices(text: str, now: datetime) -> ZoneChoice:
+    """Whatever a person typed, as one zone or the zones to offer (see `ZoneChoice`)."""
+    cleaned = text.strip().strip(".!?")
+    key = _key(cleaned)
+    abbreviation = ABBREVIATIONS.get(key) or ABBREVIATIONS.get(key.removesuffix(" time"))
+    if abbreviation:
+        return ZoneChoice("one" if len(abbreviation) == 1 else "abbreviation", abbreviation)
+    clocks = country_clocks().get(key)
+    if clocks:  # before zone names: "Portugal" is also an old name of Lisbon's zone
+        return ZoneChoice("country", clocks[:MAX_CHOICES], country_names().get(key, cleaned))
+    exact = _exact().get(cleaned.casefold())
+    if exact:
+        return ZoneChoice("one", (exact,))
+    found = zone_from_text(cleaned, now)
+    local = parse_time(cleaned)
+    if local is not None and found is not None and match_zone_name(cleaned) is None:
+        showing = zones_showing(local, now)
+        if len(showing) > 1:
+            return ZoneChoice("time", showing)
+    return ZoneChoice("one", (found,)) if found else ZoneChoice("none")

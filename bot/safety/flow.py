@@ -457,7 +457,7 @@ def safety_feature(safety: Safety, catalog: Catalog, *, checkin_params: dict[str
     async def after_country(turn: Turn, frame: Frame) -> None:
         """The onboarding country question is done: where the person was headed, or the menu."""
         then = str(frame.params.get("then") or turn.engine.menu)
-        await turn.engine.open_dialog(turn, then, answer=carried(frame))
+        await turn.engine.open_dialog(turn, then, carried(frame))
 
     def _refresh_contacts(turn: Turn) -> None:
         """An open crisis pause shows the person's current country from now on."""

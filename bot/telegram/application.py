@@ -61,6 +61,36 @@ TgApplication = Application[
 _TOKEN = re.compile(r"^\d{1,20}:[A-Za-z0-9_-]{30,}$")
 _SECRET = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
 CORE_COMMANDS = ("start", "help", "cancel")
+# The command menu's order: what helps in a hard moment first (a reframe, a check-in, crisis
+# contacts), the rest after, and deleting everything last. A command not named here goes
+# between the two lists. /help (messages.yaml) lists them in this order too (a test checks).
+MENU_FIRST = (
+    "reframe",
+    "checkin",
+    "sos",
+    "breathe",
+    "grounding",
+    "reflect",
+    "safetyplan",
+    "reminders",
+    "history",
+    "progress",
+    "export",
+    "country",
+    "settings",
+)
+MENU_LAST = ("help", "start", "cancel", "forget")
+
+
+def menu_position(command: str) -> int:
+    """Where a command sits in the menu (see MENU_FIRST and MENU_LAST)."""
+    if command in MENU_FIRST:
+        return MENU_FIRST.index(command)
+    if command in MENU_LAST:
+        return len(MENU_FIRST) + 1 + MENU_LAST.index(command)
+    return len(MENU_FIRST)
+
+
 REPLIES = "kindbot.replies"  # bot_data key: the handlers' ReplySender
 
 
@@ -139,8 +169,9 @@ def sender_of(application: TgApplication) -> ReplySender:
 
 
 def bot_commands(catalog: Catalog, locale: str, code: Iterable[str] = ()) -> list[BotCommand]:
-    """The command menu in the locale's words: /start, dialog commands (their `description`),
-    commands answered by code (their `command_<name>` message), /help and /cancel."""
+    """The command menu in the locale's words: dialog commands (their `description`),
+    commands answered by code (their `command_<name>` message), /start, /help and /cancel,
+    in `menu_position` order."""
     texts = catalog.locale(locale)
     commands = [BotCommand("start", texts.message("command_start"))]
     for command, dialog in catalog.command_dialogs(locale).items():
@@ -159,7 +190,8 @@ def bot_commands(catalog: Catalog, locale: str, code: Iterable[str] = ()) -> lis
         commands.append(BotCommand(command, texts.message(key)[:256]))
     commands.append(BotCommand("help", texts.message("command_help")))
     commands.append(BotCommand("cancel", texts.message("command_cancel")))
-    return commands
+    # stable: commands at the same position keep the catalog's order
+    return sorted(commands, key=lambda c: menu_position(c.command))
 
 
 async def register_commands(bot: Bot, catalog: Catalog, code: Iterable[str] = ()) -> None:

@@ -48,7 +48,8 @@ CALLBACK_LIMIT = 64  # bytes, Telegram's limit for callback_data
 NO_STEP = "-"
 _CALLBACK = re.compile(r"^(\d{1,12}|-):([a-z0-9_]{1,32})$")
 NO_PREVIEW = {"is_disabled": True}  # LinkPreviewOptions, as JSON
-Markup = dict[str, list[list[dict[str, str]]]]  # InlineKeyboardMarkup, as JSON
+Markup = dict[str, Any]  # InlineKeyboardMarkup, ReplyKeyboardMarkup or its removal, as JSON
+REMOVE_KEYBOARD: Markup = {"remove_keyboard": True}
 # do_api_request asks, for endpoints PTB has a method for, to use that method instead; for the
 # ones below we mean not to (see the module docstring).
 LEAN = ("sendMessage", "editMessageText", "editMessageReplyMarkup")
@@ -81,7 +82,9 @@ def button(text: str, step: int | None, value: str | int) -> dict[str, str]:
 
 
 def keyboard(message: Message) -> Markup | None:
-    """Buttons for a message's options (one per row) or its scale (two compact rows)."""
+    """Buttons for a message's options (one per row) or its scale (two compact rows); for a
+    text question that asks for a location, Telegram's own "share location" button (a
+    one-time reply keyboard: typing an answer instead still works)."""
     if message.options:
         rows = [[button(o.label, message.step, o.value)] for o in message.options]
         return {"inline_keyboard": rows}
@@ -91,6 +94,12 @@ def keyboard(message: Message) -> Markup | None:
         buttons = [button(str(n), message.step, n) for n in numbers]
         rows = [buttons[:half], buttons[half:]] if half < len(buttons) else [buttons]
         return {"inline_keyboard": rows}
+    if message.location:
+        return {
+            "keyboard": [[{"text": message.location, "request_location": True}]],
+            "one_time_keyboard": True,
+            "resize_keyboard": True,
+        }
     return None
 
 
@@ -164,6 +173,16 @@ class Renderer:
         self.bot = bot
         self.delivery = delivery
         self.sleep = sleep
+        # chat id -> the last message sent there with a keyboard, so that the keyboard can be
+        # taken off when its step is stopped (/cancel, "stop"). Kept in this process only:
+        # after a restart, or on another worker, the old keyboard just stays, and its buttons
+        # answer "that step has passed" (or start their dialog), so losing this is harmless.
+        self.keyboards: dict[int, int] = {}
+        # chats whose location button may still show: the next message without buttons
+        # there takes it away. Kept in this process only: after a restart the button just
+        # stays until used (sharing a location later sets the timezone too), so losing
+        # this is harmless.
+        self.location_asked: set[int] = set()
 
     async def show(
         self, chat_id: int, outputs: Sequence[Output], shown: Shown | None = None
@@ -181,8 +200,8 @@ class Renderer:
             elif isinstance(output, Image | Document):
                 shown.message_id = None
                 await self.file(chat_id, output)
-            elif isinstance(output, DialogEnded):
-                pass
+            elif isinstance(output, DialogEnded) and not output.completed:
+                await self.drop_keyboard(chat_id)
 
     async def pause(self, seconds: float, shown: Shown) -> None:
         """Wait `seconds`, or less if the reply is told to hurry meanwhile. Only this chat's
@@ -209,14 +228,35 @@ class Renderer:
                     return
         elif message.edits and shown.hurry and markup is None:
             return  # nothing to change in place any more (a restart): only questions go out
+        if markup is not None and "keyboard" in markup:
+            self.location_asked.add(chat_id)
+        elif markup is None and chat_id in self.location_asked:
+            self.location_asked.discard(chat_id)
+            markup = REMOVE_KEYBOARD
         pieces = split_text(message.text)
         for index, piece in enumerate(pieces):
             last = index == len(pieces) - 1
             shown.message_id = await self.text(chat_id, piece, markup if last else None)
 
     async def text(self, chat_id: int, text: str, markup: Markup | None = None) -> int | None:
-        """Send `text`; the id Telegram gave the message, if it said."""
-        return await self.delivery.send(chat_id, send_text, self.bot, chat_id, text, markup)
+        """Send `text`; the id Telegram gave the message, if it said. A message with a
+        keyboard is remembered, so `drop_keyboard` can take it off when its step is stopped."""
+        sent = await self.delivery.send(chat_id, send_text, self.bot, chat_id, text, markup)
+        if markup is not None and "inline_keyboard" in markup and sent is not None:
+            self.keyboards[chat_id] = sent  # (a reply keyboard, the location's, is not edited)
+        return sent
+
+    async def drop_keyboard(self, chat_id: int) -> None:
+        """Take the keyboard off the last message that had one here: its step was stopped.
+        Telegram refusing (the message is too old, or already has none) changes nothing."""
+        message_id = self.keyboards.pop(chat_id, None)
+        if message_id is None:
+            return
+        where = {"chat_id": chat_id, "message_id": message_id}
+        try:
+            await self.delivery.send(chat_id, lean, self.bot, "editMessageReplyMarkup", where)
+        except BadRequest as exc:
+            log.info("an old keyboard could not be taken off (%s)", type(exc).__name__)
 
     async def typing(self, chat_id: int) -> None:
         await self.delivery.call(
@@ -255,6 +295,8 @@ class Renderer:
         label = _label_of(query)
         text = message.text
         where = {"chat_id": message.chat.id, "message_id": message.message_id}
+        if self.keyboards.get(message.chat.id) == message.message_id:
+            del self.keyboards[message.chat.id]  # its keyboard comes off here
         if text and label and _units(text) + _units(label) + 4 <= TEXT_LIMIT:
             marked = f"{escape(text)}\n\n→ <b>{escape(label)}</b>"
             await self.delivery.send(

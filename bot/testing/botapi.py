@@ -41,6 +41,8 @@ class Dropped(Exception):
 class Call:
     method: str
     params: dict[str, Any]
+    # the id of the message it sent (sendMessage and the like), once answered
+    message_id: int | None = None
 
     @property
     def text(self) -> str:
@@ -80,6 +82,16 @@ def _decode(value: Any) -> Any:
         return json.loads(value)
     except ValueError:
         return value
+
+
+# The failures `BotAPI.fail` can queue that are a plain error answer: (status, description).
+ERRORS = {
+    "forbidden": (403, "Forbidden: bot was blocked by the user"),
+    "unauthorized": (401, "Unauthorized"),
+    "bad_request": (400, "Bad Request: nope"),
+    "chat_not_found": (400, "Bad Request: chat not found"),
+    "server": (502, "Bad Gateway"),
+}
 
 
 @dataclass
@@ -149,9 +161,10 @@ class BotAPI:
         )
         if method == "getUpdates" and failure is None:
             return 200, {"ok": True, "result": self._get_updates(params)}
+        call = Call(method, params)
         if method != "getUpdates":
             with self._lock:
-                self.calls.append(Call(method, params))
+                self.calls.append(call)
         if failure == "network":
             raise Dropped(method)
         if failure is not None and failure.startswith("retry_after"):
@@ -162,25 +175,13 @@ class BotAPI:
                 "description": f"Too Many Requests: retry after {seconds}",
                 "parameters": {"retry_after": seconds},
             }
-        if failure == "chat_not_found":
-            return 400, {
-                "ok": False,
-                "error_code": 400,
-                "description": "Bad Request: chat not found",
-            }
-        if failure == "server":
-            return 502, {"ok": False, "error_code": 502, "description": "Bad Gateway"}
-        if failure == "forbidden":
-            return 403, {
-                "ok": False,
-                "error_code": 403,
-                "description": "Forbidden: bot was blocked by the user",
-            }
-        if failure == "unauthorized":
-            return 401, {"ok": False, "error_code": 401, "description": "Unauthorized"}
-        if failure == "bad_request":
-            return 400, {"ok": False, "error_code": 400, "description": "Bad Request: nope"}
-        return 200, {"ok": True, "result": self._result(method, params)}
+        if failure in ERRORS:
+            code, description = ERRORS[failure]
+            return code, {"ok": False, "error_code": code, "description": description}
+        result = self._result(method, params)
+        if isinstance(result, dict):
+            call.message_id = result.get("message_id")
+        return 200, {"ok": True, "result": result}
 
     def _result(self, method: str, params: dict[str, Any]) -> Any:
         if method == "getMe":

@@ -151,8 +151,7 @@ async def test_thresholds_come_from_settings(tmp_path: Path, clock: Clock) -> No
             "Noticing my senses (5-4-3-2-1)",
         ]
         await say(app, ref, "/cancel")
-        out = await say(app, ref, "/checkin")
-        await press(app, ref, out, "Start fresh")
+        await say(app, ref, "/checkin")  # a check-in always starts fresh (issue 12, item 9)
         out = await say(app, ref, "2")
         assert any("self-compassion" in t for t in texts(out))
 
@@ -200,7 +199,8 @@ def test_terminal_chat_shows_the_helpline_in_the_first_reply(tmp_path: Path) -> 
     }
     env.pop("DATABASE_URL", None)
     env.pop("ENCRYPTION_KEY", None)
-    script = "/start\n1\n/reframe\nI never get anything right\ni want to kms\n5\n"
+    # "I'm safe" in words: a typed number never ends the pause (issue 12, item 3)
+    script = "/start\n1\n/reframe\nI never get anything right\ni want to kms\nI'm safe\n"
     done = subprocess.run(
         [sys.executable, "-m", "bot.cli", "chat", "--user", "pipe"],
         input=script,

@@ -120,8 +120,15 @@ async def test_commands_are_registered_from_the_catalog(app: App) -> None:
         (call,) = h.api.sent("setMyCommands")
         commands = {c["command"]: c["description"] for c in call.params["commands"]}
         names = list(commands)
-        assert names[0] == "start"
-        assert names[-2:] == ["help", "cancel"]
+        # what helps in a hard moment first, deleting everything last
+        assert names[:3] == ["reframe", "checkin", "sos"]
+        assert names[-1] == "forget"
+        # /help lists the same commands in the same order
+        help_text = app.catalog.locale("en").message("help")
+        listed = [line.split(" ")[0][1:] for line in help_text.splitlines() if line[:1] == "/"]
+        assert listed == [n for n in names if n != "settings"]  # /settings: with /reminders
+        # one voice: the bot is "I", never "kindbot", and each line starts with a capital
+        assert all("kindbot" not in d and d[:1].isupper() for d in commands.values())
         assert set(app.catalog.command_dialogs()) <= set(names)
         assert set(app.engine.commands) <= set(names)
         reframe = app.catalog.dialog("reframe")

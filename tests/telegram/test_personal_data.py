@@ -98,4 +98,5 @@ async def test_export_document_holds_the_persons_entries(app: App) -> None:
         stored = await entries(app, ZOE)
         assert stored[0]["thought"] == "Everyone is better than me"
         photo = await h.say(ZOE, "/progress")
-        assert not [c for c in photo if c.method == "sendPhoto"]  # one practice: a kind note
+        [chart] = [c for c in photo if c.method == "sendPhoto"]  # one practice: its first chart
+        assert "Your first practice" in str(chart.params.get("caption"))

@@ -1,0 +1,132 @@
+"""A typed number never picks a button that turns something off, deletes, goes back or ends
+the safety pause, in any state of any shipped dialog (issue 12, item 3).
+
+The test walks every state that offers choices and types every number at it, reading the
+options exactly as the engine builds them (`state_options`) and matching exactly as it does
+(`match_choice`). Whether a choice is destructive is decided here, independently of the
+dialogs' own `by_number` marks: by what the choice leads to (the actions run on the way, the
+end of a crisis pause) and by its value, so a destructive button someone forgets to mark
+fails this test.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from bot.app import known_actions
+from bot.config import REPO_ROOT
+from bot.engine.catalog import Catalog
+from bot.engine.parsing import match_choice
+from bot.engine.schema import ChoiceSpec, DialogSpec, StateSpec
+from bot.engine.turn import state_options
+
+# What a slip of the thumb must never do: turn reminders off or pause them, delete.
+DESTRUCTIVE_ACTIONS = frozenset(
+    {
+        "reminders_target_off",
+        "reminders_all_off",
+        "reminders_pause_day",
+        "reminders_pause_week",
+        "forget_everything",
+    }
+)
+# Leaving where one is: going back a level, ending the crisis pause by saying one is safe.
+DESTRUCTIVE_VALUES = frozenset({"back", "off", "all_off", "delete", "safe"})
+
+
+@pytest.fixture(scope="module")
+def catalog() -> Catalog:
+    return Catalog.load(REPO_ROOT / "dialogs", actions=known_actions())
+
+
+def _actions_on_the_way(spec: DialogSpec, start: str | None) -> set[str]:
+    """Actions run from `start` until the dialog next waits for the person (or ends)."""
+    found: set[str] = set()
+    todo, seen = [start], set()
+    while todo:
+        name = todo.pop()
+        if name is None or name in seen or name not in spec.states:
+            continue
+        seen.add(name)
+        state = spec.states[name]
+        if state.action:
+            found.add(state.action)
+        if state.expect == "none" and not state.end:
+            todo.extend(b.to for b in state.branches())
+    return found
+
+
+def destructive(spec: DialogSpec, choice: ChoiceSpec) -> bool:
+    if choice.value in DESTRUCTIVE_VALUES:
+        return True
+    return bool(_actions_on_the_way(spec, choice.next) & DESTRUCTIVE_ACTIONS)
+
+
+def choice_states(catalog: Catalog) -> Iterator[tuple[str, str, DialogSpec, StateSpec]]:
+    for locale in catalog.locales.values():
+        for name, machine in locale.dialogs.items():
+            for sname, state in machine.spec.states.items():
+                if state.choices:
+                    yield locale.code, f"{name}.{sname}", machine.spec, state
+
+
+def _values(spec: DialogSpec, state: StateSpec) -> dict[str, str]:
+    return {p: "x" for p in spec.params}
+
+
+def test_no_typed_number_picks_a_destructive_button(catalog: Catalog) -> None:
+    walked = 0
+    guarded: set[str] = set()
+    for locale, where, spec, state in choice_states(catalog):
+        walked += 1
+        # a page of entries made in code (history) is offered before the state's own choices
+        made = [("e1", "an entry"), ("e2", "another")] if state.choices_from else []
+        options = state_options(state, _values(spec, state), made)
+        by_value = {c.value: c for c in state.choices}
+        for number in range(0, len(options) + 3):
+            picked = match_choice(str(number), options)
+            if picked is None or picked not in by_value:
+                continue
+            assert not destructive(spec, by_value[picked]), (
+                f"{locale}/{where}: typing {number} picks {picked!r}"
+            )
+        guarded.update(f"{where}.{c.value}" for c in state.choices if destructive(spec, c))
+    assert walked >= 30, walked  # every dialog's choices, not a handful
+    # the classifier is not vacuous: the buttons of issue 12 are among those it guards
+    assert {
+        "reminder_settings.target_menu.off",
+        "reminder_settings.target_menu.back",
+        "reminder_settings.pause.all_off",
+        "forget.ask.delete",
+        "crisis.direct.safe",
+    } <= guarded, sorted(guarded)
+
+
+def test_the_walk_fails_on_an_unmarked_destructive_button(catalog: Catalog) -> None:
+    """The same walk over the settings' time question with its marks taken off finds "8"
+    turning the reminder off: the test above can fail."""
+    machine = catalog.dialog("reminder_settings")
+    assert machine is not None
+    state = machine.spec.states["target_menu"]
+    unmarked = state.model_copy(
+        update={
+            "numbers": True,
+            "choices": [c.model_copy(update={"by_number": True}) for c in state.choices],
+        }
+    )
+    options = state_options(unmarked, _values(machine.spec, unmarked))
+    by_value = {c.value: c for c in unmarked.choices}
+    picked = match_choice("8", options)
+    assert picked == "off" and destructive(machine.spec, by_value[picked])
+
+
+def test_a_time_question_takes_no_number_as_a_button(catalog: Catalog) -> None:
+    """At "what time?" a number is an hour: no number picks any of its buttons."""
+    machine = catalog.dialog("reminder_settings")
+    assert machine is not None
+    for sname in ("target_menu", "which_half"):
+        state = machine.spec.states[sname]
+        options = state_options(state, _values(machine.spec, state))
+        assert all(match_choice(str(n), options) is None for n in range(0, 25)), sname
