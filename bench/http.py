@@ -50,9 +50,9 @@ from typing import Any
 from bot.config import REPO_ROOT
 from bot.testing.botapi import TOKEN, BotAPI
 from bot.testing.loopback import FakeBotServer
-from bot.testing.postgres import fresh_pg_database
 from bot.testing.updates import CYCLE, Updates
 from storage.crypto import new_key
+from storage.scratch import fresh_pg_database
 
 SECRET = "bench-http_Secret-1"
 START_TIMEOUT = 60.0  # s for a bot to come up on a loaded machine
@@ -155,6 +155,9 @@ class Bot:
             TELEGRAM_API_URL=api_url,
             SEMANTIC_SCREEN="false",  # the crisis screen's model has its own budget
             LOG_LEVEL="WARNING",
+            # the bench's people answer at once: not pieces of one answer to be joined
+            SPLIT_SECONDS="0",
+            QUIET_SECONDS="0",
         )
         if self.database_url:
             env["DATABASE_URL"] = self.database_url

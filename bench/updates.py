@@ -51,6 +51,9 @@ def make_settings(folder: Path) -> Settings:
         "encryption_key": new_key(),
         "telegram_bot_token": TOKEN,
         "log_level": "WARNING",
+        # the bench's people answer at once: not pieces of one answer to be joined
+        "split_seconds": 0,
+        "quiet_seconds": 0,
         "_env_file": None,
     }
     if os.environ.get("DATABASE_URL"):

@@ -207,6 +207,10 @@ def bot_environment(data_dir: Path, key: str, api_url: str, **extra: str) -> dic
         TELEGRAM_BOT_TOKEN=TOKEN,
         TELEGRAM_API_URL=api_url,
         LOG_LEVEL="INFO",
+        # scripted people answer the moment a question arrives, faster than anyone reads:
+        # to the split-message join that would be one answer typed in pieces
+        SPLIT_SECONDS="0",
+        QUIET_SECONDS="0",
         **extra,
     )
     return env

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.testing.postgres import fresh_pg_database
 from storage.crypto import new_key
+from storage.scratch import fresh_pg_database
 from tests.conftest import PG_ENV, PG_URL, need_postgres
 from tests.reliability.crash import Expected, Setup, each_line, people, talk
 

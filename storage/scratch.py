@@ -1,4 +1,4 @@
-"""A throwaway PostgreSQL database for tests and benchmarks that start `kindbot run`.
+"""A throwaway PostgreSQL database, for tests and benchmarks that start `kindbot run`.
 
 A database rather than a schema: a `kindbot run` subprocess reads only DATABASE_URL, and
 asyncpg takes no search_path there.
