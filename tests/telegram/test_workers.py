@@ -36,9 +36,10 @@ async def test_any_worker_continues_any_conversation(tmp_path: Path, clock: Cloc
             offer = a.last_offer(5)
             press = a.updates.press(5, offer.data_for("7"), offer)
             await asyncio.gather(a.process(press), b.process(press))
-            assert await position(one, 5) == "reframe.notice"
+            assert await position(one, 5) == "reframe.pain"
             assert len([c for c in api.calls if c.method == "editMessageText"]) >= 1
-            notices = [t for t in api.texts(5) if "I notice" in t]
-            assert len(notices) == 1
+            # the next step (turning toward the pain) was asked once, not once per worker
+            asked = [c for c in api.sent("sendMessage", 5) if "I've noticed it" in c.labels]
+            assert len(asked) == 1
             (entry,) = await entries(one, 5)
             assert entry["status"] == "in_progress"
