@@ -79,6 +79,11 @@ class Flow:
         mark = len(turn.outputs)
         await turn.start_dialog(dialog)
         frame = turn.top
+        if text and frame is not None and frame.dialog == self.onboarding:
+            # it waits for the okay to storage: the words go with it, to be used after "Yes"
+            # (and dropped after "Not now")
+            frame.params.setdefault("thought", text)
+            return
         if not text or frame is None or frame.dialog != dialog:
             return
         asked, shown = frame.state, len(turn.outputs)
