@@ -126,8 +126,11 @@ class Poller:
         if task is None or self._stopped:
             return
         self._stopped = True
-        task.cancel()
-        await asyncio.wait({task})
+        while not task.done():
+            # Again until it ends: a cancel can be lost (one arriving as an awaited result
+            # comes in is swallowed in places); the loop also checks `_stopped`.
+            task.cancel()
+            await asyncio.wait({task}, timeout=1)
         if not task.cancelled():
             task.exception()  # a refusal: whoever runs the poller sees it through `task`
         running = [t for t in self._unfinished.values() if not t.done()]
@@ -142,7 +145,7 @@ class Poller:
 
     async def _poll(self) -> None:
         pause = self.retry[0]
-        while True:
+        while not self._stopped:
             offset = self.offset
             self._progress.clear()
             try:
@@ -166,6 +169,8 @@ class Poller:
                 pause = min(pause * 2, self.retry[1])
                 continue
             pause = self.retry[0]
+            if self._stopped:
+                return  # what came stays unconfirmed, for the next process
             fresh = 0
             for data in updates:
                 update_id = _update_id(data)
@@ -233,7 +238,8 @@ class Poller:
     async def _settle(self) -> None:
         """Nothing new came: wait for an update to finish (the offset moves), or a moment."""
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._progress.wait(), self.idle)
+            async with asyncio.timeout(self.idle):
+                await self._progress.wait()
 
     async def _confirm(self) -> None:
         """One last short getUpdates, as PTB does on stop, so a clean restart does not see
