@@ -253,6 +253,10 @@ class Router(Flow):
     async def _text(self, turn: Turn, text: str, at: datetime) -> None:
         frame = turn.top
         if frame is None:
+            if await habits.add_to_saved(
+                turn, text, at, window=self.split_seconds, limit=self.max_text_chars
+            ):
+                return
             if turn.declined:
                 turn.say("declined_idle")  # what works without storage, not the welcome again
             elif not turn.consented and self._first_words(turn, text):
@@ -283,7 +287,7 @@ class Router(Flow):
                 await self._text_button(turn, frame, button.value)
                 return
         if state.expect == "text":
-            journal = bool(turn.machine(frame).spec.entry)
+            journal = turn.machine(frame).spec.keeps_words
             if not text:
                 turn.say("empty_text")
             elif journal and not has_words(text):

@@ -158,6 +158,10 @@ class DialogSpec(_Strict):
     description: str = ""
     start: str
     entry: str | None = Field(default=None, pattern=r"^[a-z][a-z0-9_]*$")
+    # Its text answers are the person's own words, kept as a journal entry (by `entry`, or
+    # by an action, as the evening reflection is): they need words, a throwaway answer gets
+    # a nudge, and a piece sent just after is added to them. Defaults to whether `entry` is set.
+    journal: bool | None = None
     requires_consent: bool = True
     # With `requires_consent`: once the person has said "Not now" to storage, it still runs,
     # keeping nothing (no entry; its answers live only in the running dialog).
@@ -174,6 +178,11 @@ class DialogSpec(_Strict):
     # the readable patterns do (every message is still screened); for a dialog whose answers
     # are about the crisis itself, like a safety plan's warning signs and means to put away.
     screen: Literal["both", "patterns"] = "both"
+
+    @property
+    def keeps_words(self) -> bool:
+        """Whether its text answers are kept as the person's own words (see `journal`)."""
+        return bool(self.entry) if self.journal is None else self.journal
 
 
 class MessagesSpec(_Strict):
