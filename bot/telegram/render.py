@@ -30,6 +30,7 @@ from telegram.error import BadRequest
 from telegram.warnings import PTBUserWarning
 
 from bot.engine.events import (
+    Answered,
     ChoiceMade,
     DialogEnded,
     Document,
@@ -200,7 +201,9 @@ class Renderer:
             elif isinstance(output, Image | Document):
                 shown.message_id = None
                 await self.file(chat_id, output)
-            elif isinstance(output, DialogEnded) and not output.completed:
+            elif (isinstance(output, DialogEnded) and not output.completed) or isinstance(
+                output, Answered
+            ):
                 await self.drop_keyboard(chat_id)
 
     async def pause(self, seconds: float, shown: Shown) -> None:
