@@ -194,7 +194,7 @@ class Router(Flow):
         offered = {c.value for c in state.choices}
         if state.choices_from:
             offered.update(value for value, _ in frame.options)
-        if state.expect == "text" and event.value in offered:
+        if state.expect in ("text", "scale") and event.value in offered:
             await self._text_button(turn, frame, event.value)
             return
         if state.expect != "choice" or event.value not in offered:
@@ -307,7 +307,10 @@ class Router(Flow):
         elif state.expect == "scale":
             scale = Scale(state.scale.low, state.scale.high)
             rating = parse_scale(text, scale)
-            if rating is None:
+            way_round = None if rating is not None else turn.typed_choice(frame, text)
+            if way_round is not None:
+                await self._text_button(turn, frame, way_round)  # "skip", in words
+            elif rating is None:
                 values = {"low": scale.low, "high": scale.high}
                 hint = _retry(turn, frame) or turn.text("scale_hint", **values)
                 brief = turn.text("scale_above", **values)
@@ -318,7 +321,8 @@ class Router(Flow):
             turn.reprompt()
 
     async def _text_button(self, turn: Turn, frame: Frame, value: str) -> None:
-        """A button under a text question, pressed (or its number typed)."""
+        """A button under a text question, pressed (or its number typed), or under a scale
+        (pressed, or its words typed), where it can only go round the question."""
         button = next(c for c in turn.spec(frame).choices if c.value == value)
         if button.start:
             # A shortcut (e.g. "check in first"): the other dialog opens on top, and this

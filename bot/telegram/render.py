@@ -82,18 +82,20 @@ def button(text: str, step: int | None, value: str | int) -> dict[str, str]:
 
 
 def keyboard(message: Message) -> Markup | None:
-    """Buttons for a message's options (one per row) or its scale (two compact rows); for a
-    text question that asks for a location, Telegram's own "share location" button (a
-    one-time reply keyboard: typing an answer instead still works)."""
-    if message.options:
-        rows = [[button(o.label, message.step, o.value)] for o in message.options]
-        return {"inline_keyboard": rows}
+    """Buttons for a message's options (one per row) or its scale (two compact rows, its
+    options such as "Skip" below them); for a text question that asks for a location,
+    Telegram's own "share location" button (a one-time reply keyboard: typing an answer
+    instead still works)."""
+    choices = [[button(o.label, message.step, o.value)] for o in message.options]
     if message.scale is not None:
         numbers = list(range(message.scale.low, message.scale.high + 1))
         half = (len(numbers) + 1) // 2 if len(numbers) > 6 else len(numbers)
         buttons = [button(str(n), message.step, n) for n in numbers]
         rows = [buttons[:half], buttons[half:]] if half < len(buttons) else [buttons]
-        return {"inline_keyboard": rows}
+        # a scale's own buttons ("Skip") go under its numbers
+        return {"inline_keyboard": rows + choices}
+    if choices:
+        return {"inline_keyboard": choices}
     if message.location:
         return {
             "keyboard": [[{"text": message.location, "request_location": True}]],
