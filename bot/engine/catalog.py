@@ -140,13 +140,13 @@ def _check_dialog(
                 )
 
     _check_recorded(spec, err)
-    for i, name in enumerate(spec.remembered):
+    for i, kept in enumerate(spec.remembered):
         if not spec.entry:
-            err(["remembered", i], f"remembered {name!r}: only a dialog kept as an entry remembers")
-        if name not in {s.store for s in states.values()}:
+            err(["remembered", i], f"remembered {kept!r}: only a dialog kept as an entry remembers")
+        if kept not in {s.store for s in states.values()}:
             err(
                 ["remembered", i],
-                f"remembered {name!r}: no state stores it (the person must be able to write it)",
+                f"remembered {kept!r}: no state stores it (the person must be able to write it)",
             )
 
     for sname, state in states.items():
