@@ -74,7 +74,8 @@ def test_the_demo_is_valid(tmp_path: Path) -> None:
 
 def test_a_remembered_answer_needs_an_entry_and_a_state_that_stores_it(tmp_path: Path) -> None:
     no_entry = errors_for(tmp_path / "a", PHRASE.replace("entry: demo\n", ""))
-    assert any("only a dialog kept as an entry remembers" in e and "demo.yaml:" in e for e in no_entry)
+    remembers = "only a dialog kept as an entry remembers"
+    assert any(remembers in e and "demo.yaml:" in e for e in no_entry), no_entry
     unknown = errors_for(tmp_path / "b", PHRASE.replace("[phrase]", "[phrases]"))
     assert any("remembered 'phrases': no state stores it" in e for e in unknown), unknown
 
