@@ -95,3 +95,11 @@ async def test_the_export_names_each_practice_and_its_answers(app: App, clock: C
     assert [r["Practice"] for r in rows] == ["Compassionate letter", "Affectionate breathing"]
     assert rows[0]["Your letter"].startswith("Dear me, you forgot")
     assert rows[1]["How heavy it felt before (0–10)"] == "6"
+
+
+def test_help_and_the_telegram_command_menu_list_the_library(app: App) -> None:
+    from bot.telegram.application import bot_commands
+
+    menu = {c.command: c.description for c in bot_commands(app.catalog, "en")}
+    assert menu["practices"] == "Pick a short self-compassion practice"
+    assert "/practices — " in app.catalog.locale("en").message("help")
