@@ -170,11 +170,15 @@ class Router(Flow):
             turn.say("nothing_to_stop")
             return
         moment = _about_the_moment(turn)
+        kept_by = _kept_by(turn)
         kept = await turn.stop_all()
         if moment is not None:  # "we've stopped the check-in", never "saved as unfinished"
             turn.say("stopped_now", title=moment.title, command=moment.command or "start")
+        elif kept and kept_by is not None and kept_by.command:
+            turn.say("stopped_saved", command=kept_by.command)
         else:
-            turn.say("stopped_saved" if kept else "stopped")
+            # one without a command of its own (a practice, opened from /practices)
+            turn.say("stopped_saved_again" if kept else "stopped")
 
     async def _choice(self, turn: Turn, event: ChoiceMade) -> None:
         frame = turn.top
@@ -342,6 +346,15 @@ def _about_the_moment(turn: Turn) -> DialogSpec | None:
         spec = turn.machine(frame).spec
         if spec.entry is not None:
             return None if spec.resumable else spec
+    return None
+
+
+def _kept_by(turn: Turn) -> DialogSpec | None:
+    """The recorded dialog nearest the top, whose words a stop keeps as unfinished."""
+    for frame in reversed(turn.stack):
+        spec = turn.machine(frame).spec
+        if spec.entry is not None:
+            return spec
     return None
 
 
