@@ -114,23 +114,24 @@ def _one_word(label: str) -> bool:
 
 
 def keyboard(message: Message) -> Markup | None:
-    """Buttons for a message's options (short ones share rows, see `button_rows`) or its
-    scale (two compact rows); for a text question that asks for a location, Telegram's own
-    "share location" button (a one-time reply keyboard: typing an answer instead still
-    works)."""
-    if message.options:
-        options = message.options
-        rows = [
-            [button(options[i].label, message.step, options[i].value) for i in row]
-            for row in button_rows([o.label for o in options])
-        ]
-        return {"inline_keyboard": rows}
+    """Buttons for a message's options (one-word ones share rows, see `button_rows`) or its
+    scale (two compact rows, its options such as "Skip" below them); for a text question
+    that asks for a location, Telegram's own "share location" button (a one-time reply
+    keyboard: typing an answer instead still works)."""
+    options = message.options
+    choices = [
+        [button(options[i].label, message.step, options[i].value) for i in row]
+        for row in button_rows([o.label for o in options])
+    ]
     if message.scale is not None:
         numbers = list(range(message.scale.low, message.scale.high + 1))
         half = (len(numbers) + 1) // 2 if len(numbers) > 6 else len(numbers)
         buttons = [button(str(n), message.step, n) for n in numbers]
         rows = [buttons[:half], buttons[half:]] if half < len(buttons) else [buttons]
-        return {"inline_keyboard": rows}
+        # a scale's own buttons ("Skip") go under its numbers
+        return {"inline_keyboard": rows + choices}
+    if choices:
+        return {"inline_keyboard": choices}
     if message.location:
         return {
             "keyboard": [[{"text": message.location, "request_location": True}]],
