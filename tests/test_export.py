@@ -115,11 +115,12 @@ async def test_export_round_trip(any_app: App) -> None:
     rows = parse_csv(csv_doc.data)
     assert [int(r["Entry"]) for r in rows] == sorted(exported)  # oldest first
     labels = document["about"]["answer_labels"]["reframe"]
+    words = document["about"]["answer_values"]["reframe"]  # a pressed button's words
     for row in rows:
         out = exported[int(row["Entry"])]
         merged = {**out["answers"], **out["scores"]}
         for key, value in merged.items():
-            assert row[labels[key]] == str(value)
+            assert row[labels[key]] == words.get(key, {}).get(str(value), str(value))
     assert list(rows[0])[:7] == [
         "Entry", "Practice", "Status", "Started (UTC)", "Finished (UTC)", "The thought",
         "The feeling",

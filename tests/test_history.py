@@ -104,7 +104,7 @@ async def test_an_entry_opens_in_full(any_app: App) -> None:
         "The thought: I always let my team down",
         "The feeling: guilty",
         "How strong it felt before: 9",
-        "What you'd say to a friend: One hard week does not make you a bad teammate.",
+        "What you'd say to them: One hard week does not make you a bad teammate.",
         "Your kind words: I care about my team, and I am allowed to have a hard week.",
         "How strong it felt after: 4",
     ):
