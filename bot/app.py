@@ -108,6 +108,8 @@ def features(
         Feature("forget", actions=FORGET_ACTIONS),
         # what helps after a practice that left someone heavier; closes when they move on
         Feature("aftercare", gives_way=frozenset({"aftercare"})),
+        # the practice library is a menu: it closes when another dialog is opened
+        Feature("practices", gives_way=frozenset({"practices"})),
         Feature("lessons", gives_way=lesson_dialogs(catalog)),
         progress_feature(offload, settings.default_timezone),
         export_feature(offload, settings.default_timezone),

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TextIO
 
 from bot.engine.events import (
+    Answered,
     ChoiceMade,
     DialogEnded,
     Document,
@@ -118,7 +119,7 @@ class Console:
                 where = self.save(output) if self.files is not None else output.filename
                 self.line(output.caption, "kindbot: ")
                 self.out.write(f"  [{where}]\n\n")
-            elif isinstance(output, DialogEnded):
+            elif isinstance(output, DialogEnded | Answered):
                 pass
         self.out.flush()
 

@@ -2,8 +2,9 @@
 
 The chart is laid out on the person's clock (their zone, bot/localtime.py): one column per
 calendar day with plain dates ("Mar 2"), one point per practice (several on one day sit
-side by side in that day's column), each rated dialog in a panel of its own (check-ins
-apart from reframes: their numbers mean different things), and one bar per week labelled
+side by side in that day's column), each kind of rated entry in a panel of its own
+(check-ins apart from reframes: their numbers mean different things; the practice
+library's practices together, as `practice`), and one bar per week labelled
 with its dates. A first day is one column, centred, so it reads as a start, not as an
 empty axis. `layout` computes all of it (tested as data); `draw_chart` only draws.
 
@@ -54,6 +55,9 @@ class Point:
     at: datetime  # on the person's clock
     before: int | None
     after: int | None
+    # the panel it goes in: its entry's kind, the dialog's own name for a reframe or a
+    # check-in, and one `practice` for every dialog of the practice library (a panel each
+    # would be too many to read)
     dialog: str = "reframe"
 
 
@@ -110,6 +114,16 @@ def rated_answers(catalog: Catalog, locale: str) -> Rated:
     return rated
 
 
+def rated_kinds(catalog: Catalog, locale: str, rated: Rated) -> set[str]:
+    """The entry kinds of the rated dialogs: the chart's panels."""
+    kinds = set()
+    for name in rated:
+        machine = catalog.dialog(name, locale)
+        if machine is not None:
+            kinds.add(machine.spec.entry or name)
+    return kinds
+
+
 def rating_points(
     entries: list[Entry], catalog: Catalog, locale: str, where: ZoneInfo | None = None
 ) -> list[Point]:
@@ -124,7 +138,7 @@ def points_from(entries: list[Entry], rated: Rated, where: ZoneInfo | None = Non
         for before_name, after_name in rated.get(entry.dialog, []):
             before, after = entry.scores.get(before_name), entry.scores.get(after_name)
             if before is not None or after is not None:
-                points.append(Point(local(entry.started_at, where), before, after, entry.dialog))
+                points.append(Point(local(entry.started_at, where), before, after, entry.kind))
                 break
     return sorted(points, key=lambda p: p.at)
 
@@ -266,6 +280,7 @@ async def show_progress(turn: Turn, args: str, *, default_zone: str = "UTC") -> 
     both made after the step (see the module's docstring), in the person's words."""
     assert turn.user.id is not None
     rated = rated_answers(turn.engine.catalog, turn.locale.code)
+    panels = rated_kinds(turn.engine.catalog, turn.locale.code, rated)
     messages = turn.locale.messages
     texts = ChartTexts(
         title=turn.text("progress_chart_title"),
@@ -276,15 +291,15 @@ async def show_progress(turn: Turn, args: str, *, default_zone: str = "UTC") -> 
         day_format=turn.text("progress_day"),
         week_label=turn.locale.message("progress_week", run=turn.step),
         titles={
-            dialog: turn.text(f"progress_title_{dialog}")
-            for dialog in rated
-            if f"progress_title_{dialog}" in messages
+            panel: turn.text(f"progress_title_{panel}")
+            for panel in panels
+            if f"progress_title_{panel}" in messages
         },
     )
     # templates, filled in once the entries are read (the same phrasing turn.text would pick)
     keys = ["progress_too_little", "progress_summary", "progress_summary_first"]
     keys.append("history_date_short")
-    keys += [f"progress_average_{d}" for d in rated if f"progress_average_{d}" in messages]
+    keys += [f"progress_average_{p}" for p in panels if f"progress_average_{p}" in messages]
     words = {key: turn.locale.message(key, run=turn.step) for key in keys}
     data = {
         "user_id": turn.user.id,

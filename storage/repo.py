@@ -371,6 +371,28 @@ async def list_entries(
     return list((await session.execute(query)).scalars())
 
 
+# How many of a kind's latest entries `latest_answers` reads: every run keeps the
+# remembered answers it started with, so the newest entry normally holds them all; a few
+# more cover runs stopped before they were written (their entries were removed as empty).
+REMEMBER_FROM = 20
+
+
+async def latest_answers(
+    session: AsyncSession, *, user_id: int, kind: str, names: list[str], cipher: Cipher
+) -> dict[str, Any]:
+    """For each of `names`, its value in the person's newest entry of `kind` that holds it
+    (a dialog's `remembered` answers, such as their own phrases); missing names are left out."""
+    found: dict[str, Any] = {}
+    for entry in await list_entries(session, user_id=user_id, kind=kind, limit=REMEMBER_FROM):
+        answers = entry_answers(entry, cipher=cipher)
+        for name in names:
+            if name not in found and answers.get(name) not in (None, ""):
+                found[name] = answers[name]
+        if len(found) == len(names):
+            break
+    return found
+
+
 async def get_entry(session: AsyncSession, *, user_id: int, entry_id: int) -> Entry | None:
     """One entry, if it is this person's: an id picked from a list may be gone by now, and
     one that was never theirs must read as gone too."""

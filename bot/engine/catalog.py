@@ -140,6 +140,14 @@ def _check_dialog(
                 )
 
     _check_recorded(spec, err)
+    for i, kept in enumerate(spec.remembered):
+        if not spec.entry:
+            err(["remembered", i], f"remembered {kept!r}: only a dialog kept as an entry remembers")
+        if kept not in {s.store for s in states.values()}:
+            err(
+                ["remembered", i],
+                f"remembered {kept!r}: no state stores it (the person must be able to write it)",
+            )
 
     for sname, state in states.items():
         base = ["states", sname]
@@ -231,6 +239,16 @@ def _check_dialog(
                         [*base, "choices", i, "aliases"],
                         f"state {sname!r}: a button under a text question takes no aliases "
                         "(typed words are the answer)",
+                    )
+        elif state.choices and state.expect == "scale":
+            # Under a scale a button is a way round the question ("Skip"): it goes on (next)
+            # storing nothing; a typed number is always a rating there.
+            for i, choice in enumerate(state.choices):
+                if not choice.next or choice.start:
+                    err(
+                        [*base, "choices", i],
+                        f"state {sname!r}: a button under a scale goes round it: "
+                        "give it a next (and no start)",
                     )
         elif state.choices:
             err([*base, "choices"], f"state {sname!r} has choices but expects {state.expect!r}")

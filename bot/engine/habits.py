@@ -18,8 +18,9 @@ from datetime import datetime, timedelta
 
 from bot.engine.events import Message, Option, Scale
 from bot.engine.frame import Frame
-from bot.engine.parsing import is_throwaway, parse_scale
+from bot.engine.parsing import has_words, is_throwaway, parse_scale
 from bot.engine.turn import Turn
+from storage import repo
 
 # Buttons the engine offers on its own (not a dialog's): their values, as sent back.
 EXAMPLES = "_examples"
@@ -37,7 +38,7 @@ def after_step(turn: Turn) -> None:
         if isinstance(output, Message) and (output.options or output.scale is not None):
             turn.notes["keypad"] = output.step
             break
-    for key in ("answer", "said", "nudged", "long"):
+    for key in ("answer", "saved", "said", "nudged", "long"):
         note = turn.notes.get(key)
         if isinstance(note, dict) and note.get("step") != turn.step:
             del turn.notes[key]
@@ -92,17 +93,52 @@ def correct(turn: Turn, hint: str, brief: str, at: datetime, quiet: float) -> No
 
 # -- split messages -------------------------------------------------------------------------
 def remember_answer(turn: Turn, frame: Frame, key: str | None, at: datetime) -> None:
-    """A text answer was stored under `key`: note it, if its dialog asks something next and
-    is kept as an entry (a journal answer; a setting or a safety plan part has already been
-    acted on, and a piece added afterwards would be lost)."""
-    if key and turn.top is frame and turn.machine(frame).spec.entry:
-        turn.notes["answer"] = {
-            "dialog": frame.dialog,
-            "run": frame.run,
-            "key": key,
-            "step": turn.step,
-            "at": at.isoformat(),
-        }
+    """A text answer was stored under `key` in a dialog that keeps the person's words (a
+    journal answer; a setting or a safety plan part has already been acted on, and a piece
+    added afterwards would be lost): note it. If the dialog asks something next, a piece sent
+    quickly joins the answer (`join_split`); if the answer ended it and it was saved, the
+    piece is added to the saved entry (`add_to_saved`: the evening reflection's one question)."""
+    if not key or not turn.machine(frame).spec.keeps_words:
+        return
+    note = {"key": key, "step": turn.step, "at": at.isoformat()}
+    if turn.top is frame:
+        turn.notes["answer"] = {"dialog": frame.dialog, "run": frame.run, **note}
+    elif frame.entry_id is not None and all(f is not frame for f in turn.stack):
+        turn.notes["saved"] = {"entry": frame.entry_id, **note}
+
+
+async def add_to_saved(turn: Turn, text: str, at: datetime, *, window: float, limit: int) -> bool:
+    """Whether `text` is the rest of the answer that just ended a journal dialog (sent within
+    `window` seconds of it, nothing else in between): then it is added to the saved entry,
+    rather than being met as a new message with no question open."""
+    note = turn.notes.get("saved")
+    if not has_words(text) or not _within(turn, "saved", at, window) or not isinstance(note, dict):
+        return False
+    user_id = turn.user.id
+    assert user_id is not None
+    entry = await repo.get_entry(turn.unit.session, user_id=user_id, entry_id=int(note["entry"]))
+    if entry is None or entry.id is None:
+        return False  # deleted in between (/forget)
+    answers = repo.entry_answers(entry, cipher=turn.cipher)
+    before = answers.get(note["key"])
+    joined = f"{before} {text}"
+    if not isinstance(before, str) or len(joined) > limit:
+        return False
+    answers[note["key"]] = joined
+    await repo.record_entry(
+        turn.unit,
+        user_id=user_id,
+        entry_id=entry.id,
+        answers=answers,
+        status=entry.status,
+        cipher=turn.cipher,
+        finished_at=entry.finished_at,
+    )
+    note["at"] = at.isoformat()
+    if not _within(turn, "said", at, window):
+        turn.say("split_added_saved")
+        _said(turn, at)
+    return True
 
 
 def join_split(

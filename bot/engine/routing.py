@@ -15,6 +15,7 @@ from datetime import datetime
 from bot.engine import habits
 from bot.engine.catalog import Catalog
 from bot.engine.events import (
+    Answered,
     ChoiceMade,
     Command,
     Edited,
@@ -170,11 +171,15 @@ class Router(Flow):
             turn.say("nothing_to_stop")
             return
         moment = _about_the_moment(turn)
+        kept_by = _kept_by(turn)
         kept = await turn.stop_all()
         if moment is not None:  # "we've stopped the check-in", never "saved as unfinished"
             turn.say("stopped_now", title=moment.title, command=moment.command or "start")
+        elif kept and kept_by is not None and kept_by.command:
+            turn.say("stopped_saved", command=kept_by.command)
         else:
-            turn.say("stopped_saved" if kept else "stopped")
+            # one without a command of its own (a practice, opened from /practices)
+            turn.say("stopped_saved_again" if kept else "stopped")
 
     async def _choice(self, turn: Turn, event: ChoiceMade) -> None:
         frame = turn.top
@@ -194,7 +199,7 @@ class Router(Flow):
         offered = {c.value for c in state.choices}
         if state.choices_from:
             offered.update(value for value, _ in frame.options)
-        if state.expect == "text" and event.value in offered:
+        if state.expect in ("text", "scale") and event.value in offered:
             await self._text_button(turn, frame, event.value)
             return
         if state.expect != "choice" or event.value not in offered:
@@ -253,6 +258,10 @@ class Router(Flow):
     async def _text(self, turn: Turn, text: str, at: datetime) -> None:
         frame = turn.top
         if frame is None:
+            if await habits.add_to_saved(
+                turn, text, at, window=self.split_seconds, limit=self.max_text_chars
+            ):
+                return
             if turn.declined:
                 turn.say("declined_idle")  # what works without storage, not the welcome again
             elif not turn.consented and self._first_words(turn, text):
@@ -280,10 +289,11 @@ class Router(Flow):
             value = match_choice(text, turn.render(frame).options)
             button = next((c for c in state.choices if c.value == value), None)
             if button and (button.start or button.next or text.strip().isdigit()):
+                turn.emit(Answered())
                 await self._text_button(turn, frame, button.value)
                 return
         if state.expect == "text":
-            journal = bool(turn.machine(frame).spec.entry)
+            journal = turn.machine(frame).spec.keeps_words
             if not text:
                 turn.say("empty_text")
             elif journal and not has_words(text):
@@ -293,6 +303,8 @@ class Router(Flow):
             elif journal and habits.nudge_throwaway(turn, text):
                 return
             else:
+                if state.choices:
+                    turn.emit(Answered())  # its buttons (feeling words, shortcuts) are done
                 await self.answer(turn, text)
                 habits.remember_answer(turn, frame, state.store, at)
         elif state.expect == "choice":
@@ -303,22 +315,28 @@ class Router(Flow):
                 hint = _retry(turn, frame) or turn.text("pick_an_option")
                 habits.correct(turn, hint, turn.text("pick_above"), at, self.quiet_seconds)
             else:
+                turn.emit(Answered())
                 await self.answer(turn, value)
         elif state.expect == "scale":
             scale = Scale(state.scale.low, state.scale.high)
             rating = parse_scale(text, scale)
-            if rating is None:
+            way_round = None if rating is not None else turn.typed_choice(frame, text)
+            if way_round is not None:
+                await self._text_button(turn, frame, way_round)  # "skip", in words
+            elif rating is None:
                 values = {"low": scale.low, "high": scale.high}
                 hint = _retry(turn, frame) or turn.text("scale_hint", **values)
                 brief = turn.text("scale_above", **values)
                 habits.correct(turn, hint, brief, at, self.quiet_seconds)
             else:
+                turn.emit(Answered())
                 await self.answer(turn, rating)
         else:
             turn.reprompt()
 
     async def _text_button(self, turn: Turn, frame: Frame, value: str) -> None:
-        """A button under a text question, pressed (or its number typed)."""
+        """A button under a text question, pressed (or its number typed), or under a scale
+        (pressed, or its words typed), where it can only go round the question."""
         button = next(c for c in turn.spec(frame).choices if c.value == value)
         if button.start:
             # A shortcut (e.g. "check in first"): the other dialog opens on top, and this
@@ -338,6 +356,15 @@ def _about_the_moment(turn: Turn) -> DialogSpec | None:
         spec = turn.machine(frame).spec
         if spec.entry is not None:
             return None if spec.resumable else spec
+    return None
+
+
+def _kept_by(turn: Turn) -> DialogSpec | None:
+    """The recorded dialog nearest the top, whose words a stop keeps as unfinished."""
+    for frame in reversed(turn.stack):
+        spec = turn.machine(frame).spec
+        if spec.entry is not None:
+            return spec
     return None
 
 

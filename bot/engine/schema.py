@@ -36,11 +36,14 @@ class ChoiceSpec(_Strict):
 
 
 class Condition(_Strict):
-    """A test on one stored answer; every given comparison must hold."""
+    """A test on one stored answer; every given comparison must hold. `present: false`
+    holds when the answer is missing (never given, or skipped), `present: true` when it is
+    there: a phrase remembered from an earlier run, say."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
     answer: str
+    present: bool | None = None
     equals: str | int | None = None
     one_of: list[str | int] | None = Field(default=None, alias="in")
     gte: float | None = None
@@ -50,14 +53,17 @@ class Condition(_Strict):
 
     @model_validator(mode="after")
     def _has_test(self) -> Condition:
-        if all(v is None for v in (self.equals, self.one_of, self.gte, self.lte, self.gt, self.lt)):
-            raise ValueError("a condition needs one of: equals, in, gte, lte, gt, lt")
+        tests = (self.present, self.equals, self.one_of, self.gte, self.lte, self.gt, self.lt)
+        if all(v is None for v in tests):
+            raise ValueError("a condition needs one of: present, equals, in, gte, lte, gt, lt")
         return self
 
     def holds(self, answers: dict[str, Any]) -> bool:
         value = answers.get(self.answer)
-        if value is None:
+        if self.present is not None and (value not in (None, "")) != self.present:
             return False
+        if value is None:
+            return self.present is False
         if self.equals is not None and value != self.equals:
             return False
         if self.one_of is not None and value not in self.one_of:
@@ -118,7 +124,8 @@ class StateSpec(_Strict):
     # How the stored answer is named when shown back (history, export); optional.
     label: str | None = None
     # Whether a typed number picks one of the choices (by its place in the list). False
-    # where a number means something else, like an hour at a time question.
+    # where a number means something else, like an hour at a time question (and always at a
+    # scale: there a number is a rating, and its buttons, such as "Skip", are words only).
     numbers: bool = True
     # A text question's "share my location" button (its label), where the adapter has one.
     location: str | None = None
@@ -158,6 +165,10 @@ class DialogSpec(_Strict):
     description: str = ""
     start: str
     entry: str | None = Field(default=None, pattern=r"^[a-z][a-z0-9_]*$")
+    # Its text answers are the person's own words, kept as a journal entry (by `entry`, or
+    # by an action, as the evening reflection is): they need words, a throwaway answer gets
+    # a nudge, and a piece sent just after is added to them. Defaults to whether `entry` is set.
+    journal: bool | None = None
     requires_consent: bool = True
     # With `requires_consent`: once the person has said "Not now" to storage, it still runs,
     # keeping nothing (no entry; its answers live only in the running dialog).
@@ -169,11 +180,21 @@ class DialogSpec(_Strict):
     derived: dict[str, Difference] = Field(default_factory=dict)
     # Words for the fixed answers states `record` (required in a dialog kept as an entry).
     recorded: dict[str, RecordedSpec] = Field(default_factory=dict)
+    # Answers carried from run to run (a person's own phrases): at the start of each run
+    # they are read from the person's latest entry of this dialog's `entry` kind that holds
+    # them, and kept with this run's answers, so they are quoted until the person changes
+    # them (a state that stores the name again). Encrypted like every stored answer.
+    remembered: list[str] = Field(default_factory=list)
     states: dict[str, StateSpec] = Field(min_length=1)
     # Which crisis-screen layers may pause this dialog. `patterns`: while it is on top, only
     # the readable patterns do (every message is still screened); for a dialog whose answers
     # are about the crisis itself, like a safety plan's warning signs and means to put away.
     screen: Literal["both", "patterns"] = "both"
+
+    @property
+    def keeps_words(self) -> bool:
+        """Whether its text answers are kept as the person's own words (see `journal`)."""
+        return bool(self.entry) if self.journal is None else self.journal
 
 
 class MessagesSpec(_Strict):

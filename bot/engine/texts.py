@@ -39,6 +39,7 @@ REQUIRED_MESSAGES = frozenset(
         "examples_general",
         "step_passed",
         "stopped_saved",
+        "stopped_saved_again",
         "stopped",
         "nothing_to_stop",
         "already_here",

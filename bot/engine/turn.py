@@ -16,7 +16,7 @@ from typing import Any, Protocol
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.engine.catalog import Catalog, Locale
-from bot.engine.events import DialogEnded, Message, Option, Output, Pause, Scale, UserRef
+from bot.engine.events import Answered, DialogEnded, Message, Option, Output, Pause, Scale, UserRef
 from bot.engine.frame import EARLIER_RUNS, Frame
 from bot.engine.machine import DialogMachine
 from bot.engine.parsing import is_go_ahead, match_alias, match_choice
@@ -29,6 +29,9 @@ from storage.models import Conversation, User
 
 # The counter (User.counters) that remembers a "Not now" to storage.
 DECLINED = "consent_declined"
+# The frame param holding what a dialog's `remembered` answers were at its start, so a run
+# stopped before the person wrote anything new leaves no "unfinished" entry behind.
+REMEMBERED = "remembered"
 
 
 def state_options(
@@ -36,8 +39,9 @@ def state_options(
 ) -> tuple[Option, ...]:
     """The options a state offers: those made in code (`choices_from`) first, then its own
     choices, each numbered only if a typed number may pick it."""
+    numbers = state.numbers and state.expect != "scale"  # at a scale a number is a rating
     own = tuple(
-        Option(c.value, fill(c.label, values), state.numbers and c.by_number) for c in state.choices
+        Option(c.value, fill(c.label, values), numbers and c.by_number) for c in state.choices
     )
     if not state.choices_from:
         return own
@@ -182,7 +186,12 @@ class Turn:
         "replace", a state's `join`), carrying the whole text; as it is when there is
         nothing to join (no `how`, or the last output is not a plain message of this step)."""
         last = next(
-            (o for o in reversed(self.outputs) if not isinstance(o, Pause | DialogEnded)), None
+            (
+                o
+                for o in reversed(self.outputs)
+                if not isinstance(o, Pause | DialogEnded | Answered)
+            ),
+            None,
         )
         if how is None or not isinstance(last, Message) or last.options or last.scale:
             return message
@@ -270,6 +279,16 @@ class Turn:
             params={**defaults, **(params or {})},
         )
         if spec.entry and self.consented:  # without consent it runs, but nothing is kept
+            if spec.remembered:
+                found = await repo.latest_answers(
+                    self.session,
+                    user_id=self._uid,
+                    kind=spec.entry,
+                    names=spec.remembered,
+                    cipher=self.cipher,
+                )
+                frame.answers.update(found)
+                frame.params[REMEMBERED] = found
             frame.entry_id = await repo.create_entry(
                 self.unit,
                 user_id=self._uid,
@@ -331,8 +350,11 @@ class Turn:
         is about the moment (`resumable: false`, the check-in) keeps what it recorded as it
         stands, closed, and is never offered to continue."""
         kept = False
-        if frame.entry_id is not None and not frame.answers:
-            # nothing written yet: an empty "unfinished" entry would only clutter history
+        carried = frame.params.get(REMEMBERED) or {}
+        written = {k: v for k, v in frame.answers.items() if carried.get(k) != v}
+        if frame.entry_id is not None and not written:
+            # nothing written yet (what was remembered from an earlier run is kept there): an
+            # empty "unfinished" entry would only clutter history
             await repo.delete_entry(self.unit, user_id=self._uid, entry_id=frame.entry_id)
         elif frame.entry_id is not None and not self.machine(frame).spec.resumable:
             await self._record(frame, "finished", finished_at=self.now)

@@ -310,11 +310,13 @@ class ReminderTalk:
 
     # -- the reminders themselves ------------------------------------------------------------
     async def save_reflection(self, turn: Turn, frame: Frame) -> None:
-        """Keep an answered reflection as a journal entry (unanswered ones leave no trace)."""
+        """Keep an answered reflection as a journal entry (unanswered ones leave no trace).
+        Its id stays with the ended frame, so a piece sent just after the answer is added to
+        it (see `habits.add_to_saved`)."""
         answers = {k: v for k, v in frame.answers.items() if v not in (None, "")}
         if not answers:
             return
-        entry_id = await repo.create_entry(
+        frame.entry_id = await repo.create_entry(
             turn.unit,
             user_id=_uid(turn),
             kind="reflection",
@@ -325,7 +327,7 @@ class ReminderTalk:
         await repo.record_entry(
             turn.unit,
             user_id=_uid(turn),
-            entry_id=entry_id,
+            entry_id=frame.entry_id,
             answers=answers,
             status="finished",
             cipher=turn.cipher,

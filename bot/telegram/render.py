@@ -30,6 +30,7 @@ from telegram.error import BadRequest
 from telegram.warnings import PTBUserWarning
 
 from bot.engine.events import (
+    Answered,
     ChoiceMade,
     DialogEnded,
     Document,
@@ -81,19 +82,56 @@ def button(text: str, step: int | None, value: str | int) -> dict[str, str]:
     return {"text": text, "callback_data": encode_choice(step, value)}
 
 
+# Buttons labelled with one short word share a row (feeling words, times, "Yes"/"No"), at
+# most ROW_BUTTONS of them and ROW_CHARS characters together; a phrase has a row of its own
+# (so "More contacts" never sits beside "My safety plan" in a crisis pause).
+SHORT_LABEL = 15
+ROW_BUTTONS = 3
+ROW_CHARS = 30
+
+
+def button_rows(labels: Sequence[str]) -> list[list[int]]:
+    """The places of `labels` laid out in rows: a run of short ones shares rows, so a list
+    of single words is not a column as tall as the screen; anything longer stands alone."""
+    rows: list[list[int]] = []
+    for index, label in enumerate(labels):
+        last = rows[-1] if rows else None
+        if (
+            _one_word(label)
+            and last is not None
+            and all(_one_word(labels[i]) for i in last)
+            and len(last) < ROW_BUTTONS
+            and sum(_units(labels[i]) for i in last) + _units(label) <= ROW_CHARS
+        ):
+            last.append(index)
+        else:
+            rows.append([index])
+    return rows
+
+
+def _one_word(label: str) -> bool:
+    return _units(label) <= SHORT_LABEL and not any(c.isspace() for c in label)
+
+
 def keyboard(message: Message) -> Markup | None:
-    """Buttons for a message's options (one per row) or its scale (two compact rows); for a
-    text question that asks for a location, Telegram's own "share location" button (a
-    one-time reply keyboard: typing an answer instead still works)."""
-    if message.options:
-        rows = [[button(o.label, message.step, o.value)] for o in message.options]
-        return {"inline_keyboard": rows}
+    """Buttons for a message's options (one-word ones share rows, see `button_rows`) or its
+    scale (two compact rows, its options such as "Skip" below them); for a text question
+    that asks for a location, Telegram's own "share location" button (a one-time reply
+    keyboard: typing an answer instead still works)."""
+    options = message.options
+    choices = [
+        [button(options[i].label, message.step, options[i].value) for i in row]
+        for row in button_rows([o.label for o in options])
+    ]
     if message.scale is not None:
         numbers = list(range(message.scale.low, message.scale.high + 1))
         half = (len(numbers) + 1) // 2 if len(numbers) > 6 else len(numbers)
         buttons = [button(str(n), message.step, n) for n in numbers]
         rows = [buttons[:half], buttons[half:]] if half < len(buttons) else [buttons]
-        return {"inline_keyboard": rows}
+        # a scale's own buttons ("Skip") go under its numbers
+        return {"inline_keyboard": rows + choices}
+    if choices:
+        return {"inline_keyboard": choices}
     if message.location:
         return {
             "keyboard": [[{"text": message.location, "request_location": True}]],
@@ -200,7 +238,9 @@ class Renderer:
             elif isinstance(output, Image | Document):
                 shown.message_id = None
                 await self.file(chat_id, output)
-            elif isinstance(output, DialogEnded) and not output.completed:
+            elif (isinstance(output, DialogEnded) and not output.completed) or isinstance(
+                output, Answered
+            ):
                 await self.drop_keyboard(chat_id)
 
     async def pause(self, seconds: float, shown: Shown) -> None:

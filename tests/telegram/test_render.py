@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bot.engine.events import ChoiceMade, Message, Option, Scale
-from bot.telegram.render import decode_choice, encode_choice, keyboard, split_text
+from bot.telegram.render import button_rows, decode_choice, encode_choice, keyboard, split_text
 
 
 def test_callback_data_round_trips_and_fits() -> None:
@@ -23,8 +23,7 @@ def test_keyboards() -> None:
     markup = keyboard(Message("?", options, step=4))
     assert markup is not None
     assert [[b["callback_data"] for b in row] for row in markup["inline_keyboard"]] == [
-        ["4:yes"],
-        ["4:no"],
+        ["4:yes", "4:no"]
     ]
     small = keyboard(Message("?", scale=Scale(1, 5), step=2))
     assert small is not None
@@ -32,6 +31,15 @@ def test_keyboards() -> None:
         ["1", "2", "3", "4", "5"]
     ]
     assert keyboard(Message("plain")) is None
+
+
+def test_one_word_buttons_share_rows_and_phrases_stand_alone() -> None:
+    words = ["Ashamed", "Sad", "Anxious", "Angry with myself", "Alone", "Numb"]
+    assert button_rows(words) == [[0, 1, 2], [3], [4, 5]]
+    assert button_rows(["More contacts", "My safety plan"]) == [[0], [1]]
+    assert button_rows(["08:00", "12:00", "18:00", "20:00"]) == [[0, 1, 2], [3]]
+    # never more than ROW_CHARS together
+    assert button_rows(["Overwhelmed", "Embarrassed", "Frustrated"]) == [[0, 1], [2]]
 
 
 def test_splitting_prefers_lines_then_words_then_cuts() -> None:
