@@ -110,10 +110,24 @@ def features(
         Feature("aftercare", gives_way=frozenset({"aftercare"})),
         # the practice library is a menu: it closes when another dialog is opened
         Feature("practices", gives_way=frozenset({"practices"})),
+        Feature("lessons", gives_way=lesson_dialogs(catalog)),
         progress_feature(offload, settings.default_timezone),
         export_feature(offload, settings.default_timezone),
         reminders_feature(texts=reminder_texts, default_timezone=settings.default_timezone),
     ]
+
+
+def lesson_dialogs(catalog: Catalog) -> frozenset[str]:
+    """/learn's menu, its lessons and their check-in: every dialog named `learn` or
+    `learn_*`, so a writer adds a lesson with a file alone. A lesson is reading, with no
+    place worth coming back to (nothing is recorded), so it steps aside when the person opens
+    something else, rather than waiting underneath to be offered again when that ends."""
+    return frozenset(
+        name
+        for locale in catalog.locales.values()
+        for name in locale.dialogs
+        if name == "learn" or name.startswith("learn_")
+    )
 
 
 def progress_feature(offload: Offload, default_zone: str = "UTC") -> Feature:

@@ -70,6 +70,7 @@ MENU_FIRST = (
     "sos",
     "breathe",
     "grounding",
+    "practices",
     "reflect",
     "safetyplan",
     "reminders",
