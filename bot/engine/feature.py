@@ -29,6 +29,9 @@ Action = Callable[[Turn, Frame], Awaitable[None]]
 CommandHandler = Callable[[Turn, str], Awaitable[None]]
 # Reads free text before the dialog; True if it took the text (nothing else sees it then).
 Interceptor = Callable[[Turn, str], Awaitable[bool]]
+# Sees a slash command (name, words) before it runs; True if it took it (the crisis pause
+# asks first before another dialog opens over it).
+CommandGuard = Callable[[Turn, str, str], Awaitable[bool]]
 ReminderHandler = Callable[[Turn, Reminder], Awaitable[None]]
 LocationHandler = Callable[[Turn, Location], Awaitable[None]]
 # Work for an event done before its step, outside the transaction (the crisis screen runs in a
@@ -53,6 +56,8 @@ class Feature:
     screens: Sequence[Interceptor] = ()
     # free text (and a command's words) in any state, before the dialog takes it as an answer
     interceptors: Sequence[Interceptor] = ()
+    # slash commands, before they run (after their words were screened)
+    command_guards: Sequence[CommandGuard] = ()
     # by the key their result has in `turn.prepared`
     preparers: Mapping[str, Preparer] = field(default_factory=dict)
     fallbacks: Sequence[Fallback] = ()

@@ -27,7 +27,13 @@ from bot.engine.events import (
     Text,
     Unsupported,
 )
-from bot.engine.feature import CommandHandler, Interceptor, LocationHandler, ReminderHandler
+from bot.engine.feature import (
+    CommandGuard,
+    CommandHandler,
+    Interceptor,
+    LocationHandler,
+    ReminderHandler,
+)
 from bot.engine.flow import Flow
 from bot.engine.frame import Frame
 from bot.engine.parsing import (
@@ -66,6 +72,7 @@ class Router(Flow):
         # nothing else may act on the text
         self.screens: list[Interceptor] = []
         self.interceptors: list[Interceptor] = []
+        self.command_guards: list[CommandGuard] = []
         self.reminders: dict[str, ReminderHandler] = {}
         self.on_location: LocationHandler | None = None
 
@@ -120,6 +127,9 @@ class Router(Flow):
         # Words after a command are screened like any message ("/reframe I want to die").
         if args and await self._intercepted(turn, args):
             return
+        for guard in self.command_guards:
+            if await guard(turn, name, args):
+                return
         if name in self.commands:
             self.step_aside(turn)
             await self.commands[name](turn, args)

@@ -84,6 +84,7 @@ class Engine(Router):
                 self.on_location = feature.location
             self.screens.extend(feature.screens)
             self.interceptors.extend(feature.interceptors)
+            self.command_guards.extend(feature.command_guards)
             self.fallbacks.extend(feature.fallbacks)
             self.gives_way.update(feature.gives_way)
 

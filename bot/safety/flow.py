@@ -64,6 +64,11 @@ CHOOSE_COUNTRY = "choose_country"
 CRISIS_LEVEL = "crisis"
 GENTLE_LEVELS = frozenset({"check", "concern"})
 IMMEDIATE_DANGER = "immediate_danger"
+# Commands that run at once in a crisis pause: they help, or say where help is, or leave it.
+# Any other dialog's command waits until the person says they are safe (`pause_first`).
+PAUSE_COMMANDS = frozenset(
+    {"sos", "help", "country", "cancel", "stop", "start", "breathe", "grounding", "safetyplan"}
+)
 # The key of the screen's verdicts in `turn.prepared` ({text: ScreenResult | None}).
 PREPARED = "safety"
 # People whose country is remembered in memory, for crisis help when the database is down.
@@ -386,6 +391,26 @@ def safety_feature(safety: Safety, catalog: Catalog, *, checkin_params: dict[str
             top.params["still_here"] = _rotating(turn, top, "pause_still_here")
         return False
 
+    async def pause_first(turn: Turn, name: str, args: str) -> bool:
+        """A command that would open another dialog over a crisis pause (/reframe right after
+        "I want to die"): ask first, gently, and go there once they say they are safe
+        (`go_on_after_safe`); the pause and its contacts stay until then."""
+        top = turn.top
+        dialog = catalog.command_dialogs().get(name)
+        if top is None or top.dialog != CRISIS or name in PAUSE_COMMANDS or dialog is None:
+            return False
+        top.params["then"] = dialog
+        top.params["then_text"] = args
+        _to_question(turn, top)
+        turn.reprompt(turn.text("pause_command", command=name))
+        return True
+
+    async def go_on_after_safe(turn: Turn, frame: Frame) -> None:
+        """ "I'm safe": open what they asked for during the pause, if anything."""
+        dialog = frame.params.get("then")
+        if isinstance(dialog, str) and dialog:
+            await turn.engine.open_dialog(turn, dialog, str(frame.params.get("then_text") or ""))
+
     def _rotating(turn: Turn, frame: Frame, key: str, **values: Any) -> str:
         """The next phrasing of `key` in this pause: two messages in a row get different ones."""
         heard = int(frame.params.get("heard", 0))
@@ -539,6 +564,7 @@ def safety_feature(safety: Safety, catalog: Catalog, *, checkin_params: dict[str
         # Before every other hook: the screen sees each message before anything may take it.
         screens=[screen_text],
         interceptors=[still_here, typed_country],
+        command_guards=[pause_first],
         preparers={PREPARED: prepare},
         fallbacks=[offline],
         commands={"sos": sos, "help": help_command, "country": country},
@@ -552,6 +578,7 @@ def safety_feature(safety: Safety, catalog: Catalog, *, checkin_params: dict[str
             "choose_suggested_country": choose_suggested_country,
             "set_country": set_country,
             "after_country": after_country,
+            "go_on_after_safe": go_on_after_safe,
         },
         gives_way=frozenset({CHOOSE_COUNTRY}),  # a command instead of an answer is a skip
         dialog_params={"checkin": {"very_high": CHECKIN_CONTACTS_FROM, **checkin_params}},
@@ -607,5 +634,6 @@ SAFETY_ACTIONS = frozenset(
         "choose_suggested_country",
         "set_country",
         "after_country",
+        "go_on_after_safe",
     }
 )
