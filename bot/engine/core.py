@@ -21,6 +21,12 @@ def carried(frame: Frame) -> str:
     return str(thought) if thought else ""
 
 
+async def open_with_words(turn: Turn, frame: Frame) -> None:
+    """Words written with nothing open, offered and accepted: the dialog they go to (the
+    reframe) starts with them as the answer to its first question."""
+    await turn.engine.open_dialog(turn, turn.engine.first_words, carried(frame))
+
+
 async def decline_consent(turn: Turn, frame: Frame) -> None:
     """Onboarding said "Not now": remember it (so the welcome is not said again, and
     `unrecorded` dialogs run), and keep nothing they wrote before it."""
@@ -63,6 +69,7 @@ CORE = Feature(
     "core",
     actions={
         "give_consent": give_consent,
+        "open_with_words": open_with_words,
         "decline_consent": decline_consent,
         "resume_paused": resume_paused,
         "start_fresh": start_fresh,

@@ -34,6 +34,8 @@ class Flow:
         self.resume_dialog = "resume"
         # Where a first message with real words goes once the person has agreed to storage.
         self.first_words = "reframe"
+        # Offers that: words with nothing open, from a person who has agreed to storage.
+        self.heard = "heard"
         # Offered when a person writes into a recorded dialog left open for `gap` or longer:
         # carry on, or start with what's on their mind now (see Router._after_gap).
         self.returning = "returning"
@@ -124,7 +126,7 @@ class Flow:
     def step_aside(self, turn: Turn) -> None:
         """Close a menu-like dialog on top (menu, resume offer, history) for what comes next."""
         top = turn.top
-        offers = (self.menu, self.resume_dialog, self.returning)
+        offers = (self.menu, self.resume_dialog, self.returning, self.heard)
         if top and (top.dialog in offers or top.dialog in self.gives_way):
             turn.stack.pop()
         elif top and top.dialog == self.onboarding and turn.declined:

@@ -283,6 +283,8 @@ class Router(Flow):
                 )
             elif not turn.consented:
                 await turn.start_dialog(self.onboarding)
+            elif self._first_words(turn, text) and self.catalog.dialog(self.heard):
+                await turn.start_dialog(self.heard, {"thought": text})
             else:
                 turn.say("idle")
                 await turn.start_dialog(self.menu)
@@ -319,7 +321,11 @@ class Router(Flow):
                 habits.remember_answer(turn, frame, state.store, at)
         elif state.expect == "choice":
             value = turn.typed_choice(frame, text)
-            if value is None and _names_unnumbered(turn, frame, text):
+            if value is None and frame.dialog == self.menu and self._first_words(turn, text):
+                # what's on their mind, typed at the menu rather than picked: heard first
+                self.step_aside(turn)
+                await turn.start_dialog(self.heard, {"thought": text})
+            elif value is None and _names_unnumbered(turn, frame, text):
                 turn.reprompt(turn.text("not_by_number"))
             elif value is None:
                 hint = _retry(turn, frame) or turn.text("pick_an_option")

@@ -56,6 +56,7 @@ class Moves(Protocol):
     catalog: Catalog
     onboarding: str
     menu: str
+    first_words: str
     dialog_params: dict[str, dict[str, Any]]
 
     async def enter(self, turn: Turn) -> None: ...
