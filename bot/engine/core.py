@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from bot.engine.feature import Feature
 from bot.engine.frame import Frame
+from bot.engine.parsing import asks_what_i_am, has_words
 from bot.engine.turn import Turn
 
 
@@ -65,8 +66,31 @@ async def start_afresh(turn: Turn, frame: Frame) -> None:
     await turn.start_dialog(below.dialog)
 
 
+async def what_i_am(turn: Turn, text: str) -> bool:
+    """ "Are you a real person?", anywhere: answered plainly (kindbot never lets anyone think
+    it is a person or a therapist), then the question open goes on."""
+    if not asks_what_i_am(text, turn.text("what_i_am_questions").split(",")):
+        return False
+    turn.say("what_i_am")
+    turn.reprompt()
+    return True
+
+
+async def more_words(turn: Turn, text: str) -> bool:
+    """Typed at the offer for words written with nothing open: more of the same words (the
+    rest of a message sent in pieces), kept with them; the offer stays."""
+    top = turn.top
+    if top is None or top.dialog != turn.engine.heard or not text.strip():
+        return False
+    if turn.typed_choice(top, text) is not None or not has_words(text):
+        return False
+    top.params["thought"] = f"{carried(top)} {text}".strip()
+    return True
+
+
 CORE = Feature(
     "core",
+    interceptors=[what_i_am, more_words],
     actions={
         "give_consent": give_consent,
         "open_with_words": open_with_words,

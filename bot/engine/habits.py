@@ -151,6 +151,8 @@ def join_split(
     note = turn.notes.get("answer")
     if not text or not _within(turn, "answer", at, window) or not isinstance(note, dict):
         return False
+    if is_throwaway(text, turn.text("throwaway_words").split(",")):
+        return False  # "k" after an answer is not more of it
     if (note["dialog"], note["run"]) != (frame.dialog, frame.run):
         return False
     state = turn.spec(frame)

@@ -90,6 +90,16 @@ def is_throwaway(text: str, words: Iterable[str]) -> bool:
     return "So" in kinds and not any(kind[0] in "LN" for kind in kinds)
 
 
+def asks_what_i_am(text: str, openings: Iterable[str]) -> bool:
+    """A short question about what kindbot is ("are you a real person?", "is this a bot"):
+    one of `openings` starting a message of at most ten words."""
+    plain = _plain(_APOSTROPHES.sub("", text))
+    if not plain or len(plain.split()) > 10:
+        return False
+    starts = {_plain(_APOSTROPHES.sub("", o)) for o in openings}
+    return any(o and (plain == o or plain.startswith(o + " ")) for o in starts)
+
+
 def parse_scale(text: str, scale: Scale) -> int | None:
     """A rating typed as `7`, `7/10`, `7 out of 10` or `seven`; None if it is not one."""
     word = text.strip().strip(".!").lower()

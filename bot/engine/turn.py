@@ -57,6 +57,7 @@ class Moves(Protocol):
     onboarding: str
     menu: str
     first_words: str
+    heard: str
     dialog_params: dict[str, dict[str, Any]]
 
     async def enter(self, turn: Turn) -> None: ...
