@@ -183,8 +183,10 @@ class Router(Flow):
         moment = _about_the_moment(turn)
         kept_by = _kept_by(turn)
         kept = await turn.stop_all()
-        if moment is not None:  # "we've stopped the check-in", never "saved as unfinished"
-            turn.say("stopped_now", title=moment.title, command=moment.command or "start")
+        if moment is not None and moment.command:  # never "saved as unfinished"
+            turn.say("stopped_now", title=moment.title, command=moment.command)
+        elif moment is not None:  # a practice about the moment, opened from a library
+            turn.say("stopped_now_plain")
         elif kept and kept_by is not None and kept_by.command:
             turn.say("stopped_saved", command=kept_by.command)
         else:
