@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import TextIO
 
 from bot.engine.events import (
-    Answered,
     ChoiceMade,
     DialogEnded,
     Document,
@@ -119,7 +118,7 @@ class Console:
                 where = self.save(output) if self.files is not None else output.filename
                 self.line(output.caption, "kindbot: ")
                 self.out.write(f"  [{where}]\n\n")
-            elif isinstance(output, DialogEnded | Answered):
+            elif isinstance(output, DialogEnded):
                 pass
         self.out.flush()
 

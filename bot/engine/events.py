@@ -143,12 +143,6 @@ class DialogEnded:
 
 
 @dataclass(frozen=True, slots=True)
-class Answered:
-    """The question on screen was answered by typing rather than by its buttons: they are
-    done (Telegram takes them off its message, as a press would)."""
-
-
-@dataclass(frozen=True, slots=True)
 class Later:
     """Output made after the step has committed, off the event loop: a chart, an export.
 
@@ -161,7 +155,7 @@ class Later:
     data: dict[str, Any] = field(default_factory=dict)
 
 
-Output = Message | Image | Document | Pause | DialogEnded | Answered | Later
+Output = Message | Image | Document | Pause | DialogEnded | Later
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,7 +20,6 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.engine.events import (
-    Answered,
     DialogEnded,
     Document,
     Image,
@@ -94,8 +93,6 @@ def _encode_one(output: Output) -> dict[str, Any]:
         return {"t": "pause", "seconds": output.seconds}
     if isinstance(output, DialogEnded):
         return {"t": "ended", "dialog": output.dialog, "completed": output.completed}
-    if isinstance(output, Answered):
-        return {"t": "answered"}
     return {"t": "later", "kind": output.kind, "data": output.data}
 
 
@@ -120,8 +117,6 @@ def _decode_one(item: dict[str, Any]) -> Output:
         return Pause(float(item["seconds"]))
     if kind == "ended":
         return DialogEnded(item["dialog"], bool(item["completed"]))
-    if kind == "answered":
-        return Answered()
     if kind == "later":
         return Later(item["kind"], dict(item["data"]))
     raise ValueError(f"unknown output type {kind!r}")
@@ -129,7 +124,7 @@ def _decode_one(item: dict[str, Any]) -> Output:
 
 def visible(output: Output) -> bool:
     """Whether sending `output` reaches the person (worth recording as delivered)."""
-    return not isinstance(output, Pause | DialogEnded | Answered)
+    return not isinstance(output, Pause | DialogEnded)
 
 
 class Outbox:

@@ -15,7 +15,6 @@ from datetime import datetime
 from bot.engine import habits
 from bot.engine.catalog import Catalog
 from bot.engine.events import (
-    Answered,
     ChoiceMade,
     Command,
     Edited,
@@ -303,7 +302,6 @@ class Router(Flow):
             value = match_choice(text, turn.render(frame).options)
             button = next((c for c in state.choices if c.value == value), None)
             if button and (button.start or button.next or text.strip().isdigit()):
-                turn.emit(Answered())
                 await self._text_button(turn, frame, button.value)
                 return
         if state.expect == "text":
@@ -317,8 +315,6 @@ class Router(Flow):
             elif journal and habits.nudge_throwaway(turn, text):
                 return
             else:
-                if state.choices:
-                    turn.emit(Answered())  # its buttons (feeling words, shortcuts) are done
                 await self.answer(turn, text)
                 habits.remember_answer(turn, frame, state.store, at)
         elif state.expect == "choice":
@@ -333,7 +329,6 @@ class Router(Flow):
                 hint = _retry(turn, frame) or turn.text("pick_an_option")
                 habits.correct(turn, hint, turn.text("pick_above"), at, self.quiet_seconds)
             else:
-                turn.emit(Answered())
                 await self.answer(turn, value)
         elif state.expect == "scale":
             scale = Scale(state.scale.low, state.scale.high)
@@ -347,7 +342,6 @@ class Router(Flow):
                 brief = turn.text("scale_above", **values)
                 habits.correct(turn, hint, brief, at, self.quiet_seconds)
             else:
-                turn.emit(Answered())
                 await self.answer(turn, rating)
         else:
             turn.reprompt()

@@ -16,7 +16,7 @@ from typing import Any, Protocol
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.engine.catalog import Catalog, Locale
-from bot.engine.events import Answered, DialogEnded, Message, Option, Output, Pause, Scale, UserRef
+from bot.engine.events import DialogEnded, Message, Option, Output, Pause, Scale, UserRef
 from bot.engine.frame import EARLIER_RUNS, Frame
 from bot.engine.machine import DialogMachine
 from bot.engine.parsing import is_go_ahead, match_alias, match_choice
@@ -188,12 +188,7 @@ class Turn:
         "replace", a state's `join`), carrying the whole text; as it is when there is
         nothing to join (no `how`, or the last output is not a plain message of this step)."""
         last = next(
-            (
-                o
-                for o in reversed(self.outputs)
-                if not isinstance(o, Pause | DialogEnded | Answered)
-            ),
-            None,
+            (o for o in reversed(self.outputs) if not isinstance(o, Pause | DialogEnded)), None
         )
         if how is None or not isinstance(last, Message) or last.options or last.scale:
             return message

@@ -30,7 +30,6 @@ from telegram.error import BadRequest
 from telegram.warnings import PTBUserWarning
 
 from bot.engine.events import (
-    Answered,
     ChoiceMade,
     DialogEnded,
     Document,
@@ -238,9 +237,7 @@ class Renderer:
             elif isinstance(output, Image | Document):
                 shown.message_id = None
                 await self.file(chat_id, output)
-            elif (isinstance(output, DialogEnded) and not output.completed) or isinstance(
-                output, Answered
-            ):
+            elif isinstance(output, DialogEnded) and not output.completed:
                 await self.drop_keyboard(chat_id)
 
     async def pause(self, seconds: float, shown: Shown) -> None:

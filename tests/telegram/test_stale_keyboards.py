@@ -85,25 +85,3 @@ async def test_telegram_refusing_the_edit_changes_nothing(app: App) -> None:
         assert len(_edits(stopped)) == 1
         assert "stopped the check-in" in stopped[-1].text
         assert await position(app, ANN) == "none"
-
-
-async def test_a_question_answered_by_typing_loses_its_keyboard(app: App) -> None:
-    async with harness(app) as h:
-        await _ready(h)
-        await h.say(ANN, "/checkin")
-        rating = h.last_offer(ANN)
-        typed = await h.say(ANN, "5")  # typed, not pressed
-        (edit,) = _edits(typed)
-        assert edit.params["message_id"] == rating.message_id
-        assert typed.index(edit) == 0  # before the next question (whose keyboard stays)
-        following = h.last_offer(ANN)
-        # a wrong answer changes nothing on screen: the buttons are still the way to answer
-        assert _edits(await h.say(ANN, "blue")) == []
-        # and the feeling words under a text question go once it is answered in words
-        await h.say(ANN, "/cancel")
-        await h.say(ANN, "/reframe")
-        await h.say(ANN, "I'm useless")
-        feeling = h.last_offer(ANN)
-        assert feeling.message_id != following.message_id
-        answered = await h.say(ANN, "ashamed")
-        assert [e.params["message_id"] for e in _edits(answered)] == [feeling.message_id]
