@@ -69,7 +69,7 @@ async def start_afresh(turn: Turn, frame: Frame) -> None:
 async def what_i_am(turn: Turn, text: str) -> bool:
     """ "Are you a real person?", anywhere: answered plainly (kindbot never lets anyone think
     it is a person or a therapist), then the question open goes on."""
-    if not asks_what_i_am(text, turn.text("what_i_am_questions").split(",")):
+    if not asks_what_i_am(text, turn.text("what_i_am_questions")):
         return False
     turn.say("what_i_am")
     turn.reprompt()

@@ -7,6 +7,7 @@ engine does.
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from collections.abc import Iterable
@@ -90,14 +91,20 @@ def is_throwaway(text: str, words: Iterable[str]) -> bool:
     return "So" in kinds and not any(kind[0] in "LN" for kind in kinds)
 
 
-def asks_what_i_am(text: str, openings: Iterable[str]) -> bool:
+def asks_what_i_am(text: str, openings: str) -> bool:
     """A short question about what kindbot is ("are you a real person?", "is this a bot"):
-    one of `openings` starting a message of at most ten words."""
-    plain = _plain(_APOSTROPHES.sub("", text))
-    if not plain or len(plain.split()) > 10:
+    one of `openings` (comma-separated) starting a message of at most ten words."""
+    words = _plain(_APOSTROPHES.sub("", text)).split()
+    if not words or len(words) > 10:
         return False
-    starts = {_plain(_APOSTROPHES.sub("", o)) for o in openings}
-    return any(o and (plain == o or plain.startswith(o + " ")) for o in starts)
+    starts = _openings(openings)
+    return any(" ".join(words[:n]) in starts for n in range(1, len(words) + 1))
+
+
+@functools.lru_cache(maxsize=16)
+def _openings(openings: str) -> frozenset[str]:
+    """The plain forms of a comma-separated list, once per list (it is read per message)."""
+    return frozenset(p for o in openings.split(",") if (p := _plain(_APOSTROPHES.sub("", o))))
 
 
 def parse_scale(text: str, scale: Scale) -> int | None:
