@@ -170,11 +170,12 @@ class Router(Flow):
             turn.say("nothing_to_stop")
             return
         moment = _about_the_moment(turn)
+        command = _recorded_command(turn)
         kept = await turn.stop_all()
         if moment is not None:  # "we've stopped the check-in", never "saved as unfinished"
             turn.say("stopped_now", title=moment.title, command=moment.command or "start")
-        else:
-            turn.say("stopped_saved" if kept else "stopped")
+        else:  # "send /journal to pick it up", not /reframe, for a stopped journal entry
+            turn.say("stopped_saved" if kept else "stopped", command=command)
 
     async def _choice(self, turn: Turn, event: ChoiceMade) -> None:
         frame = turn.top
@@ -344,6 +345,15 @@ def _about_the_moment(turn: Turn) -> DialogSpec | None:
         if spec.entry is not None:
             return None if spec.resumable else spec
     return None
+
+
+def _recorded_command(turn: Turn) -> str:
+    """The command that picks up the recorded dialog a stop would keep as unfinished."""
+    for frame in reversed(turn.stack):
+        spec = turn.machine(frame).spec
+        if spec.entry is not None:
+            return spec.command or "start"
+    return "start"
 
 
 def _names_unnumbered(turn: Turn, frame: Frame, text: str) -> bool:
