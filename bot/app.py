@@ -59,6 +59,8 @@ def configure_logging(level: str, fmt: str = "text") -> None:
         "aiosqlite",
         "sqlalchemy",
         "asyncpg",
+        "fpdf",  # /summary's PDF: glyph names, and warnings that quote missing characters
+        "fontTools",
     ):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     # PTB logs whole updates and request parameters (what people wrote) at DEBUG: never that.
@@ -76,8 +78,16 @@ def known_actions() -> set[str]:
     models and texts), so `kindbot dialogs check` validates dialogs on its own."""
     from bot.forget import FORGET_ACTIONS
     from bot.history import HISTORY_ACTIONS
+    from bot.summary import SUMMARY_ACTIONS
 
-    return {*CORE.actions, *HISTORY_ACTIONS, *FORGET_ACTIONS, *SAFETY_ACTIONS, *REMINDER_ACTIONS}
+    return {
+        *CORE.actions,
+        *HISTORY_ACTIONS,
+        *FORGET_ACTIONS,
+        *SAFETY_ACTIONS,
+        *REMINDER_ACTIONS,
+        *SUMMARY_ACTIONS,
+    }
 
 
 def features(
@@ -113,6 +123,7 @@ def features(
         Feature("lessons", gives_way=lesson_dialogs(catalog)),
         progress_feature(offload, settings.default_timezone),
         export_feature(offload, settings.default_timezone),
+        summary_feature(offload, settings.default_timezone),
         reminders_feature(texts=reminder_texts, default_timezone=settings.default_timezone),
     ]
 
@@ -149,6 +160,18 @@ def export_feature(offload: Offload, default_zone: str = "UTC") -> Feature:
         "export",
         commands={"export": export_command(default_zone)},
         producers={EXPORT: producer(offload, make_export)},
+    )
+
+
+def summary_feature(offload: Offload, default_zone: str = "UTC") -> Feature:
+    """/summary: the period chosen in its dialog, the files made after the step in the
+    offload worker (as the export's are)."""
+    from bot.summary import SUMMARY, make_summary, summary_actions
+
+    return Feature(
+        "summary",
+        actions=summary_actions(default_zone),
+        producers={SUMMARY: producer(offload, make_summary)},
     )
 
 

@@ -211,6 +211,7 @@ async def send_export(turn: Turn, args: str, *, default_zone: str = "UTC") -> No
         },
     }
     turn.emit(Later(EXPORT, data))
+    turn.say("export_summary_offer")
     turn.reprompt()
 
 

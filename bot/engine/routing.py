@@ -199,7 +199,7 @@ class Router(Flow):
                 turn.emit(Message(turn.text("step_passed")))
             return
         if event.value in habits.OWN_CHOICES:  # the engine's own buttons (examples, long text)
-            await habits.chosen(turn, frame, event.value, self.max_text_chars)
+            await habits.chosen(turn, frame, event.value, self.limit(turn, frame))
             return
         state = turn.spec(frame)
         if state.expect == "scale":  # a pressed rating button
@@ -220,6 +220,11 @@ class Router(Flow):
             turn.emit(Message(turn.text("step_passed")))
             return
         await self.answer(turn, event.value)
+
+    def limit(self, turn: Turn, frame: Frame) -> int:
+        """The longest text the question open now takes: its own `max_chars` where a dialog
+        asks for long writing (a journal), else the MAX_TEXT_CHARS setting."""
+        return turn.spec(frame).max_chars or self.max_text_chars
 
     def _first_words(self, turn: Turn, text: str) -> bool:
         """Whether a first message says something worth carrying ("I feel like such a
@@ -290,7 +295,7 @@ class Router(Flow):
                 turn.say("idle")
                 await turn.start_dialog(self.menu)
             return
-        split, limit = self.split_seconds, self.max_text_chars
+        split, limit = self.split_seconds, self.limit(turn, frame)
         if habits.grow_long(turn, text, at, split, limit) or habits.join_split(
             turn, frame, text, at, window=split, limit=limit
         ):
@@ -310,8 +315,8 @@ class Router(Flow):
                 turn.say("empty_text")
             elif journal and not has_words(text):
                 turn.say("need_words")  # a journal answer needs words; settings may not
-            elif len(text) > self.max_text_chars:
-                habits.offer_first_part(turn, text, at, self.max_text_chars)
+            elif len(text) > limit:
+                habits.offer_first_part(turn, text, at, limit)
             elif journal and habits.nudge_throwaway(turn, text):
                 return
             else:

@@ -129,6 +129,9 @@ class StateSpec(_Strict):
     numbers: bool = True
     # A text question's "share my location" button (its label), where the adapter has one.
     location: str | None = None
+    # The longest answer this text question takes (a journal's free writing), in place of
+    # the MAX_TEXT_CHARS setting; longer text is offered in part, as anywhere else.
+    max_chars: int | None = Field(default=None, ge=1, le=20000)
 
     @field_validator("say", "retry", mode="before")
     @classmethod
