@@ -139,3 +139,18 @@ async def test_arrives_through_the_dispatcher_on_the_chosen_day(app: App, clock:
     assert any("A quiet week" in t or "Nothing here this week" in t for t in sent.texts)
     clock.now = sunday + timedelta(days=6, hours=23)
     assert await worker.tick() == 0  # once a week, not daily
+
+
+async def test_forget_removes_the_weekly_schedule(app: App, clock: Clock) -> None:
+    fay = Person(app, "fay")
+    await fay.consent()
+    await opt_in(app, "fay", quote=True, now=clock.now)
+    async with app.db.session() as session:
+        user, _ = await repo.get_or_create_user(session, channel="console", external_id="fay")
+        uid = user.id
+        assert uid is not None
+        assert [s.kind for s in await store.list_schedules(session, user_id=uid)] == ["weekly"]
+    await fay.send("/forget")
+    await fay.press("Yes, delete everything")
+    async with app.db.session() as session:
+        assert await store.list_schedules(session, user_id=uid) == []
