@@ -18,6 +18,7 @@ from sqlalchemy import (
     Integer,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlmodel import Field, SQLModel
 
@@ -151,6 +152,11 @@ class ReminderSchedule(SQLModel, table=True):
     days: int = Field(default=127, sa_column=Column(Integer, nullable=False))
     timezone: str = Field(max_length=64)
     enabled: bool = Field(default=True, sa_column=Column(Boolean, nullable=False))
+    # The weekly look back only: whether the person allowed one of their own kind sentences
+    # of the week to be quoted back in it (asked when they opt in; off unless they said yes).
+    quote: bool = Field(
+        default=False, sa_column=Column(Boolean, nullable=False, server_default=false())
+    )
     paused_until: datetime | None = _optional_ts()
     disabled_reason: str | None = Field(default=None, max_length=32)
     next_due_utc: datetime | None = Field(

@@ -371,6 +371,23 @@ async def list_entries(
     return list((await session.execute(query)).scalars())
 
 
+async def entries_between(
+    session: AsyncSession, *, user_id: int, since: datetime, until: datetime
+) -> list[Entry]:
+    """A person's entries started in [since, until), oldest first (the weekly look back
+    reads one week; the index on user_id keeps it to their own rows)."""
+    query = (
+        select(Entry)
+        .where(
+            col(Entry.user_id) == user_id,
+            col(Entry.started_at) >= since,
+            col(Entry.started_at) < until,
+        )
+        .order_by(col(Entry.started_at), col(Entry.id))
+    )
+    return list((await session.execute(query)).scalars())
+
+
 # How many of a kind's latest entries `latest_answers` reads: every run keeps the
 # remembered answers it started with, so the newest entry normally holds them all; a few
 # more cover runs stopped before they were written (their entries were removed as empty).

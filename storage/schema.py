@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from alembic.config import Config
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
-HEAD = "0006"
+HEAD = "0007"
 VERSION_TABLE = "alembic_version"
 # pg_advisory_xact_lock key for migrations (0x6B62 "kb"; the outbox's owners use key 1 0x6B62
 # with their own ids, so migrations use a key 1 of their own).

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from bot.reminders import store
 from bot.reminders.schedule import (
     EVERY_DAY,
     WEEKDAYS,
@@ -17,6 +18,7 @@ from bot.reminders.schedule import (
     next_occurrence,
     zone,
 )
+from storage.models import ReminderSchedule
 
 ZONES = [
     "Europe/Berlin",
@@ -152,3 +154,53 @@ def test_a_daily_reminder_fires_once_per_local_day(
     gaps = {(b - a).days for a, b in itertools.pairwise(seen)}
     # One per day; a skipped local date (Samoa 2011) would show as 2, a double as 0.
     assert gaps <= {1}
+
+
+def _weekly(day: str, at: str, zone_name: str, **more: object) -> ReminderSchedule:
+    """A weekly look back as the settings store it: one weekday bit, a local time."""
+    return ReminderSchedule(
+        user_id=1,
+        kind=store.WEEKLY,
+        local_time=at,
+        days=days_from_names([day]),
+        timezone=zone_name,
+        updated_at=utc(2026, 1, 1),
+        **more,
+    )
+
+
+def test_weekly_look_back_due_times_across_daylight_saving() -> None:
+    """Once a week, on the chosen day at the chosen local time, DST or not."""
+    # Sunday 18:00 in Berlin: 22 March is CET (17:00 UTC), 29 March already CEST (16:00
+    # UTC) — 6 days 23 hours apart, not a fixed 7 * 24 hours.
+    sunday = _weekly("sun", "18:00", "Europe/Berlin")
+    first = store.next_due_for(sunday, utc(2026, 3, 20, 12))
+    assert first == utc(2026, 3, 22, 17)
+    assert first is not None
+    second = store.next_due_for(sunday, first)
+    assert second == utc(2026, 3, 29, 16)
+    assert second is not None
+    assert store.next_due_for(sunday, second) == utc(2026, 4, 5, 16)
+    # 02:30 on the spring-forward Sunday does not exist: sent at 03:00 CEST, once.
+    early = _weekly("sun", "02:30", "Europe/Berlin")
+    assert store.next_due_for(early, utc(2026, 3, 28, 12)) == utc(2026, 3, 29, 1)
+    # 01:30 happens twice on New York's fall-back Sunday (1 November): the first one.
+    twice = _weekly("sun", "01:30", "America/New_York")
+    assert store.next_due_for(twice, utc(2026, 10, 31, 12)) == utc(2026, 11, 1, 5, 30)
+    assert store.next_due_for(twice, utc(2026, 11, 1, 5, 30)) == utc(2026, 11, 8, 6, 30)
+    # Asked exactly at its time, the next one is a week later; a minute before, the same day.
+    friday = _weekly("fri", "20:00", "Asia/Kolkata")
+    assert store.next_due_for(friday, utc(2026, 3, 6, 14, 30)) == utc(2026, 3, 13, 14, 30)
+    assert store.next_due_for(friday, utc(2026, 3, 6, 14, 29)) == utc(2026, 3, 6, 14, 30)
+
+
+def test_weekly_look_back_pause_and_off() -> None:
+    """A pause skips the weeks it covers; off (or blocked) means nothing is due."""
+    paused = _weekly("mon", "09:00", "Europe/Berlin", paused_until=utc(2026, 3, 3, 12))
+    # Monday 2 March is inside the pause: next is Monday 9 March.
+    assert store.next_due_for(paused, utc(2026, 3, 1, 12)) == utc(2026, 3, 9, 8)
+    assert (
+        store.next_due_for(_weekly("mon", "09:00", "UTC", enabled=False), utc(2026, 3, 1)) is None
+    )
+    blocked = _weekly("mon", "09:00", "UTC", disabled_reason="blocked")
+    assert store.next_due_for(blocked, utc(2026, 3, 1)) is None

@@ -18,6 +18,8 @@ from bot.engine.feature import Action, Feature
 from bot.engine.frame import Frame
 from bot.engine.parsing import match_choice
 from bot.engine.turn import Turn
+from bot.localtime import person_zone
+from bot.progress import rated_answers
 from bot.reminders import store
 from bot.reminders.parse import parse_days, parse_time
 from bot.reminders.schedule import (
@@ -29,6 +31,7 @@ from bot.reminders.schedule import (
     local_now,
 )
 from bot.reminders.texts import ReminderTexts
+from bot.reminders.weekly import WeekEntry, look_back, week_window
 from bot.reminders.zones import zone_choices, zone_from_location
 from storage import repo
 from storage.models import ReminderSchedule, as_utc
@@ -61,6 +64,9 @@ ACTION_NAMES = frozenset(
         "reminders_target_reflection",
         "reminders_checkins",
         "reminders_target_ping",
+        "reminders_target_weekly",
+        "reminders_weekly_day",
+        "reminders_weekly_quote",
         "reminders_parse_time",
         "reminders_parse_days",
         "reminders_save",
@@ -132,6 +138,8 @@ class ReminderTalk:
     def target_name(self, turn: Turn, kind: str, slot: int) -> str:
         if kind == store.REFLECTION:
             return self.t(turn, "reflection_name")
+        if kind == store.WEEKLY:
+            return self.t(turn, "weekly_name")
         return self.t(turn, "checkin_name", n=slot + 1)
 
     async def _schedules(self, turn: Turn) -> list[ReminderSchedule]:
@@ -150,6 +158,11 @@ class ReminderTalk:
             days = self.days_words(turn, s.days)
             if s.kind == store.REFLECTION:
                 lines.append(self.t(turn, "line_reflection", time=s.local_time, days=days))
+            elif s.kind == store.WEEKLY:
+                quoting = self.t(turn, "weekly_quoting") if s.quote else ""
+                lines.append(
+                    self.t(turn, "line_weekly", time=s.local_time, days=days, quoting=quoting)
+                )
             else:
                 lines.append(
                     self.t(turn, "line_checkin", n=s.slot + 1, time=s.local_time, days=days)
@@ -184,6 +197,20 @@ class ReminderTalk:
         slot = min(max(int(chosen[-1]) - 1, 0), store.CHECKIN_SLOTS - 1)
         await self._target(turn, frame, store.CHECKIN, slot)
 
+    async def target_weekly(self, turn: Turn, frame: Frame) -> None:
+        await self._target(turn, frame, store.WEEKLY, 0)
+
+    async def weekly_day(self, turn: Turn, frame: Frame) -> None:
+        """The one day of the week the look back comes on (`d0` Monday … `d6` Sunday); the
+        time question then shows it, so the person sees their choice was taken."""
+        chosen = str(frame.answers.get("weekly_day", ""))
+        index = int(chosen[1:]) if chosen[:1] == "d" and chosen[1:].isdigit() else 0
+        frame.params["days"] = 1 << min(max(index, 0), 6)
+        frame.params["target_now"] = self.days_words(turn, int(frame.params["days"]))
+
+    async def weekly_quote(self, turn: Turn, frame: Frame) -> None:
+        frame.params["quote"] = frame.answers.get("quote_choice") == "yes"
+
     async def parse_time_action(self, turn: Turn, frame: Frame) -> None:
         typed = frame.answers.pop("time_text", None)
         chosen = frame.answers.get("time_choice")
@@ -217,15 +244,17 @@ class ReminderTalk:
     async def save(self, turn: Turn, frame: Frame) -> None:
         """Turn the chosen reminder on; note whether the zone is still only the default."""
         zone = self.zone_of(turn)
+        kind = str(frame.params["target_kind"])
         schedule = await store.set_schedule(
             turn.session,
             user_id=_uid(turn),
-            kind=str(frame.params["target_kind"]),
+            kind=kind,
             slot=int(frame.params["target_slot"]),
             local_time=str(frame.params["time"]),
             days=int(frame.params["days"]),
             timezone=zone,
             now=turn.now,
+            quote=bool(frame.params.get("quote")) if kind == store.WEEKLY else None,
         )
         frame.params["saved_time"] = schedule.local_time
         frame.params["saved_days"] = self.days_words(turn, schedule.days)
@@ -357,6 +386,38 @@ class ReminderTalk:
             await turn.stop_all()
         await turn.start_dialog(dialog)
 
+    async def on_weekly(self, turn: Turn, event: Reminder) -> None:
+        """Send the week's look back as one message. Like the other reminders it never
+        lands on a conversation in progress (a crisis pause above all); it leaves the
+        person's conversation as it is, since it asks nothing of them."""
+        if not turn.consented:
+            return
+        top = turn.top
+        quiet = (*REMINDER_DIALOGS.values(), turn.engine.menu)
+        if top is not None and top.dialog not in quiet:
+            busy = as_utc(turn.row.updated_at) > turn.now - ACTIVE_WINDOW
+            if busy or top.dialog == CRISIS_DIALOG:
+                return
+        uid = _uid(turn)
+        schedule = await store.get_schedule(turn.session, user_id=uid, kind=store.WEEKLY)
+        since, until = week_window(turn.now)
+        found = await repo.entries_between(turn.session, user_id=uid, since=since, until=until)
+        entries = [
+            WeekEntry(
+                e.kind, e.dialog, as_utc(e.started_at), repo.entry_answers(e, cipher=turn.cipher)
+            )
+            for e in found
+        ]
+        text = look_back(
+            entries,
+            rated_answers(turn.engine.catalog, turn.locale.code),
+            turn.text,
+            now=turn.now,
+            where=person_zone(turn.user.timezone, self.default_timezone),
+            quote=schedule is not None and schedule.quote,
+        )
+        turn.emit(Message(text))
+
     async def on_location(self, turn: Turn, event: Location) -> None:
         """A shared location sets the timezone; the coordinates go no further than here."""
         found = zone_from_location(event.latitude, event.longitude)
@@ -428,6 +489,9 @@ class ReminderTalk:
             "reminders_target_reflection": self.target_reflection,
             "reminders_checkins": self.checkins,
             "reminders_target_ping": self.target_ping,
+            "reminders_target_weekly": self.target_weekly,
+            "reminders_weekly_day": self.weekly_day,
+            "reminders_weekly_quote": self.weekly_quote,
             "reminders_parse_time": self.parse_time_action,
             "reminders_parse_days": self.parse_days_action,
             "reminders_save": self.save,
@@ -461,7 +525,10 @@ def reminders_feature(*, texts: ReminderTexts, default_timezone: str) -> Feature
         actions=talk.actions(),
         commands={"settings": _settings_command},
         interceptors=[talk.typed_answer],
-        reminders=dict.fromkeys(REMINDER_DIALOGS, talk.on_reminder),
+        reminders={
+            **dict.fromkeys(REMINDER_DIALOGS, talk.on_reminder),
+            store.WEEKLY: talk.on_weekly,
+        },
         location=talk.on_location,
     )
 

@@ -28,7 +28,8 @@ __all__ = ["BLOCKED", "OddDueTime", "get_schedule", "list_schedules", "odd_due_t
 
 REFLECTION = "reflection"
 CHECKIN = "checkin"
-KINDS = (REFLECTION, CHECKIN)
+WEEKLY = "weekly"  # the weekly look back: one day of the week, see bot/reminders/weekly.py
+KINDS = (REFLECTION, CHECKIN, WEEKLY)
 CHECKIN_SLOTS = 3
 
 
@@ -60,8 +61,10 @@ async def set_schedule(
     days: int = EVERY_DAY,
     timezone: str,
     now: datetime,
+    quote: bool | None = None,
 ) -> ReminderSchedule:
-    """Turn a reminder on at `local_time` ('HH:MM') on `days` (created if new)."""
+    """Turn a reminder on at `local_time` ('HH:MM') on `days` (created if new); `quote`
+    (the weekly look back's permission to quote the person) is kept as it was when None."""
     if kind not in KINDS:
         raise ValueError(f"unknown reminder kind {kind!r}")
     local_time = format_hhmm(parse_hhmm(local_time))
@@ -87,6 +90,8 @@ async def set_schedule(
     schedule.days = days
     schedule.timezone = timezone
     schedule.enabled = True
+    if quote is not None:
+        schedule.quote = quote
     schedule.updated_at = now
     refresh_next_due(schedule, now)
     await session.flush()
