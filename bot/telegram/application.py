@@ -71,6 +71,7 @@ MENU_FIRST = (
     "breathe",
     "grounding",
     "practices",
+    "learn",
     "reflect",
     "journal",
     "safetyplan",
