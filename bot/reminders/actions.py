@@ -206,7 +206,8 @@ class ReminderTalk:
         chosen = str(frame.answers.get("weekly_day", ""))
         index = int(chosen[1:]) if chosen[:1] == "d" and chosen[1:].isdigit() else 0
         frame.params["days"] = 1 << min(max(index, 0), 6)
-        frame.params["target_now"] = self.days_words(turn, int(frame.params["days"]))
+        days = self.days_words(turn, int(frame.params["days"]))  # not saved until the time
+        frame.params["target_now"] = self.t(turn, "weekly_day_picked", days=days)
 
     async def weekly_quote(self, turn: Turn, frame: Frame) -> None:
         frame.params["quote"] = frame.answers.get("quote_choice") == "yes"
