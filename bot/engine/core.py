@@ -78,13 +78,15 @@ async def what_i_am(turn: Turn, text: str) -> bool:
 
 async def more_words(turn: Turn, text: str) -> bool:
     """Typed at the offer for words written with nothing open: more of the same words (the
-    rest of a message sent in pieces), kept with them; the offer stays."""
+    rest of a message sent in pieces), kept with them and said so; the offer stays."""
     top = turn.top
     if top is None or top.dialog != turn.engine.heard or not text.strip():
         return False
     if turn.typed_choice(top, text) is not None or not has_words(text):
         return False
     top.params["thought"] = f"{carried(top)} {text}".strip()
+    turn.say("split_added")
+    turn.reprompt()
     return True
 
 

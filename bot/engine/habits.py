@@ -114,6 +114,8 @@ async def add_to_saved(turn: Turn, text: str, at: datetime, *, window: float, li
     note = turn.notes.get("saved")
     if not has_words(text) or not _within(turn, "saved", at, window) or not isinstance(note, dict):
         return False
+    if is_throwaway(text, turn.text("throwaway_words").split(",")):
+        return False  # "k" after an answer is not more of it
     user_id = turn.user.id
     assert user_id is not None
     entry = await repo.get_entry(turn.unit.session, user_id=user_id, entry_id=int(note["entry"]))
