@@ -396,8 +396,10 @@ def safety_feature(safety: Safety, catalog: Catalog, *, checkin_params: dict[str
         "I want to die"): ask first, gently, and go there once they say they are safe
         (`go_on_after_safe`); the pause and its contacts stay until then."""
         top = turn.top
+        if top is None or top.dialog != CRISIS or name in PAUSE_COMMANDS:
+            return False  # (every command passes here: the common case decides first)
         dialog = catalog.command_dialogs().get(name)
-        if top is None or top.dialog != CRISIS or name in PAUSE_COMMANDS or dialog is None:
+        if dialog is None:
             return False
         top.params["then"] = dialog
         top.params["then_text"] = args

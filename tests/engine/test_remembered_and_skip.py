@@ -5,19 +5,15 @@ the `present` condition to tell whether there is one yet."""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
-from bot.app import known_actions, open_app
-from bot.config import REPO_ROOT
-from bot.engine.catalog import validate_tree
+from bot.app import open_app
 from bot.engine.events import Message, Scale
 from bot.engine.schema import Condition
 from bot.telegram.render import keyboard
 from tests.chat import Person
 from tests.conftest import Clock, make_settings
-
-SHIPPED = REPO_ROOT / "dialogs"
+from tests.engine.test_engine_additions import errors_for, tree
 
 PHRASE = """\
 dialog: demo
@@ -54,18 +50,6 @@ states:
     say: "Bye."
     end: true
 """
-
-
-def tree(tmp_path: Path, demo: str) -> Path:
-    root = tmp_path / "dialogs"
-    shutil.copytree(SHIPPED, root)
-    (root / "en" / "demo.yaml").write_text(demo, encoding="utf-8")
-    return root
-
-
-def errors_for(tmp_path: Path, demo: str) -> list[str]:
-    errors, _ = validate_tree(tree(tmp_path, demo), actions=known_actions())
-    return [str(e) for e in errors]
 
 
 def test_the_demo_is_valid(tmp_path: Path) -> None:
