@@ -44,8 +44,11 @@ from storage import repo
 from storage.crypto import new_key
 
 
-def make_settings(folder: Path) -> Settings:
+def make_settings(folder: Path, *, model: bool = False) -> Settings:
     values: dict[str, Any] = {
+        # the crisis screen's model has a budget of its own (bench/safety.py): the targets
+        # here are the bot's, its database's and PTB's; --model adds it back
+        "semantic_screen": model,
         "data_dir": folder / "data",
         "dialogs_dir": REPO_ROOT / "dialogs",
         "encryption_key": new_key(),
@@ -62,9 +65,9 @@ def make_settings(folder: Path) -> Settings:
 
 
 @asynccontextmanager
-async def fresh_app(folder: Path) -> AsyncIterator[App]:
+async def fresh_app(folder: Path, *, model: bool = False) -> AsyncIterator[App]:
     """kindbot on an empty database: a SQLite file, or a new PostgreSQL schema (dropped after)."""
-    settings = make_settings(folder)
+    settings = make_settings(folder, model=model)
     if not settings.database_url:
         async with open_app(settings) as app:
             yield app
@@ -209,9 +212,8 @@ async def throughput(app: App, people: int, cycles: int, latency: float) -> dict
             ids = range(1000, 1000 + people)
             await onboard(h.process, h.updates, ids)
             seen.clear()
-            for request in (h.application.bot.request, h.application.bot._request[1]):
-                if isinstance(request, FakeRequest):
-                    request.latency = latency
+            for request in h.requests:
+                request.latency = latency
             batch = [
                 Update.de_json(h.updates.text(person, text), h.application.bot)
                 for _ in range(cycles)
@@ -273,13 +275,17 @@ async def main() -> None:
     parser.add_argument("--cycles", type=int, default=2, help="whole reframes per person")
     parser.add_argument("--latency", type=float, default=0.050, help="seconds per Bot API call")
     parser.add_argument("--throughput-runs", type=int, default=5)
+    parser.add_argument(
+        "--model", action="store_true", help="with the crisis screen's model (off by default)"
+    )
     args = parser.parse_args()
+    model = "crisis-screen model on" if args.model else "crisis-screen model off"
 
     with tempfile.TemporaryDirectory() as folder:
         database = make_settings(Path(folder)).resolved_database_url().split(":", 1)[0]
         echoes: list[float] = []
         kinds: list[float] = []
-        async with fresh_app(Path(folder)) as app:
+        async with fresh_app(Path(folder), model=args.model) as app:
             # Rounds alternate between the two bots, so the shared machine's noise hits both
             # alike; the ratio is taken per round, and its median is the result.
             async with echo_bot() as echo, kindbot_bot(app) as kindbot:
@@ -289,12 +295,15 @@ async def main() -> None:
             engine = await engine_cost(app, args.updates * 3)
             adapter = await adapter_cost(app, args.updates * 3)
         ratios = [k / e for k, e in zip(kinds, echoes, strict=True)]
+        target = 3 if database.startswith("sqlite") else 5  # SQLite, PostgreSQL
         echo_us, kind_us = statistics.median(echoes), statistics.median(kinds)
-        print(f"per update ({args.rounds} rounds × {args.updates} updates each, {database}):")
+        print(
+            f"per update ({args.rounds} rounds × {args.updates} updates each, {database}, {model}):"
+        )
         print(f"  bare PTB echo bot     {echo_us:8.0f} µs/update (median)")
         print(f"  kindbot reframe step  {kind_us:8.0f} µs/update (median)")
         print(
-            f"  ratio                 {statistics.median(ratios):8.2f}x   (target <= 3x; "
+            f"  ratio                 {statistics.median(ratios):8.2f}x   (target <= {target}x; "
             f"median of the rounds' ratios, which ranged {min(ratios):.2f}-{max(ratios):.2f})"
         )
         print(f"  engine.handle alone   {engine:8.0f} µs/update (no PTB: dialog + database)")
@@ -303,12 +312,12 @@ async def main() -> None:
     results = []
     for _ in range(args.throughput_runs):
         with tempfile.TemporaryDirectory() as folder:
-            async with fresh_app(Path(folder)) as app:
+            async with fresh_app(Path(folder), model=args.model) as app:
                 results.append(await throughput(app, args.people, args.cycles, args.latency))
     rates = sorted(r["per_second"] for r in results)
     print(
         f"throughput ({args.people} people, {args.latency * 1000:.0f} ms per Bot API call, "
-        f"{results[0]['updates']} updates per run, {len(results)} runs):"
+        f"{model}, {results[0]['updates']} updates per run, {len(results)} runs):"
     )
     print(
         f"  {statistics.median(rates):8.0f} updates/s (median; runs: "

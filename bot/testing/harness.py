@@ -97,6 +97,9 @@ class Harness:
     api: BotAPI
     updates: Updates
     sleeps: list[float] = field(default_factory=list)
+    # the Application's two request objects (Bot API calls, getUpdates): a bench sets their
+    # `latency` part-way (after onboarding) through these
+    requests: tuple[FakeRequest, ...] = ()
 
     @property
     def budget(self) -> SendBudget:
@@ -147,10 +150,11 @@ async def harness(
     async def no_wait(seconds: float) -> None:
         sleeps.append(seconds)
 
+    requests = (FakeRequest(api, latency=latency), FakeRequest(api, latency=latency))
     application = build_application(
         app,
-        request=FakeRequest(api, latency=latency),
-        updates_request=FakeRequest(api, latency=latency),
+        request=requests[0],
+        updates_request=requests[1],
         delivery=Delivery(
             backoff=0.0, sleep=no_wait, budget=budget or SendBudget(timer=VirtualTime())
         ),
@@ -158,4 +162,4 @@ async def harness(
         processor=processor,
     )
     async with application:
-        yield Harness(app, application, api, Updates(), sleeps)
+        yield Harness(app, application, api, Updates(), sleeps, requests)

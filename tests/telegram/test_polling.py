@@ -155,6 +155,32 @@ async def test_updates_received_again_while_running_or_unconfirmed_are_handled_o
     assert sorted(handler.started) == sorted(u["update_id"] for u in (slow, *after))
 
 
+async def test_updates_finishing_behind_a_running_one_do_not_fetch_again(server: Any) -> None:
+    """Only a finish that moves the offset fetches at once; the rest wait for `idle`."""
+    api, updates, handler = server.api, Updates(), Gated()
+    offsets = count_get_updates(api)
+    slow = handler.hold(updates.text(1, "slow"))
+    behind = [handler.hold(updates.text(n, f"behind {n}")) for n in range(2, 12)]
+    async with (
+        gated_application(handler, url=server.url) as application,
+        polling(application, idle=WAIT) as (poller, _),
+    ):
+        for update in (slow, *behind):
+            api.push_update(update)
+        await until(lambda: len(handler.started) == 11)
+        await asyncio.sleep(0.2)  # the fetch after the last new ones has come back
+        polled = len(offsets)
+        for update in behind:  # ten finishes, none of them the smallest
+            handler.release(update)
+        await until(lambda: len(handler.finished) == 10)
+        await asyncio.sleep(0.2)
+        assert len(offsets) == polled  # idle is long here: nothing moved, nothing fetched
+        handler.release(slow)
+        await until(lambda: api.confirmed > behind[-1]["update_id"], within=5)
+        assert len(offsets) <= polled + 2  # at once, not after `idle`
+        assert poller.in_flight == 0
+
+
 async def test_stop_waits_for_running_updates_then_confirms_them(server: Any) -> None:
     api, updates, handler = server.api, Updates(), Gated()
     slow, quick = handler.hold(updates.text(1, "slow")), updates.text(2, "quick")
