@@ -15,7 +15,7 @@ became optional (" ?") gives both spellings ("kil myself", "kilmyself").
 
 `needs_of` then keeps the best few groups, each cut to shared pieces of at most six letters
 ("kilmyself", "endmyself" → "myself": a text holding a string holds its piece), and
-`key_of` picks one three-letter piece of each string: the screen collects the three-letter
+`keys_of` picks one three-letter piece of each string: the screen collects the three-letter
 pieces of a message once (`grams`), and a pattern whose keys miss them is skipped with a set
 operation, before any scan.
 
@@ -44,8 +44,10 @@ _CHANCE = {1: 0.95, 2: 0.6, 3: 0.3, 4: 0.1, 5: 0.04, 6: 0.02}
 # What keeping a piece of each length costs per message: its scan, and the searches it
 # fails to spare.
 _PRICE = {length: _SCAN + _SEARCH * chance for length, chance in _CHANCE.items()}
-# The length of the pieces in a key (see `key_of`); English letters, most common first.
+# The length of the pieces in a key (see `keys_of`); English letters, most common first.
 _GRAM = 3
+# How many keys a group gives at most (see `keys_of`).
+_KEYS = 2
 _LETTER_ORDER = "etaoinshrdlcumwfgypbvkjxqz"
 
 
@@ -129,20 +131,23 @@ def _choose(musts: list[frozenset[str]]) -> Needs | None:
     return Needs(kept)
 
 
-def key_of(group: Iterable[str]) -> frozenset[str] | None:
-    """One three-letter piece of each string of a group, the rarest-looking, or None when a
-    string is shorter than that.
+def keys_of(group: Iterable[str]) -> list[frozenset[str]]:
+    """Keys of a group: each holds one three-letter piece of every string of it (the
+    rarest-looking, then the next), or none when a string is shorter than that.
 
-    The screen collects the three-letter pieces of a message once (`grams`); a pattern whose
-    key shares none of them cannot match, decided with one set operation instead of a scan
-    per string.
+    The screen collects the three-letter pieces of a message once (`grams`); a pattern with a
+    key that shares none of them cannot match, decided with one set operation instead of a
+    scan per string. A second key, from other pieces of the same strings, turns away many
+    of the messages that pass the first at the cost of one more set operation.
     """
-    key = set()
-    for literal in group:
-        if len(literal) < _GRAM:
-            return None
-        key.add(max(_pieces_of_size(literal, _GRAM), key=lambda g: (_rarity(g), g)))
-    return frozenset(key)
+    ranked = [
+        sorted(set(_pieces_of_size(literal, _GRAM)), key=lambda g: (-_rarity(g), g))
+        for literal in group
+    ]
+    if not ranked or any(not pieces for pieces in ranked):
+        return []
+    keys = [frozenset(pieces[min(i, len(pieces) - 1)] for pieces in ranked) for i in range(_KEYS)]
+    return list(dict.fromkeys(keys))
 
 
 def grams(text: str) -> frozenset[str]:

@@ -45,7 +45,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from bot.engine.yamlsource import LineDict, SourceError, line_of, load_yaml
-from bot.safety.literals import Needs, grams, key_of, needs_of, needs_of_joined
+from bot.safety.literals import Needs, grams, keys_of, needs_of, needs_of_joined
 
 CATEGORIES = ("immediate_danger", "suicide", "self_harm", "harm_from_others")
 Level = Literal["crisis", "check", "concern"]
@@ -205,7 +205,7 @@ class Guarded:
 
     `needs` is None when nothing safe could be derived: such a pattern is always searched.
     `keys`: for each group of needs whose strings are long enough, one three-letter piece of
-    each string (`literals.key_of`); a message must share a piece with every key. Comparing
+    each string (`literals.keys_of`); a message must share a piece with every key. Comparing
     sets of pieces is far cheaper than scanning the message for each string.
     """
 
@@ -241,9 +241,11 @@ def guard_joined(source: str) -> Guarded:
 
 
 def _guarded(rx: re.Pattern[str], needs: Needs | None) -> Guarded:
-    """The pattern with a key for each of its groups that gives one."""
-    keys = [key_of(group) for group in needs.groups] if needs else []
-    return Guarded(rx, needs, tuple(key for key in keys if key is not None))
+    """The pattern with the keys of its groups: the first key of each group first."""
+    per_group = [keys_of(group) for group in needs.groups] if needs else []
+    most = max(map(len, per_group), default=0)
+    ordered = [keys[i] for i in range(most) for keys in per_group if i < len(keys)]
+    return Guarded(rx, needs, tuple(dict.fromkeys(ordered)))
 
 
 class _Strict(BaseModel):

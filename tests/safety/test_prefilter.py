@@ -16,7 +16,7 @@ from bot.config import REPO_ROOT
 from bot.safety.literals import (
     Needs,
     grams,
-    key_of,
+    keys_of,
     needs_of,
     needs_of_joined,
     required_strings,
@@ -232,11 +232,15 @@ def test_a_joined_pattern_is_skipped_only_when_it_cannot_match() -> None:
 
 
 def test_a_key_holds_one_three_letter_piece_of_each_string() -> None:
-    key = key_of(["myself", "kil it"])
-    assert key is not None
-    assert len(key) == 2
-    assert all(len(piece) == 3 for piece in key)
-    assert key_of(["me", "myself"]) is None  # "me" has no three-letter piece
+    keys = keys_of(["myself", "kil it"])
+    assert len(keys) == 2
+    for key in keys:
+        assert len(key) == 2
+        assert all(len(piece) == 3 for piece in key)
+        assert any(piece in "myself" for piece in key)
+        assert any(piece in "kil it" for piece in key)
+    assert keys_of(["kms"]) == [frozenset({"kms"})]  # one piece: one key
+    assert keys_of(["me", "myself"]) == []  # "me" has no three-letter piece
 
 
 def test_needs_could_match_is_an_and_of_ors() -> None:
