@@ -27,6 +27,10 @@ A crisis match in a message that also says `negation` ("I would never kill mysel
 Every alternative of a "not followed by" exclusion, `(?! to| on)`, ends at a word boundary
 when it ends in a letter or digit (` to` excludes "to", never "today"); `compile_pattern`
 adds the boundary, so writers need not remember it.
+
+Each pattern also knows strings that any match of it contains (`literals.py`): a message
+without them skips that regex, which is most regexes for most messages. Verdicts are exactly
+those of searching every regex (tests/safety/test_prefilter.py checks this).
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from bot.engine.yamlsource import LineDict, SourceError, line_of, load_yaml
+from bot.safety.literals import Needs, grams, keys_of, needs_of, needs_of_joined
 
 CATEGORIES = ("immediate_danger", "suicide", "self_harm", "harm_from_others")
 Level = Literal["crisis", "check", "concern"]
@@ -181,11 +186,66 @@ def compile_joined(source: str) -> re.Pattern[str]:
     Only letters; each gap may be a space or nothing, and the phrase must end a word
     ("iwanttodie", "iwant to die", but not "i want to diet").
     """
+    letters = _joined_letters(source)
+    # Letters doubled across a gap ("want to") were not collapsed: let each letter repeat.
+    return re.compile(" ?".join(f"{ch}(?: ?{ch})*" for ch in letters) + "(?![a-z0-9])")
+
+
+def _joined_letters(source: str) -> str:
+    """The letters of a `joined` phrase as its regex spells them (repeats collapsed)."""
     letters = _REPEATS.sub(r"\1", "".join(_fold(source).split()))
     if not letters.isascii() or not letters.isalpha() or len(letters) < 6:
         raise ValueError("a joined phrase needs six or more plain letters")
-    # Letters doubled across a gap ("want to") were not collapsed: let each letter repeat.
-    return re.compile(" ?".join(f"{ch}(?: ?{ch})*" for ch in letters) + "(?![a-z0-9])")
+    return letters
+
+
+@dataclass(frozen=True, slots=True)
+class Guarded:
+    """A compiled pattern and the strings it cannot match without (see `literals.py`).
+
+    `needs` is None when nothing safe could be derived: such a pattern is always searched.
+    `keys`: for each group of needs whose strings are long enough, one three-letter piece of
+    each string (`literals.keys_of`); a message must share a piece with every key. Comparing
+    sets of pieces is far cheaper than scanning the message for each string.
+    """
+
+    rx: re.Pattern[str]
+    needs: Needs | None
+    keys: tuple[frozenset[str], ...] = ()
+
+    def may_occur(self, text: str, pieces: frozenset[str]) -> bool:
+        """False only when the regex surely finds nothing in `text`, whose three-letter
+        pieces are `pieces` (`literals.grams`): the keys first, then the strings."""
+        for key in self.keys:
+            if pieces.isdisjoint(key):
+                return False
+        return self.needs is None or self.needs.could_match(text)
+
+    def subn(self, text: str, pieces: frozenset[str]) -> tuple[str, int]:
+        """Every occurrence replaced by a break (" | "), as `re.subn` does."""
+        if not self.may_occur(text, pieces):
+            return text, 0
+        return self.rx.subn(" | ", text)
+
+
+def guard_pattern(source: str) -> Guarded:
+    """`compile_pattern`, with the needs read from the regex it built."""
+    rx = compile_pattern(source)
+    return _guarded(rx, needs_of(rx.pattern))
+
+
+def guard_joined(source: str) -> Guarded:
+    """`compile_joined`, with the needs of its letter-by-letter regex."""
+    rx = compile_joined(source)
+    return _guarded(rx, needs_of_joined(_joined_letters(source)))
+
+
+def _guarded(rx: re.Pattern[str], needs: Needs | None) -> Guarded:
+    """The pattern with the keys of its groups: the first key of each group first."""
+    per_group = [keys_of(group) for group in needs.groups] if needs else []
+    most = max(map(len, per_group), default=0)
+    ordered = [keys[i] for i in range(most) for keys in per_group if i < len(keys)]
+    return Guarded(rx, needs, tuple(dict.fromkeys(ordered)))
 
 
 class _Strict(BaseModel):
@@ -231,36 +291,55 @@ class ScreenResult:
 class Screen:
     """Compiled patterns of one locale."""
 
-    crisis: dict[str, list[re.Pattern[str]]] = field(default_factory=dict)
-    check: dict[str, list[re.Pattern[str]]] = field(default_factory=dict)
-    joined: dict[str, list[re.Pattern[str]]] = field(default_factory=dict)
-    ignore: list[re.Pattern[str]] = field(default_factory=list)
-    softer: list[re.Pattern[str]] = field(default_factory=list)
-    negation: list[re.Pattern[str]] = field(default_factory=list)
-    distant_past: list[re.Pattern[str]] = field(default_factory=list)
-    not_about_me: list[re.Pattern[str]] = field(default_factory=list)
-    about_others: list[re.Pattern[str]] = field(default_factory=list)
+    crisis: dict[str, list[Guarded]] = field(default_factory=dict)
+    check: dict[str, list[Guarded]] = field(default_factory=dict)
+    joined: dict[str, list[Guarded]] = field(default_factory=dict)
+    ignore: list[Guarded] = field(default_factory=list)
+    softer: list[Guarded] = field(default_factory=list)
+    negation: list[Guarded] = field(default_factory=list)
+    distant_past: list[Guarded] = field(default_factory=list)
+    not_about_me: list[Guarded] = field(default_factory=list)
+    about_others: list[Guarded] = field(default_factory=list)
+
+    def lists(self) -> list[list[Guarded]]:
+        """Every list of patterns, in no particular order."""
+        return [
+            *self.crisis.values(),
+            *self.check.values(),
+            *self.joined.values(),
+            self.ignore,
+            self.softer,
+            self.negation,
+            self.distant_past,
+            self.not_about_me,
+            self.about_others,
+        ]
 
     def check_text(self, text: str) -> ScreenResult | None:
         """Screen one message; None when it is not a crisis (nor unsure enough to ask)."""
         norm = normalize(text)
-        for rx in self.ignore:
-            norm = rx.sub(" | ", norm)
+        pieces = grams(norm)
+        for pattern in self.ignore:
+            norm, count = pattern.subn(norm, pieces)
+            if count:
+                pieces = grams(norm)
         others = False
-        for rx in self.about_others:
-            norm, count = rx.subn(" | ", norm)
+        for pattern in self.about_others:
+            norm, count = pattern.subn(norm, pieces)
+            if count:
+                pieces = grams(norm)
             others = others or count > 0
         for category in CATEGORIES:
-            if _found(self.crisis.get(category, ()), norm) or _found(
-                self.joined.get(category, ()), norm
+            if _found(self.crisis.get(category, ()), norm, pieces) or _found(
+                self.joined.get(category, ()), norm, pieces
             ):
-                if _found(self.negation, norm) or _found(self.distant_past, norm):
+                if _found(self.negation, norm, pieces) or _found(self.distant_past, norm, pieces):
                     return ScreenResult(category, "check", capped=True)
-                softened = _found(self.softer, norm)
+                softened = _found(self.softer, norm, pieces)
                 return ScreenResult(category, "check" if softened else "crisis")
         for category in CATEGORIES:
-            if _found(self.check.get(category, ()), norm):
-                if _found(self.not_about_me, norm):
+            if _found(self.check.get(category, ()), norm, pieces):
+                if _found(self.not_about_me, norm, pieces):
                     return None
                 return ScreenResult(category, "check")
         if others:
@@ -268,14 +347,20 @@ class Screen:
         return None
 
 
-def _found(patterns: Iterable[re.Pattern[str]], text: str) -> bool:
-    """Whether any pattern occurs in `text`. A plain loop: every message runs ~190 searches,
-    and `any()` over a generator made them 15-20% slower. One alternation of all the
-    patterns is slower still (2-3x on a sentence): a pattern alone lets the regex engine
-    skip ahead to where its first word could start."""
-    for rx in patterns:  # noqa: SIM110 (see the docstring)
-        if rx.search(text):
-            return True
+def _found(patterns: Iterable[Guarded], text: str, pieces: frozenset[str]) -> bool:
+    """Whether any pattern occurs in `text` (whose three-letter pieces are `pieces`).
+
+    Each pattern alone: most are skipped by a set operation or two on their keys, which one
+    alternation of all the patterns could not do. The loop is `Guarded.may_occur` written
+    out, as a method call per pattern would cost about as much as the keys themselves."""
+    for pattern in patterns:
+        for key in pattern.keys:
+            if pieces.isdisjoint(key):
+                break
+        else:
+            needs = pattern.needs
+            if (needs is None or needs.could_match(text)) and pattern.rx.search(text):
+                return True
     return False
 
 
@@ -299,8 +384,8 @@ def load_screen(path: Path, display: str) -> tuple[Screen | None, list[SourceErr
     problems: list[SourceError] = []
 
     def compiled(
-        items: list[str], path: list[Any], how: Callable[[str], re.Pattern[str]] = compile_pattern
-    ) -> list[re.Pattern[str]]:
+        items: list[str], path: list[Any], how: Callable[[str], Guarded] = guard_pattern
+    ) -> list[Guarded]:
         out = []
         for i, source in enumerate(items):
             try:
@@ -324,7 +409,7 @@ def load_screen(path: Path, display: str) -> tuple[Screen | None, list[SourceErr
         base = ["screen", "categories", name]
         screen.crisis[name] = compiled(cat.crisis, [*base, "crisis"])
         screen.check[name] = compiled(cat.check, [*base, "check"])
-        screen.joined[name] = compiled(cat.joined, [*base, "joined"], compile_joined)
+        screen.joined[name] = compiled(cat.joined, [*base, "joined"], guard_joined)
     screen.ignore = compiled(spec.ignore, ["screen", "ignore"])
     screen.softer = compiled(spec.softer, ["screen", "softer"])
     screen.negation = compiled(spec.negation, ["screen", "negation"])
