@@ -35,6 +35,7 @@ those of searching every regex (tests/safety/test_prefilter.py checks this).
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from collections.abc import Callable, Iterable
@@ -228,12 +229,17 @@ class Guarded:
         return self.rx.subn(" | ", text)
 
 
+# Both are pure functions of the pattern's text, and deriving the needs is the slow part of
+# loading (~0.4 s for the English file): kept per process, so every app opened in one (a test
+# suite opens hundreds) compiles each pattern once.
+@functools.lru_cache(maxsize=4096)
 def guard_pattern(source: str) -> Guarded:
     """`compile_pattern`, with the needs read from the regex it built."""
     rx = compile_pattern(source)
     return _guarded(rx, needs_of(rx.pattern))
 
 
+@functools.lru_cache(maxsize=1024)
 def guard_joined(source: str) -> Guarded:
     """`compile_joined`, with the needs of its letter-by-letter regex."""
     rx = compile_joined(source)
