@@ -209,6 +209,8 @@ class Database:
         if engine.dialect.name == "sqlite":
             connections.args = engine.dialect.create_connect_args(parsed)
             event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+            for name in ("before_cursor_execute", "commit", "rollback"):
+                event.listen(engine.sync_engine, name, connections.patient_before)
         db = cls(engine, cipher, connections)
         try:
             await reach(engine, parsed)

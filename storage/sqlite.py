@@ -14,7 +14,10 @@ What must never happen on the loop is waiting. Statements run there with busy ti
 that would wait for a lock held by another connection (of this process, whose holder may need
 the loop to go on, or of another process) fails at once with SQLITE_BUSY and is run again on
 aiosqlite's thread with the patient timeout (`BUSY_TIMEOUT_MS`), where SQLAlchemy's own
-statements always run. What does sync the disk is a checkpoint (copying the WAL into the
+statements always run. The timeout is switched only when the side changes (`Connections.
+impatient` / `patient`), not around every statement: two PRAGMAs per statement were a third
+of a step's SQLite calls. SQLAlchemy's events on the engine (`patient_before`) make the
+connection patient again before anything of SQLAlchemy's reaches it. What does sync the disk is a checkpoint (copying the WAL into the
 database file), which SQLite would run inside some commit: the steps' connection turns that
 off (`no_autocheckpoint`) and every `CHECKPOINT_EVERY`-th commit runs a passive checkpoint on
 aiosqlite's thread instead.
@@ -25,7 +28,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
-from weakref import WeakKeyDictionary
+from weakref import WeakKeyDictionary, WeakSet
 
 import aiosqlite
 
@@ -59,6 +62,8 @@ class Connections:
     def __init__(self) -> None:
         self.args: tuple[Sequence[Any], Mapping[str, Any]] = ((), {})
         self._raw: WeakKeyDictionary[aiosqlite.Connection, sqlite3.Connection] = WeakKeyDictionary()
+        # connections whose busy timeout is 0 now (they ran a statement on the loop last)
+        self._impatient: WeakSet[aiosqlite.Connection] = WeakSet()
 
     async def create(self) -> aiosqlite.Connection:
         cargs, cparams = self.args
@@ -79,8 +84,31 @@ class Connections:
     def on_loop(self, connection: Any) -> OnLoop | None:
         """Loop-first statements on an aiosqlite connection made here (else None)."""
         if isinstance(connection, aiosqlite.Connection) and connection in self._raw:
-            return OnLoop(connection, self._raw[connection])
+            return OnLoop(connection, self._raw[connection], self)
         return None
+
+    def impatient(self, driver: aiosqlite.Connection) -> None:
+        """Busy timeout 0 (on the loop's thread, before a statement there)."""
+        if driver not in self._impatient:
+            self._raw[driver].execute("PRAGMA busy_timeout=0")
+            self._impatient.add(driver)
+
+    def patient(self, driver: aiosqlite.Connection) -> None:
+        """The patient busy timeout again, before anything runs on aiosqlite's thread.
+
+        Called on the loop's thread while aiosqlite's thread has nothing of this
+        connection's (one user at a time), so the PRAGMA cannot race a statement there."""
+        if driver in self._impatient:
+            self._raw[driver].execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            self._impatient.discard(driver)
+
+    def patient_before(self, conn: Any, *_: Any) -> None:
+        """SQLAlchemy's `before_cursor_execute`, `commit` and `rollback` events: the
+        statement, COMMIT or ROLLBACK about to go to aiosqlite's thread finds the patient
+        timeout (a step's ORM session shares the connection its direct statements use)."""
+        driver = conn.connection.driver_connection
+        if isinstance(driver, aiosqlite.Connection):
+            self.patient(driver)
 
 
 class OnLoop:
@@ -90,19 +118,23 @@ class OnLoop:
     writer lock), and never while aiosqlite's thread runs something on the same connection.
     """
 
-    def __init__(self, driver: aiosqlite.Connection, raw: sqlite3.Connection) -> None:
+    def __init__(
+        self, driver: aiosqlite.Connection, raw: sqlite3.Connection, connections: Connections
+    ) -> None:
         self.driver = driver
         self.raw = raw
+        self.connections = connections
         self.commits = 0
         raw.execute("PRAGMA wal_autocheckpoint=0")
 
     def _now(self, fn: Callable[[], T]) -> T:
         """`fn` on the loop's thread, failing at once (SQLITE_BUSY) rather than waiting."""
-        self.raw.execute("PRAGMA busy_timeout=0")
-        try:
-            return fn()
-        finally:
-            self.raw.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        self.connections.impatient(self.driver)
+        return fn()
+
+    def _patient(self) -> None:
+        """Before a call on aiosqlite's thread: the patient timeout."""
+        self.connections.patient(self.driver)
 
     async def fetchall(self, sql: str, params: Sequence[Any]) -> list[Row]:
         try:
@@ -111,6 +143,7 @@ class OnLoop:
         except sqlite3.OperationalError as error:
             if not is_busy(error):
                 raise
+        self._patient()
         return [tuple(row) for row in await self.driver.execute_fetchall(sql, params)]
 
     async def commit(self) -> None:
@@ -119,6 +152,7 @@ class OnLoop:
         except sqlite3.OperationalError as error:
             if not is_busy(error):
                 raise
+            self._patient()
             await self.driver.commit()
         await self.committed()
 
@@ -127,6 +161,7 @@ class OnLoop:
         CHECKPOINT_EVERY-th, a passive checkpoint on aiosqlite's thread."""
         self.commits += 1
         if self.commits % CHECKPOINT_EVERY == 0:
+            self._patient()
             await self.driver.execute_fetchall("PRAGMA wal_checkpoint(PASSIVE)")
 
     async def rollback(self) -> None:
@@ -138,4 +173,5 @@ class OnLoop:
         except sqlite3.OperationalError as error:
             if not is_busy(error):
                 raise
+        self._patient()
         await self.driver.rollback()

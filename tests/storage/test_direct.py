@@ -236,3 +236,38 @@ async def test_steps_checkpoint_the_wal_off_the_loop_every_so_often(
     monkeypatch.setattr(sqlite, "CHECKPOINT_EVERY", 1)
     await app.engine.handle(UserRef("console", "wal3"), Text("/start"))
     assert committed_to_the_file(app) >= before + 4
+
+
+async def test_the_busy_timeout_changes_only_when_the_side_changes(app: App) -> None:
+    """Statements on the loop run with busy timeout 0 and SQLAlchemy's with the patient one,
+    switched when the side changes, not around every statement (two PRAGMAs per statement
+    were a third of a step's SQLite calls)."""
+    from storage import sqlite
+
+    await consented(app)
+    async with app.db.step() as unit:
+        assert unit.direct is not None
+        raw = unit.direct.connection.raw
+        seen: list[str] = []
+        raw.set_trace_callback(seen.append)
+        try:
+            query = repo.person_core_query(lock=False)
+            person = {"channel": ME.channel, "external_id": ME.external_id}
+            for _ in range(3):
+                await unit.run(query, person)
+            await unit.commit()
+            on_loop = [s for s in seen if "busy_timeout" in s]
+            assert on_loop == ["PRAGMA busy_timeout=0"] or on_loop == []  # once, or already 0
+            seen.clear()
+            # SQLAlchemy's next statement, on aiosqlite's thread, finds the patient timeout
+            timeout = await unit.conn.scalar(text("PRAGMA busy_timeout"))
+            assert timeout == sqlite.BUSY_TIMEOUT_MS
+            assert [s for s in seen if "busy_timeout=" in s] == [
+                f"PRAGMA busy_timeout={sqlite.BUSY_TIMEOUT_MS}"
+            ]
+            seen.clear()
+            await unit.run(query, person)  # back on the loop: impatient again, once
+            await unit.run(query, person)
+            assert [s for s in seen if "busy_timeout" in s] == ["PRAGMA busy_timeout=0"]
+        finally:
+            raw.set_trace_callback(None)
