@@ -17,9 +17,11 @@ aiosqlite's thread with the patient timeout (`BUSY_TIMEOUT_MS`), where SQLAlchem
 statements always run. The timeout is switched only when the side changes (`Connections.
 impatient` / `patient`), not around every statement: two PRAGMAs per statement were a third
 of a step's SQLite calls. SQLAlchemy's events on the engine (`patient_before`) make the
-connection patient again before anything of SQLAlchemy's reaches it. What does sync the disk is a checkpoint (copying the WAL into the
-database file), which SQLite would run inside some commit: the steps' connection turns that
-off (`no_autocheckpoint`) and every `CHECKPOINT_EVERY`-th commit runs a passive checkpoint on
+connection patient again before anything of SQLAlchemy's reaches it.
+
+What does sync the disk is a checkpoint (copying the WAL into the database file), which
+SQLite would run inside some commit: the steps' connection turns that off
+(`no_autocheckpoint`) and every `CHECKPOINT_EVERY`-th commit runs a passive checkpoint on
 aiosqlite's thread instead.
 """
 
