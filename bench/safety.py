@@ -10,6 +10,10 @@ interval:
 - safe lines: the share that get the full crisis response (false alarms) and the share that
   get the gentle check.
 Thresholds are set on dev; the test figure is the one to quote, measured once per change.
+`fresh`: two more writers (bench/fresh_writers/, 320 English lines and 32 in each of the ten
+other languages), written on 2026-12-01 without seeing any example, never trained or tuned on:
+a check of how the screen does on people it has never read, measured once per change like
+test. They stay out of bot/safety/examples/ (which would train on them).
 Also the pattern phrase sets of tests/safety/phrases.yaml (the pattern layer's own tests).
 
 Speed: CPU time of screening per message (thread time, so other load on the machine does not
@@ -44,6 +48,7 @@ from bot.safety.semantic import (
 ROOT = Path(__file__).resolve().parent.parent
 DIALOGS = ROOT / "dialogs"
 PHRASES = ROOT / "tests" / "safety" / "phrases.yaml"
+FRESH = ROOT / "bench" / "fresh_writers"
 
 
 def wilson(hits: int, total: int, z: float = 1.96) -> tuple[float, float]:
@@ -210,7 +215,7 @@ def load_assessor() -> Assessor:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--split", choices=("train", "dev", "test", "all"), default="all")
+    parser.add_argument("--split", choices=("train", "dev", "test", "fresh", "all"), default="all")
     parser.add_argument("--verbose", action="store_true", help="print every wrong line")
     parser.add_argument("--limit", type=int, default=0, help="lines per split (smoke test)")
     args = parser.parse_args(argv)
@@ -226,9 +231,11 @@ def main(argv: list[str] | None = None) -> int:
             f"check p >= {model.check_at:.3f}"
         )
     examples = load_examples()
-    splits = ("train", "dev", "test") if args.split == "all" else (args.split,)
+    known = {" ".join(e.text.casefold().split()) for e in examples}
+    fresh = [e for e in load_examples(FRESH) if " ".join(e.text.casefold().split()) not in known]
+    splits = ("train", "dev", "test", "fresh") if args.split == "all" else (args.split,)
     for split in splits:
-        chosen = [e for e in examples if e.split == split]
+        chosen = fresh if split == "fresh" else [e for e in examples if e.split == split]
         if args.limit:
             chosen = chosen[: args.limit]
         quality(chosen, split, args.verbose, screen)
