@@ -334,6 +334,17 @@ def load_model(path: Path, examples: Sequence[Example], model_name: str) -> Sema
         )
 
 
+def threshold_drift(path: Path, examples: Sequence[Example], model_name: str) -> float:
+    """How far the shipped thresholds are from what dev gives on the shipped vectors.
+
+    Compared on the stored vectors, not on freshly embedded ones: the model's output varies
+    in the last digits from run to run (up to ~0.003), and a threshold is one dev line's
+    score, which such a change can move by a few hundredths when neighbours are close."""
+    shipped = load_model(path, examples, model_name)
+    again = build(examples, stored_vectors(path), model_name)
+    return max(abs(shipped.crisis_at - again.crisis_at), abs(shipped.check_at - again.check_at))
+
+
 def stored_vectors(path: Path) -> Vector:
     with np.load(path, allow_pickle=False) as data:
         out: Vector = data["vectors"].astype(np.float32)

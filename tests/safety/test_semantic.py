@@ -31,6 +31,7 @@ from bot.safety.semantic import (
     load_examples,
     load_model,
     load_semantic,
+    threshold_drift,
     windows,
 )
 
@@ -109,6 +110,13 @@ def test_the_shipped_model_file_matches_the_examples() -> None:
     model = load_model(EXAMPLES / MODEL_FILE, load_examples(), E5Embedder().name)
     assert 0 < model.check_at <= model.crisis_at <= 1
     assert model.vectors.shape[1] == 384
+
+
+def test_the_shipped_thresholds_are_what_dev_gives_on_the_shipped_vectors() -> None:
+    """The other half of `kindbot safety build --check` without re-embedding: no threshold
+    was set by hand or on anything but dev."""
+    drift = threshold_drift(EXAMPLES / MODEL_FILE, load_examples(), E5Embedder().name)
+    assert drift <= 1e-4
 
 
 def test_a_changed_example_makes_the_model_file_stale(tmp_path: Path) -> None:
