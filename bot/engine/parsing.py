@@ -133,7 +133,44 @@ def match_choice(text: str, options: tuple[Option, ...]) -> str | None:
     for option in options:
         if wanted and (_plain(option.label) == wanted or option.value == wanted):
             return str(option.value)
-    return None
+    return _near_choice(wanted, options)
+
+
+def _near_choice(wanted: str, options: tuple[Option, ...]) -> str | None:
+    """The one `numbered` option whose label a typo away from `wanted` ("sundy", "tuesdy"):
+    one edit for a label under eight letters, two from eight, none under four. Only numbered
+    options, as for numbers: ending a pause or deleting is never picked by a near miss; and
+    two labels near enough mean the person should say which."""
+    if len(wanted) < 4:
+        return None
+    near = [
+        option.value
+        for option in options
+        if option.numbered
+        and (label := _plain(option.label))
+        and len(label) >= 4
+        and _within(label, wanted, 1 if len(label) < 8 else 2)
+    ]
+    return str(near[0]) if len(near) == 1 else None
+
+
+def _within(a: str, b: str, limit: int) -> bool:
+    """Whether `a` and `b` are at most `limit` edits apart (insert, delete, change, or two
+    neighbours swapped), computed row by row and given up once every cell passes `limit`."""
+    if abs(len(a) - len(b)) > limit:
+        return False
+    before: list[int] | None = None
+    row = list(range(len(b) + 1))
+    for i, ca in enumerate(a, start=1):
+        current = [i] + [0] * len(b)
+        for j, cb in enumerate(b, start=1):
+            current[j] = min(row[j] + 1, current[j - 1] + 1, row[j - 1] + (ca != cb))
+            if before is not None and i > 1 and j > 1 and ca == b[j - 2] and a[i - 2] == cb:
+                current[j] = min(current[j], before[j - 2] + 1)
+        if min(current) > limit:
+            return False
+        before, row = row, current
+    return row[-1] <= limit
 
 
 def is_go_ahead(text: str, words: str) -> bool:

@@ -130,3 +130,61 @@ def test_a_time_question_takes_no_number_as_a_button(catalog: Catalog) -> None:
         state = machine.spec.states[sname]
         options = state_options(state, _values(machine.spec, state))
         assert all(match_choice(str(n), options) is None for n in range(0, 25)), sname
+
+
+def _slips(label: str) -> Iterator[str]:
+    """Typos of `label`: a letter dropped, doubled, changed, or two neighbours swapped
+    (letters only: the label itself, spaced or punctuated otherwise, is typed in words)."""
+    for i in range(len(label)):
+        if not label[i].isalnum():
+            continue
+        yield label[:i] + label[i + 1 :]
+        yield label[:i] + label[i] + label[i:]
+        yield label[:i] + "x" + label[i + 1 :]
+        if i + 1 < len(label):
+            yield label[:i] + label[i + 1] + label[i] + label[i + 2 :]
+
+
+def test_a_typo_never_picks_a_destructive_button(catalog: Catalog) -> None:
+    """A label typed with a slip picks its button only if the button may be picked by number:
+    "sundy" picks Sunday, a near miss of "Turn it off" or "I'm safe now" picks nothing."""
+    tried = 0
+    for locale, where, spec, state in choice_states(catalog):
+        made = [("e1", "an entry"), ("e2", "another")] if state.choices_from else []
+        options = state_options(state, _values(spec, state), made)
+        by_value = {c.value: c for c in state.choices}
+        for option in options:
+            for typo in set(_slips(option.label)) - {option.label}:
+                tried += 1
+                picked = match_choice(typo, options)
+                if picked is None or picked not in by_value:
+                    continue
+                assert not destructive(spec, by_value[picked]), (
+                    f"{locale}/{where}: typing {typo!r} picks {picked!r}"
+                )
+    assert tried > 1000, tried
+
+
+def test_a_typo_picks_the_one_button_it_is_near(catalog: Catalog) -> None:
+    machine = catalog.dialog("reminder_settings")
+    assert machine is not None
+    days = [
+        (name, state)
+        for name, state in machine.spec.states.items()
+        if {c.value for c in state.choices} >= {"0", "6"}
+        or any(c.label.lower() == "sunday" for c in state.choices)
+    ]
+    assert days, "the weekly day question"
+    _, state = days[0]
+    options = state_options(state, _values(machine.spec, state))
+    sunday = next(o.value for o in options if o.label.lower() == "sunday")
+    tuesday = next(o.value for o in options if o.label.lower() == "tuesday")
+    assert match_choice("sundy", options) == sunday
+    assert match_choice("Tuesdy!", options) == tuesday
+    assert match_choice("tuesdya", options) == tuesday
+    assert match_choice("teusday", options) is None  # as near Thursday (two edits): not guessed
+    assert match_choice("tues", options) is None  # too far: asked again, not guessed
+    assert match_choice("xunday", options) == sunday
+    assert match_choice("Satruday", options) == next(
+        o.value for o in options if o.label == "Saturday"
+    )
