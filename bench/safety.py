@@ -10,10 +10,11 @@ interval:
 - safe lines: the share that get the full crisis response (false alarms) and the share that
   get the gentle check.
 Thresholds are set on dev; the test figure is the one to quote, measured once per change.
-`fresh`: two more writers (bench/fresh_writers/, 320 English lines and 32 in each of the ten
-other languages), written on 2026-12-01 without seeing any example, never trained or tuned on:
-a check of how the screen does on people it has never read, measured once per change like
-test. They stay out of bot/safety/examples/ (which would train on them).
+`fresh`: writers who never saw an example (bench/fresh_writers/: 320 English lines and 32 in
+each of the ten other languages, written on 2026-12-01), never trained or tuned on: how the
+screen does on people it has never read, measured once per change like test; `--fresh DIR`
+reads another such set (yours). They stay out of bot/safety/examples/ (which would train on
+them) until a newer set replaces them (docs/safety.md).
 Also the pattern phrase sets of tests/safety/phrases.yaml (the pattern layer's own tests).
 
 Speed: CPU time of screening per message (thread time, so other load on the machine does not
@@ -128,6 +129,10 @@ def quality(examples: list[Example], split: str, verbose: bool, screen: Assessor
         f"pause) {share(crisis.full + crisis.check, crisis.total)}"
     )
     print(
+        "  the issue's measure: ordinary safe lines (all but negation and distant past) "
+        f"given the full response {share(ordinary.full, ordinary.total)}"
+    )
+    print(
         "  ordinary safe lines (all but negation and distant past) that get any pause: "
         f"{share(ordinary.full + ordinary.check, ordinary.total)}"
     )
@@ -218,6 +223,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--split", choices=("train", "dev", "test", "fresh", "all"), default="all")
     parser.add_argument("--verbose", action="store_true", help="print every wrong line")
     parser.add_argument("--limit", type=int, default=0, help="lines per split (smoke test)")
+    parser.add_argument(
+        "--fresh",
+        type=Path,
+        default=FRESH,
+        help="folder of never-shown writers' .tsv files for the fresh split (default: %(default)s)",
+    )
     args = parser.parse_args(argv)
 
     start = time.perf_counter()
@@ -232,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
         )
     examples = load_examples()
     known = {" ".join(e.text.casefold().split()) for e in examples}
-    fresh = [e for e in load_examples(FRESH) if " ".join(e.text.casefold().split()) not in known]
+    fresh = [e for e in load_examples(args.fresh) if " ".join(e.text.casefold().split()) not in known]
     splits = ("train", "dev", "test", "fresh") if args.split == "all" else (args.split,)
     for split in splits:
         chosen = fresh if split == "fresh" else [e for e in examples if e.split == split]
