@@ -243,7 +243,8 @@ def main(argv: list[str] | None = None) -> int:
         )
     examples = load_examples()
     known = {" ".join(e.text.casefold().split()) for e in examples}
-    fresh = [e for e in load_examples(args.fresh) if " ".join(e.text.casefold().split()) not in known]
+    unseen = load_examples(args.fresh)
+    fresh = [e for e in unseen if " ".join(e.text.casefold().split()) not in known]
     splits = ("train", "dev", "test", "fresh") if args.split == "all" else (args.split,)
     for split in splits:
         chosen = fresh if split == "fresh" else [e for e in examples if e.split == split]

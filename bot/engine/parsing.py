@@ -133,22 +133,25 @@ def match_choice(text: str, options: tuple[Option, ...]) -> str | None:
     for option in options:
         if wanted and (_plain(option.label) == wanted or option.value == wanted):
             return str(option.value)
-    return _near_choice(wanted, options)
+    return None
 
 
-def _near_choice(wanted: str, options: tuple[Option, ...]) -> str | None:
-    """The one `numbered` option whose label a typo away from `wanted` ("sundy", "tuesdy"):
-    one edit for a label under eight letters, two from eight, none under four. Only numbered
-    options, as for numbers: ending a pause or deleting is never picked by a near miss; and
-    two labels near enough mean the person should say which."""
-    if len(wanted) < 4:
+def near_choice(text: str, options: tuple[Option, ...]) -> str | None:
+    """The one `numbered` option whose label is a typo away from `text` ("sundy", "tuesdy"):
+    one edit for a label of five to seven letters, two from eight. For questions answered
+    only by a choice (`Turn.typed_choice`): where words are welcome, "dumb" is an answer,
+    not a slip for "Numb". Letters only (a time such as "19:00" is never near "18:00"); only
+    numbered options, as for numbers (ending a pause or deleting is never picked by a near
+    miss); and two labels near enough mean the person should say which."""
+    wanted = _plain(text)
+    if len(wanted) < 5 or not wanted.replace(" ", "").isalpha():
         return None
     near = [
         option.value
         for option in options
         if option.numbered
-        and (label := _plain(option.label))
-        and len(label) >= 4
+        and len(label := _plain(option.label)) >= 5
+        and label.replace(" ", "").isalpha()
         and _within(label, wanted, 1 if len(label) < 8 else 2)
     ]
     return str(near[0]) if len(near) == 1 else None

@@ -19,7 +19,7 @@ from bot.engine.catalog import Catalog, Locale
 from bot.engine.events import DialogEnded, Message, Option, Output, Pause, Scale, UserRef
 from bot.engine.frame import EARLIER_RUNS, Frame
 from bot.engine.machine import DialogMachine
-from bot.engine.parsing import is_go_ahead, match_alias, match_choice
+from bot.engine.parsing import is_go_ahead, match_alias, match_choice, near_choice
 from bot.engine.schema import StateSpec
 from bot.engine.texts import fill, pick
 from storage import repo
@@ -230,9 +230,13 @@ class Turn:
 
     def typed_choice(self, frame: Frame, text: str) -> str | None:
         """The choice of the frame's current state that `text` names: its number in the list,
-        its label or value, or one of its aliases; None if it names none."""
+        its label or value, one of its aliases, or its label with a slip; None if none."""
         options = self.render(frame).options
-        found = match_choice(text, options) or match_alias(text, self.spec(frame))
+        found = (
+            match_choice(text, options)
+            or match_alias(text, self.spec(frame))
+            or near_choice(text, options)
+        )
         single = len(options) == 1 and options[0].numbered
         if found is None and single and is_go_ahead(text, self.text("go_ahead_words")):
             return options[0].value  # "ok", "next", "👍" at a step with one button

@@ -18,7 +18,8 @@ import pytest
 from bot.app import known_actions
 from bot.config import REPO_ROOT
 from bot.engine.catalog import Catalog
-from bot.engine.parsing import match_choice
+from bot.engine.events import Option
+from bot.engine.parsing import match_choice, near_choice
 from bot.engine.schema import ChoiceSpec, DialogSpec, StateSpec
 from bot.engine.turn import state_options
 
@@ -156,7 +157,7 @@ def test_a_typo_never_picks_a_destructive_button(catalog: Catalog) -> None:
         for option in options:
             for typo in set(_slips(option.label)) - {option.label}:
                 tried += 1
-                picked = match_choice(typo, options)
+                picked = match_choice(typo, options) or near_choice(typo, options)
                 if picked is None or picked not in by_value:
                     continue
                 assert not destructive(spec, by_value[picked]), (
@@ -179,12 +180,22 @@ def test_a_typo_picks_the_one_button_it_is_near(catalog: Catalog) -> None:
     options = state_options(state, _values(machine.spec, state))
     sunday = next(o.value for o in options if o.label.lower() == "sunday")
     tuesday = next(o.value for o in options if o.label.lower() == "tuesday")
-    assert match_choice("sundy", options) == sunday
-    assert match_choice("Tuesdy!", options) == tuesday
-    assert match_choice("tuesdya", options) == tuesday
-    assert match_choice("teusday", options) is None  # as near Thursday (two edits): not guessed
-    assert match_choice("tues", options) is None  # too far: asked again, not guessed
-    assert match_choice("xunday", options) == sunday
-    assert match_choice("Satruday", options) == next(
-        o.value for o in options if o.label == "Saturday"
-    )
+    assert near_choice("sundy", options) == sunday
+    assert near_choice("Tuesdy!", options) == tuesday
+    assert near_choice("tuesdya", options) == tuesday
+    assert near_choice("teusday", options) is None  # as near Thursday (two edits): not guessed
+    assert near_choice("tues", options) is None  # too far: asked again, not guessed
+    assert near_choice("xunday", options) == sunday
+    saturday = next(o.value for o in options if o.label == "Saturday")
+    assert near_choice("Satruday", options) == saturday
+    assert match_choice("sundy", options) is None  # only a choice-only question guesses
+
+
+def test_a_typo_is_not_guessed_where_it_could_be_an_answer() -> None:
+    """Times are never near each other ("19:00" is not a slip for "18:00"), short labels
+    are not guessed ("dumb" is not "Numb")."""
+    times = tuple(Option(t, t) for t in ("08:00", "18:00", "21:00"))
+    assert near_choice("19:00", times) is None and near_choice("21:30", times) is None
+    feelings = (Option("numb", "Numb"), Option("alone", "Alone"))
+    assert near_choice("dumb", feelings) is None
+    assert near_choice("alnoe", feelings) == "alone"
