@@ -10,11 +10,12 @@ interval:
 - safe lines: the share that get the full crisis response (false alarms) and the share that
   get the gentle check.
 Thresholds are set on dev; the test figure is the one to quote, measured once per change.
-`fresh`: writers who never saw an example (bench/fresh_writers/: 320 English lines and 32 in
-each of the ten other languages, written on 2026-12-01), never trained or tuned on: how the
-screen does on people it has never read, measured once per change like test; `--fresh DIR`
-reads another such set (yours). They stay out of bot/safety/examples/ (which would train on
-them) until a newer set replaces them (docs/safety.md).
+`fresh`: writers who never saw an example (bench/fresh_writers/setN/: 320 English lines and
+32 in each of the ten other languages, written on 2026-12-01), never trained or tuned on: how
+the screen does on people it has never read, measured once per change like test. The newest
+set is read unless `--fresh DIR` names another (set2, or yours). They stay out of
+bot/safety/examples/ (which would train on them) until a newer set replaces them
+(docs/safety.md).
 Also the pattern phrase sets of tests/safety/phrases.yaml (the pattern layer's own tests).
 
 Speed: CPU time of screening per message (thread time, so other load on the machine does not
@@ -49,7 +50,7 @@ from bot.safety.semantic import (
 ROOT = Path(__file__).resolve().parent.parent
 DIALOGS = ROOT / "dialogs"
 PHRASES = ROOT / "tests" / "safety" / "phrases.yaml"
-FRESH = ROOT / "bench" / "fresh_writers"
+FRESH = ROOT / "bench" / "fresh_writers" / "set3"  # the newest set; set2: measured, see docs
 
 
 def wilson(hits: int, total: int, z: float = 1.96) -> tuple[float, float]:
