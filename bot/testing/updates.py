@@ -105,7 +105,7 @@ class Updates:
 
     def photo(self, user_id: int) -> dict[str, Any]:
         size = {"file_id": "p1", "file_unique_id": "p1u", "width": 90, "height": 90}
-        return self.message(user_id, photo=[size], caption="my thought")
+        return self.message(user_id, photo=[size], caption="here is my thought")
 
     def voice(self, user_id: int) -> dict[str, Any]:
         voice = {"file_id": "v1", "file_unique_id": "v1u", "duration": 3}

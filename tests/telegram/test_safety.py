@@ -63,7 +63,7 @@ async def test_a_caption_is_screened_too(tmp_path: Path, clock: Clock) -> None:
         size = {"file_id": "p1", "file_unique_id": "p1u", "width": 90, "height": 90}
         reply = await h.process(h.updates.message(ANN, photo=[size], caption="i want to die"))
         assert "988" in reply[0].text
-        calm = await h.process(h.updates.photo(ANN))  # caption "my thought": just the hint
+        calm = await h.process(h.updates.photo(ANN))  # caption "here is my thought": just the hint
         assert "988" not in " ".join(c.text for c in calm if c.method == "sendMessage")
 
 
