@@ -232,13 +232,15 @@ def _check_dialog(
                 err([*base, "choices"], f"state {sname!r}: choice value {dup!r} appears twice")
         elif state.choices and state.expect == "text":
             # Under a text question a button opens a dialog on top (start), goes round the
-            # question storing nothing (next), or, with neither, answers with its label.
+            # question storing nothing (next), or, with neither, answers with its label. Only
+            # a way round may have aliases ("no thanks" skipping an optional question): typed
+            # words are otherwise the answer.
             for i, choice in enumerate(state.choices):
-                if choice.aliases:
+                if choice.aliases and not (choice.next or choice.start):
                     err(
                         [*base, "choices", i, "aliases"],
-                        f"state {sname!r}: a button under a text question takes no aliases "
-                        "(typed words are the answer)",
+                        f"state {sname!r}: a ready answer under a text question takes no "
+                        "aliases (typed words are the answer; a skip or a shortcut may)",
                     )
         elif state.choices and state.expect == "scale":
             # Under a scale a button is a way round the question ("Skip"): it goes on (next)

@@ -39,6 +39,7 @@ from bot.engine.parsing import (
     clean_text,
     has_words,
     is_stop,
+    match_alias,
     match_choice,
     parse_command,
     parse_scale,
@@ -302,9 +303,10 @@ class Router(Flow):
             return
         state = turn.spec(frame)
         if state.expect == "text" and state.choices:
-            # A button's number (as the terminal lists them) or its exact label, typed; a
-            # ready answer's label typed is simply the person's own words.
-            value = match_choice(text, turn.render(frame).options)
+            # A button's number (as the terminal lists them), its exact label or one of its
+            # aliases ("no thanks" for a skip), typed; a ready answer's label typed is simply
+            # the person's own words.
+            value = match_choice(text, turn.render(frame).options) or match_alias(text, state)
             button = next((c for c in state.choices if c.value == value), None)
             if button and (button.start or button.next or text.strip().isdigit()):
                 await self._text_button(turn, frame, button.value)

@@ -103,7 +103,7 @@ def test_a_good_dialog_passes(tmp_path: Path) -> None:
             "    store: thing\n",
             "    store: thing\n    choices:\n      - {value: x, label: X, aliases: [x]}\n",
             10,
-            "a button under a text question takes no aliases",
+            "a ready answer under a text question takes no aliases",
         ),
         ("dialog: demo", "dialog: other", 1, "must live in other.yaml"),
         ("    next: rate\n", "    next: rate\n  bad: [unclosed\n", 11, "invalid YAML"),
