@@ -22,6 +22,7 @@ from bot.app import open_app
 from bot.telegram.application import build_application
 from bot.telegram.ordering import PerUserOrder
 from bot.telegram.polling import AnyApplication, Poller, PollingRefused
+from bot.telegram.transport import LeanRequest
 from bot.testing.botapi import TOKEN, BotAPI
 from bot.testing.harness import FakeRequest
 from bot.testing.loopback import FakeBotServer
@@ -61,12 +62,18 @@ class Gated:
 def gated_application(
     handler: Gated, request: BaseRequest | None = None, url: str = ""
 ) -> AnyApplication:
-    """A plain Application (per-person order, no updater) whose only handler is `handler`."""
+    """A plain Application (per-person order, no updater) whose only handler is `handler`.
+
+    Over HTTP it talks through kindbot's own request class, as `build_application` does: a
+    poller stopped abruptly cancels its getUpdates mid-request, and PTB's stock class (httpx)
+    could then keep its one getUpdates connection slot taken for good under load (every later
+    getUpdates timed out waiting for the pool: a flaky failure of the restart test)."""
     builder = ApplicationBuilder().token(TOKEN).concurrent_updates(PerUserOrder()).updater(None)
     if request is not None:
         builder = builder.request(request).get_updates_request(request)
     else:
         builder = builder.base_url(f"{url}/bot").base_file_url(f"{url}/file/bot")
+        builder = builder.request(LeanRequest()).get_updates_request(LeanRequest(pool_size=1))
     application = builder.build()
     application.add_handler(TypeHandler(Update, handler))
     return application
