@@ -11,10 +11,10 @@ interval:
   get the gentle check.
 Thresholds are set on dev; the test figure is the one to quote, measured once per change.
 `fresh`: writers who never saw an example (bench/fresh_writers/setN/: 320 English lines and
-32 in each of the ten other languages, written on 2026-12-01), never trained or tuned on: how
-the screen does on people it has never read, measured once per change like test. The newest
-set is read unless `--fresh DIR` names another (set2, or yours). They stay out of
-bot/safety/examples/ (which would train on them) until a newer set replaces them
+32 in each of the ten other languages), never trained or tuned on: how the screen does on
+people it has never read, measured once per change like test. Set 6 (measured once on the
+shipped model) is read unless `--fresh DIR` names another (an unmeasured newer set, or
+yours). Measured sets join bot/safety/examples/ (training) when a newer set replaces them
 (docs/safety.md).
 Also the pattern phrase sets of tests/safety/phrases.yaml (the pattern layer's own tests).
 
@@ -50,7 +50,7 @@ from bot.safety.semantic import (
 ROOT = Path(__file__).resolve().parent.parent
 DIALOGS = ROOT / "dialogs"
 PHRASES = ROOT / "tests" / "safety" / "phrases.yaml"
-FRESH = ROOT / "bench" / "fresh_writers" / "set4"  # the newest; set2, set3: see docs/safety.md
+FRESH = ROOT / "bench" / "fresh_writers" / "set6"  # measured once on the shipped model
 
 
 def wilson(hits: int, total: int, z: float = 1.96) -> tuple[float, float]:
@@ -230,6 +230,9 @@ def main(argv: list[str] | None = None) -> int:
         default=FRESH,
         help="folder of never-shown writers' .tsv files for the fresh split (default: %(default)s)",
     )
+    parser.add_argument(
+        "--no-speed", action="store_true", help="quality only (speed re-screens every example)"
+    )
     args = parser.parse_args(argv)
 
     start = time.perf_counter()
@@ -253,6 +256,8 @@ def main(argv: list[str] | None = None) -> int:
             chosen = chosen[: args.limit]
         quality(chosen, split, args.verbose, screen)
     phrase_sets(screen)
+    if args.no_speed:
+        return 0
     speed(screen, examples[: args.limit * 3] if args.limit else examples)
     return 0
 

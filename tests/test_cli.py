@@ -83,7 +83,7 @@ def test_labels_numbers_and_end_of_input(tmp_path: Path) -> None:
     env = run_env(tmp_path)
     out = chat(tmp_path, env, ["/start", "Yes, that's okay", "Skip", "work with a harsh thought"])
     assert "What" in out.split("Work with a harsh thought")[-1]
-    out = chat(tmp_path, env, ["My thought", "/cancel", "/help"])
+    out = chat(tmp_path, env, ["I am bad at keeping in touch", "/cancel", "/help"])
     assert "saved as unfinished" in out and "/reframe" in out
 
 

@@ -19,7 +19,7 @@ WORDS = [
     "Grandma Philippa's birthday cake collapsed because I am careless",
     "crestfallen",
     "A lopsided cake made with love is still a gift to Philippa.",
-    "I rushed the meringue, and I can be gentle with myself about it.",
+    "I rushed the meringue. Rushing happens, and the cake still tasted lovely.",
     "Nobody at the ukulele club wants me there",
 ]
 

@@ -225,6 +225,8 @@ def test_every_exclusion_ends_at_a_word_boundary() -> None:
     [
         "I would never kill myself, I'm just sad",
         "I'm not going to kill myself",
+        "I've never had thoughts of ending my life, I'm just worn out",
+        "no urges to hurt myself, just tired of this job",
         "I attempted suicide years ago and I'm stable now",
         "I tried to kill myself when I was a teenager, I'm fine these days",
     ],
@@ -235,6 +237,32 @@ def test_negation_and_distant_past_get_the_gentle_check_never_the_full_response(
     assessor = Assessor({"en": patterns}, "en", semantic)
     found = assessor.screen("someone", "en", text)
     assert found is not None and found.level == "check"
+
+
+# Every "the 14th" in training was a crisis line ("picked a date. the 14th. after my sister's
+# birthday…", written by several writers alike), so any date got the full response ("I'll
+# call her on Friday" too): en_w25 and multi_m15 write everyday lines with dates and plans.
+STILL_FULL = pytest.mark.xfail(strict=True, reason="a known false alarm (docs/safety.md)")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "I have a big meeting on the 14th",
+        "the 14th is my birthday",
+        "I booked the dentist for the 14th",
+        "I'll call her on Friday",
+        "my daughter turns 14 next week",
+        "the party is on Saturday",
+        pytest.param("payday is the 14th, can't wait", marks=STILL_FULL),
+        pytest.param("I'll call my sister on Friday, that'll help", marks=STILL_FULL),
+    ],
+)
+def test_a_date_in_an_everyday_line_is_not_a_crisis(
+    patterns: Screen, semantic: SemanticScreen, text: str
+) -> None:
+    found = Assessor({"en": patterns}, "en", semantic).screen("someone", "en", text)
+    assert found is None or found.level == "check"
 
 
 def test_a_recent_attempt_that_is_back_is_not_distant_past(patterns: Screen) -> None:
