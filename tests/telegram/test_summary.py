@@ -20,7 +20,7 @@ async def test_the_summary_arrives_as_two_documents(app: App) -> None:
         await h.press(ZOE, "Nothing right now")
         await h.say(ZOE, "/journal")
         await h.press(ZOE, "Just let me write")
-        await h.say(ZOE, "The bus was late and I was cross with myself (lynx-12)")
+        await h.say(ZOE, "The bus was late and I was annoyed with myself (lynx-12)")
         await h.press(ZOE, "Skip this one")
 
         asked = await h.say(ZOE, "/summary")
@@ -32,7 +32,7 @@ async def test_the_summary_arrives_as_two_documents(app: App) -> None:
         files = dict(file for c in documents for file in c.params["_files"].values())
         md = next(data for name, data in files.items() if name.endswith(".md")).decode("utf-8")
         pdf = next(data for name, data in files.items() if name.endswith(".pdf"))
-        assert "> The bus was late and I was cross with myself (lynx-12)" in md
+        assert "> The bus was late and I was annoyed with myself (lynx-12)" in md
         assert "- Journal entry: 1" in md
         assert pdf.startswith(b"%PDF-")
         reader = pypdf.PdfReader(io.BytesIO(pdf))
