@@ -50,7 +50,7 @@ from bot.safety.semantic import (
 ROOT = Path(__file__).resolve().parent.parent
 DIALOGS = ROOT / "dialogs"
 PHRASES = ROOT / "tests" / "safety" / "phrases.yaml"
-FRESH = ROOT / "bench" / "fresh_writers" / "set6"  # measured once on the shipped model
+FRESH = ROOT / "bench" / "fresh_writers" / "set9"  # measured once on the shipped model
 
 
 def wilson(hits: int, total: int, z: float = 1.96) -> tuple[float, float]:

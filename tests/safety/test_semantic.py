@@ -12,6 +12,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +33,7 @@ from bot.safety.semantic import (
     load_model,
     load_semantic,
     threshold_drift,
+    vote_weights,
     windows,
 )
 
@@ -241,10 +243,8 @@ def test_negation_and_distant_past_get_the_gentle_check_never_the_full_response(
 
 # Every "the 14th" in training was a crisis line ("picked a date. the 14th. after my sister's
 # birthday…", written by several writers alike), so any date got the full response ("I'll
-# call her on Friday" too): en_w25 and multi_m15 write everyday lines with dates and plans.
-STILL_FULL = pytest.mark.xfail(strict=True, reason="a known false alarm (docs/safety.md)")
-
-
+# call her on Friday" too): en_w25 and multi_m15 write everyday lines with dates and plans,
+# and softer voting (30 neighbours) keeps one close line from deciding.
 @pytest.mark.parametrize(
     "text",
     [
@@ -254,8 +254,8 @@ STILL_FULL = pytest.mark.xfail(strict=True, reason="a known false alarm (docs/sa
         "I'll call her on Friday",
         "my daughter turns 14 next week",
         "the party is on Saturday",
-        pytest.param("payday is the 14th, can't wait", marks=STILL_FULL),
-        pytest.param("I'll call my sister on Friday, that'll help", marks=STILL_FULL),
+        "payday is the 14th, can't wait",
+        "I'll call my sister on Friday, that'll help",
     ],
 )
 def test_a_date_in_an_everyday_line_is_not_a_crisis(
@@ -263,6 +263,44 @@ def test_a_date_in_an_everyday_line_is_not_a_crisis(
 ) -> None:
     found = Assessor({"en": patterns}, "en", semantic).screen("someone", "en", text)
     assert found is None or found.level == "check"
+
+
+# Found by walking the bot (docs/safety.md): the full response or the gentle check for what a
+# person types in a reframe, a reflection or the settings. Softer voting and everyday lines
+# about thoughts, thanks and settings (en_w28, multi_m18) ended each.
+@pytest.mark.parametrize(
+    "text",
+    [
+        "my thought",
+        "Thank you for staying.",
+        "delete everything",
+        "I rushed the meringue, and I can be gentle with myself about it.",
+        "I was exhausted. I can apologise tomorrow, and I'm still someone who cares.",
+        "Tired today, the kind of tired that sleep doesn't fix.",
+    ],
+)
+def test_the_bots_everyday_input_gets_no_pause(
+    patterns: Screen, semantic: SemanticScreen, text: str
+) -> None:
+    assert Assessor({"en": patterns}, "en", semantic).screen("someone", "en", text) is None
+
+
+def test_near_copies_of_a_line_vote_as_one_line() -> None:
+    """Three near-copies of one crisis line (similarity 0.99 to each other) and one safe line,
+    all equally similar to the query: one vote each side, not three to one."""
+    h, r = 0.7, (1 - 0.7**2) ** 0.5
+    rows = np.array(
+        [[r * np.cos(t), r * np.sin(t), 0.0, h] for t in (0.0, 0.1, -0.1)] + [[0.0, 0.0, r, h]],
+        dtype=np.float32,
+    )
+    crisis = np.array([True, True, True, False])
+    weights = vote_weights(rows, crisis, block=3)  # blocks smaller than the rows, as in build
+    assert weights.tolist() == pytest.approx([1 / 3, 1 / 3, 1 / 3, 1.0])
+    query = np.array([[0.0, 0.0, 0.0, 1.0]], dtype=np.float32)
+    model = load_model(EXAMPLES / MODEL_FILE, load_examples(), E5Embedder().name)
+    toy = replace(model, vectors=rows, crisis=crisis, categories=("direct",) * 3 + ("ordinary",))
+    assert replace(toy, weights=np.ones(4)).probability(query)[0] == pytest.approx(0.75)
+    assert replace(toy, weights=weights).probability(query)[0] == pytest.approx(0.5)
 
 
 def test_a_recent_attempt_that_is_back_is_not_distant_past(patterns: Screen) -> None:
