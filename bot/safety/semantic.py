@@ -210,7 +210,7 @@ def windows(text: str) -> list[str]:
 # lines (was 275) at the same false alarms, so one close line no longer decides alone.
 NEIGHBOURS = 30
 TEMPERATURE = 0.02
-# One vote per distinct thing said: the writers share habits, and a dozen of them wrote
+# One vote per distinct thing said: the writers share habits, and nine of them wrote
 # near-copies of one crisis line ("picked a date. the 14th. after my sister's birthday…"), which
 # then outvoted everything near it ("the 14th is my birthday" got the full response). Each
 # training line's vote is divided by the number of same-label training lines at least this
@@ -287,8 +287,8 @@ def vote_weights(
     vectors: Vector, crisis: npt.NDArray[np.bool_], block: int = 2048
 ) -> npt.NDArray[np.float64]:
     """1 / the number of same-label rows at least DUPLICATE_SIMILARITY to each row (itself
-    included): a dozen near-copies of one line count as one line. In blocks of rows, so the
-    full similarity matrix (11,000² floats) is never held at once."""
+    included): nine near-copies of one line count as one line. In blocks of rows, so the
+    full similarity matrix (rows², 12,000² today) is never held at once."""
     copies = np.zeros(len(vectors))
     for start in range(0, len(vectors), block):
         sims = vectors[start : start + block] @ vectors.T
@@ -353,6 +353,11 @@ def load_model(path: Path, examples: Sequence[Example], model_name: str) -> Sema
         if digest != digest_of(examples, model_name):
             raise ModelUnavailable(
                 f"{path.name} was built from other examples or another model version: "
+                "run `kindbot safety build`"
+            )
+        if "weights" not in data.files:
+            raise ModelUnavailable(
+                f"{path.name} was built by an older kindbot (no vote weights): "
                 "run `kindbot safety build`"
             )
         crisis_at, check_at = (float(v) for v in data["thresholds"])

@@ -130,6 +130,18 @@ def test_a_changed_example_makes_the_model_file_stale(tmp_path: Path) -> None:
         load_model(EXAMPLES / MODEL_FILE, changed, E5Embedder().name)
 
 
+def test_a_model_file_without_vote_weights_asks_for_a_rebuild(tmp_path: Path) -> None:
+    """A model.npz written before near-copies shared a vote: a clear reason, not a KeyError."""
+    from bot.safety.semantic import ModelUnavailable
+
+    with np.load(EXAMPLES / MODEL_FILE, allow_pickle=False) as data:
+        arrays = {name: data[name] for name in data.files if name != "weights"}
+    older = tmp_path / MODEL_FILE
+    np.savez_compressed(older, **arrays)
+    with pytest.raises(ModelUnavailable, match=r"older kindbot.*kindbot safety build"):
+        load_model(older, load_examples(), E5Embedder().name)
+
+
 def _fields(example: object) -> dict[str, object]:
     return {name: getattr(example, name) for name in example.__slots__}  # type: ignore[attr-defined]
 
