@@ -288,6 +288,8 @@ def test_a_date_in_an_everyday_line_is_not_a_crisis(
         "delete everything",
         "I rushed the meringue, and I can be gentle with myself about it.",
         "I was exhausted. I can apologise tomorrow, and I'm still someone who cares.",
+        "I was tired. I'll say sorry to her tomorrow, and I still care about her.",
+        "I finish things in my own time, and that is enough.",
         "Tired today, the kind of tired that sleep doesn't fix.",
     ],
 )
