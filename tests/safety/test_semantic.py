@@ -27,6 +27,8 @@ from bot.safety.semantic import (
     MODEL_FILE,
     E5Embedder,
     ExamplesInvalid,
+    ModelUnavailable,
+    SemanticModel,
     SemanticScreen,
     Vector,
     load_examples,
@@ -124,16 +126,12 @@ def test_the_shipped_thresholds_are_what_dev_gives_on_the_shipped_vectors() -> N
 def test_a_changed_example_makes_the_model_file_stale(tmp_path: Path) -> None:
     examples = load_examples()
     changed = [*examples[:-1], examples[-1].__class__(**{**_fields(examples[-1]), "text": "x"})]
-    from bot.safety.semantic import ModelUnavailable
-
     with pytest.raises(ModelUnavailable, match="kindbot safety build"):
         load_model(EXAMPLES / MODEL_FILE, changed, E5Embedder().name)
 
 
 def test_a_model_file_without_vote_weights_asks_for_a_rebuild(tmp_path: Path) -> None:
     """A model.npz written before near-copies shared a vote: a clear reason, not a KeyError."""
-    from bot.safety.semantic import ModelUnavailable
-
     with np.load(EXAMPLES / MODEL_FILE, allow_pickle=False) as data:
         arrays = {name: data[name] for name in data.files if name != "weights"}
     older = tmp_path / MODEL_FILE
@@ -311,9 +309,8 @@ def test_near_copies_of_a_line_vote_as_one_line() -> None:
     weights = vote_weights(rows, crisis, block=3)  # blocks smaller than the rows, as in build
     assert weights.tolist() == pytest.approx([1 / 3, 1 / 3, 1 / 3, 1.0])
     query = np.array([[0.0, 0.0, 0.0, 1.0]], dtype=np.float32)
-    model = load_model(EXAMPLES / MODEL_FILE, load_examples(), E5Embedder().name)
-    toy = replace(model, vectors=rows, crisis=crisis, categories=("direct",) * 3 + ("ordinary",))
-    assert replace(toy, weights=np.ones(4)).probability(query)[0] == pytest.approx(0.75)
+    toy = SemanticModel(rows, crisis, np.ones(4), ("direct",) * 3 + ("ordinary",), 1, 1, "toy")
+    assert toy.probability(query)[0] == pytest.approx(0.75)
     assert replace(toy, weights=weights).probability(query)[0] == pytest.approx(0.5)
 
 
