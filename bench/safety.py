@@ -12,7 +12,7 @@ interval:
 Thresholds are set on dev; the test figure is the one to quote, measured once per change.
 `fresh`: writers who never saw an example (bench/fresh_writers/setN/: 320 English lines and
 32 in each of the ten other languages), never trained or tuned on: how the screen does on
-people it has never read, measured once per change like test. Set 6 (measured once on the
+people it has never read, measured once per change like test. Set 10 (measured once on the
 shipped model) is read unless `--fresh DIR` names another (an unmeasured newer set, or
 yours). Measured sets join bot/safety/examples/ (training) when a newer set replaces them
 (docs/safety.md).
@@ -50,7 +50,7 @@ from bot.safety.semantic import (
 ROOT = Path(__file__).resolve().parent.parent
 DIALOGS = ROOT / "dialogs"
 PHRASES = ROOT / "tests" / "safety" / "phrases.yaml"
-FRESH = ROOT / "bench" / "fresh_writers" / "set9"  # measured once on the shipped model
+FRESH = ROOT / "bench" / "fresh_writers" / "set10"  # measured once on the shipped model
 
 
 def wilson(hits: int, total: int, z: float = 1.96) -> tuple[float, float]:
@@ -78,7 +78,7 @@ class Tally:
     def add(self, level: str | None) -> None:
         self.total += 1
         self.full += level == "crisis"
-        self.check += level in ("check", "concern")
+        self.check += level in ("check", "worried", "concern")
 
     def crisis_line(self) -> str:
         return (

@@ -42,8 +42,8 @@ from storage.db import Database
 SOURCES: Final = ("polling", "webhook")
 UPDATE_OUTCOMES: Final = ("handled", "duplicate", "rejected", "unreadable", "cut_off", "failed")
 STEP_OUTCOMES: Final = ("ok", "resumed", "empty", "failed")
-CRISIS_LEVELS: Final = ("crisis", "check", "concern", "sos")
-SCREEN_VERDICTS: Final = ("none", "crisis", "check", "concern")
+CRISIS_LEVELS: Final = ("crisis", "check", "worried", "concern", "sos")
+SCREEN_VERDICTS: Final = ("none", "crisis", "check", "worried", "concern")
 REMINDER_FAILURES: Final = ("blocked", "rate_limited", "send_failed", "engine")
 DATABASES: Final = ("sqlite", "postgresql")
 MODES: Final = ("polling", "webhook")
@@ -241,7 +241,7 @@ def screened(level: str | None, seconds: float) -> None:
 
 
 def crisis_event(level: str) -> None:
-    """A crisis response was given at `level` ("crisis", "check", "concern", "sos")."""
+    """A crisis response was given at `level` ("crisis", "check", "worried", "concern", "sos")."""
     _current.crisis_events.inc(level)
 
 

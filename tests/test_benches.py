@@ -25,6 +25,7 @@ SMALL = {
     "bench.reminders": ["--people", "3000", "--due", "2000", "--rate", "100", "--window", "0.5"],
     "bench.safety": ["--limit", "20"],
     "bench.stall": ["--quick"],  # 20 entries, half a second per phase
+    "bench.worried": ["bench/worried/worried_dev.tsv"],
 }  # fmt: skip
 
 

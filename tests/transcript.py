@@ -14,6 +14,7 @@ A transcript is YAML:
       - press_value: "forged"    # sends a choice value no button offered, current step
       - unsupported: sticker     # something that is not text
       - bot: "substring"         # the next bot message of the latest reply contains this
+                                  # (a list: contains each of them)
       - bot_not: "substring"     # no message of the latest reply contains this
       - offers: [A, B]           # the latest reply's last message offers exactly these labels
       - scale: true              # the latest reply's last message asks for a 0–10 rating
@@ -111,7 +112,9 @@ async def replay(data: dict[str, Any], open_app: OpenApp, clock: Any) -> None:
             elif kind == "bot":
                 assert state.queue, f"{where}: the bot said nothing more"
                 message = state.queue.pop(0)
-                assert str(value) in message.text, f"{where}: got {message.text!r}"
+                wanted = value if isinstance(value, list) else [value]  # a list: all of them
+                missing = [str(w) for w in wanted if str(w) not in message.text]
+                assert not missing, f"{where}: {missing!r} not in {message.text!r}"
             elif kind == "bot_not":
                 texts = [m.text for m in state.reply if isinstance(m, Message)]
                 assert not any(str(value) in t for t in texts), f"{where}: got {texts!r}"

@@ -11,9 +11,13 @@
 
 Either layer's `crisis` gets the full response, except that a negation or distant past found
 by the patterns ("I would never…", "years ago, and I'm stable now") caps the verdict at the
-gentle check. Screening runs in worker threads (`screen_async`): the model's C engine releases
-the GIL, so the event loop and other people's updates go on while it runs. Without the model
-the patterns run on the event loop: a thread would buy nothing (they hold the GIL throughout)
+gentle check, and someone else in danger ("my friend keeps saying she wants to die") is
+`worried`, which the model does not raise: it would give the person the crisis opening meant
+for their own danger.
+
+Screening runs in worker threads (`screen_async`): the model's C engine releases the GIL, so
+the event loop and other people's updates go on while it runs. Without the model the patterns
+run on the event loop: a thread would buy nothing (they hold the GIL throughout)
 and its hop there and back costs ~0.1 ms of CPU a message (bench/http.py).
 """
 
@@ -42,7 +46,7 @@ CONTEXT_SECONDS = 120.0
 CONTEXT_MESSAGES = 3
 # People whose recent messages are kept in memory at most (least recently seen dropped).
 CONTEXT_PEOPLE = 10_000
-_RANK = {"crisis": 3, "check": 2, "concern": 1}
+_RANK = {"crisis": 4, "check": 3, "worried": 2, "concern": 1}
 
 
 def _for_the_model(text: str) -> bool:
@@ -97,6 +101,12 @@ class Assessor:
         """Both layers on one text, no context (`model=False`: patterns only)."""
         by_pattern = self.pattern_screen(locale).check_text(text)
         if by_pattern is not None and by_pattern.level == "crisis":
+            return by_pattern
+        if by_pattern is not None and by_pattern.level == "worried":
+            # Someone else in danger: the model would hear the friend's words as the person's
+            # own danger (it read 35 of 60 dev lines so). The person's own words were already
+            # read by the patterns with the friend's part cut out ("my bf wants to die and
+            # honestly i want to die too" is `crisis`), and the worried reply asks about them.
             return by_pattern
         if self.semantic is None or not model or not _for_the_model(text):
             return by_pattern

@@ -62,7 +62,8 @@ CHOOSE_COUNTRY = "choose_country"
 # A pause opened gently (check, someone else's crisis) reopens with the direct words when
 # the person then writes about a crisis of their own; any pause does for immediate danger.
 CRISIS_LEVEL = "crisis"
-GENTLE_LEVELS = frozenset({"check", "concern"})
+WORRIED = "worried"  # someone else in danger: what to do for them, then the person
+GENTLE_LEVELS = frozenset({"check", WORRIED, "concern"})
 IMMEDIATE_DANGER = "immediate_danger"
 # Commands that run at once in a crisis pause: they help, or say where help is, or leave it.
 # Any other dialog's command waits until the person says they are safe (`pause_first`).
@@ -110,6 +111,7 @@ SAFETY_MESSAGES = frozenset(
         "offline_sos",
         "pause_still_here",
         "pause_heard",
+        "pause_heard_worried",
         "sos_again_question",
         "country_skip_words",
         *(f"plan_part_{part}" for part in PLAN_PARTS),
@@ -327,7 +329,8 @@ def safety_feature(safety: Safety, catalog: Catalog, *, checkin_params: dict[str
             level, category = top.params.get("level"), top.params.get("category")
             top.params.update(params, level=level, category=category)
             _to_question(turn, top)
-            turn.reprompt(_rotating(turn, top, "pause_heard", emergency=params["emergency"]))
+            heard = "pause_heard_worried" if found.level == WORRIED else "pause_heard"
+            turn.reprompt(_rotating(turn, top, heard, emergency=params["emergency"]))
             return True
         await turn.start_dialog(CRISIS, safety.crisis_params(turn, found.category, found.level))
         return True
@@ -385,10 +388,15 @@ def safety_feature(safety: Safety, catalog: Catalog, *, checkin_params: dict[str
 
     async def still_here(turn: Turn, text: str) -> bool:
         """A typed message in a crisis pause that is not one of its choices gets a short,
-        varied word (the states' `retry: "{still_here}"`) with the same buttons."""
+        varied word (the states' `retry: "{still_here}"`) with the same buttons. Someone
+        worried about another person ("what do i do", "he won't pick up") gets what to do
+        for them again, briefly, with the question about themselves."""
         top = turn.top
         if top is not None and top.dialog == CRISIS and turn.spec(top).expect == "choice":
-            top.params["still_here"] = _rotating(turn, top, "pause_still_here")
+            worried = top.params.get("level") == WORRIED
+            key = "pause_heard_worried" if worried else "pause_still_here"
+            emergency = str(top.params.get("emergency", ""))
+            top.params["still_here"] = _rotating(turn, top, key, emergency=emergency)
         return False
 
     async def pause_first(turn: Turn, name: str, args: str) -> bool:

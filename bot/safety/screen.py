@@ -13,7 +13,11 @@ the word before them ("iwanttodie", "I W A N T TO DIE").
 
 Messages about someone else's attempt ("my sister attempted suicide") match `about_others`:
 that part is cut out before matching, and if nothing else matches, the result is the level
-`concern` (a gentle "how are you doing?", not the crisis opening).
+`concern` (a gentle "how are you doing?", not the crisis opening). Messages saying someone else
+may be in danger now ("my friend keeps saying she wants to die, how do I help her") match
+`someone_at_risk`: cut out the same way, and if nothing about the person themselves matches,
+the level is `worried` (what to do for them, the lines that also talk with people who are
+worried about someone, and a question about the person too).
 
 Two levels: `crisis` (clearly about the person's own danger: the full crisis response) and
 `check` (unsure, or a topic word alone: a gentler "are you safe?", still a crisis pause).
@@ -49,7 +53,7 @@ from bot.engine.yamlsource import LineDict, SourceError, line_of, load_yaml
 from bot.safety.literals import Needs, grams, keys_of, needs_of, needs_of_joined
 
 CATEGORIES = ("immediate_danger", "suicide", "self_harm", "harm_from_others")
-Level = Literal["crisis", "check", "concern"]
+Level = Literal["crisis", "check", "worried", "concern"]
 PATTERN_FILE = "crisis_patterns.yaml"
 
 _LEET = {"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "@": "a", "$": "s"}
@@ -275,6 +279,7 @@ class ScreenSpec(_Strict):
     distant_past: list[str] = Field(default_factory=list)
     not_about_me: list[str] = Field(default_factory=list)
     about_others: list[str] = Field(default_factory=list)
+    someone_at_risk: list[str] = Field(default_factory=list)
 
 
 class ScreenFile(_Strict):
@@ -306,6 +311,7 @@ class Screen:
     distant_past: list[Guarded] = field(default_factory=list)
     not_about_me: list[Guarded] = field(default_factory=list)
     about_others: list[Guarded] = field(default_factory=list)
+    someone_at_risk: list[Guarded] = field(default_factory=list)
 
     def lists(self) -> list[list[Guarded]]:
         """Every list of patterns, in no particular order."""
@@ -319,22 +325,12 @@ class Screen:
             self.distant_past,
             self.not_about_me,
             self.about_others,
+            self.someone_at_risk,
         ]
 
     def check_text(self, text: str) -> ScreenResult | None:
         """Screen one message; None when it is not a crisis (nor unsure enough to ask)."""
-        norm = normalize(text)
-        pieces = grams(norm)
-        for pattern in self.ignore:
-            norm, count = pattern.subn(norm, pieces)
-            if count:
-                pieces = grams(norm)
-        others = False
-        for pattern in self.about_others:
-            norm, count = pattern.subn(norm, pieces)
-            if count:
-                pieces = grams(norm)
-            others = others or count > 0
+        norm, pieces, worried, others = self._cut(text)
         for category in CATEGORIES:
             if _found(self.crisis.get(category, ()), norm, pieces) or _found(
                 self.joined.get(category, ()), norm, pieces
@@ -345,12 +341,40 @@ class Screen:
                 return ScreenResult(category, "check" if softened else "crisis")
         for category in CATEGORIES:
             if _found(self.check.get(category, ()), norm, pieces):
-                if _found(self.not_about_me, norm, pieces):
-                    return None
-                return ScreenResult(category, "check")
-        if others:
+                if not _found(self.not_about_me, norm, pieces):
+                    return ScreenResult(category, "check")
+                break  # a passing mention (a film, an essay): not about the person
+        if worried and _found(self.not_about_me, norm, pieces):
+            return None  # "in the book she cuts herself", Romeo and Juliet
+        if worried and not _found(self.distant_past, norm, pieces):
+            return ScreenResult("suicide", "worried")
+        if worried or others:  # "... years ago, she's doing well now": the past, not now
             return ScreenResult("suicide", "concern")
         return None
+
+    def _cut(self, text: str) -> tuple[str, frozenset[str], bool, bool]:
+        """Normalize; cut out ignored phrases, then someone else's past (so "my sister tried
+        to kill herself years ago" is not read as danger now), then someone else's danger.
+        Returns the rest, its pieces, and whether danger (`worried`) and the past were cut."""
+        norm = normalize(text)
+        norm, pieces, _ = _without(self.ignore, norm, grams(norm))
+        norm, pieces, past = _without(self.about_others, norm, pieces)
+        norm, pieces, danger = _without(self.someone_at_risk, norm, pieces)
+        return norm, pieces, danger, past
+
+
+def _without(
+    patterns: Iterable[Guarded], norm: str, pieces: frozenset[str]
+) -> tuple[str, frozenset[str], bool]:
+    """`norm` with every match of `patterns` replaced by a break, its pieces, and whether any
+    matched."""
+    hit = False
+    for pattern in patterns:
+        norm, count = pattern.subn(norm, pieces)
+        if count:
+            pieces = grams(norm)
+            hit = True
+    return norm, pieces, hit
 
 
 def _found(patterns: Iterable[Guarded], text: str, pieces: frozenset[str]) -> bool:
@@ -422,4 +446,5 @@ def load_screen(path: Path, display: str) -> tuple[Screen | None, list[SourceErr
     screen.distant_past = compiled(spec.distant_past, ["screen", "distant_past"])
     screen.not_about_me = compiled(spec.not_about_me, ["screen", "not_about_me"])
     screen.about_others = compiled(spec.about_others, ["screen", "about_others"])
+    screen.someone_at_risk = compiled(spec.someone_at_risk, ["screen", "someone_at_risk"])
     return (None if problems else screen), problems

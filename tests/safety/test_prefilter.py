@@ -57,10 +57,13 @@ def reference(screen: Screen, text: str) -> ScreenResult | None:
     norm = normalize(text)
     for pattern in screen.ignore:
         norm = pattern.rx.sub(" | ", norm)
-    others = False
+    others = worried = False
     for pattern in screen.about_others:
         norm, count = pattern.rx.subn(" | ", norm)
         others = others or count > 0
+    for pattern in screen.someone_at_risk:
+        norm, count = pattern.rx.subn(" | ", norm)
+        worried = worried or count > 0
     for category in CATEGORIES:
         if found(screen.crisis.get(category, [])) or found(screen.joined.get(category, [])):
             if found(screen.negation) or found(screen.distant_past):
@@ -69,10 +72,14 @@ def reference(screen: Screen, text: str) -> ScreenResult | None:
             return ScreenResult(category, "check" if softened else "crisis")
     for category in CATEGORIES:
         if found(screen.check.get(category, [])):
-            if found(screen.not_about_me):
-                return None
-            return ScreenResult(category, "check")
-    if others:
+            if not found(screen.not_about_me):
+                return ScreenResult(category, "check")
+            break
+    if worried and found(screen.not_about_me):
+        return None
+    if worried and not found(screen.distant_past):
+        return ScreenResult("suicide", "worried")
+    if others or worried:
         return ScreenResult("suicide", "concern")
     return None
 

@@ -52,6 +52,36 @@ def test_unsure_phrases_get_the_gentle_check(screen: Screen, text: str) -> None:
     assert found.level == "check"
 
 
+@pytest.mark.parametrize("text", PHRASES["worried"])
+def test_someone_else_in_danger_now_is_worried(screen: Screen, text: str) -> None:
+    found = screen.check_text(text)
+    assert found is not None, text
+    assert found.level == "worried"
+
+
+@pytest.mark.parametrize("text", PHRASES["others_past"])
+def test_someone_elses_past_is_a_concern(screen: Screen, text: str) -> None:
+    found = screen.check_text(text)
+    assert found is not None, text
+    assert found.level == "concern"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "my bf says he wants to die and honestly i want to die too",
+        "every time I try to leave he threatens to kill himself and then me",
+        "they keep telling me to jump in front of the train",
+        "the boys had a beer after, been cutting my arms in the walk-in on breaks",
+    ],
+)
+def test_someone_elses_danger_does_not_hide_my_own(screen: Screen, text: str) -> None:
+    """Never `worried` (which the model may not raise): the person's own danger is heard by
+    the patterns, or left to the model."""
+    found = screen.check_text(text)
+    assert found is None or found.level in ("crisis", "check"), found
+
+
 @pytest.mark.parametrize("text", PHRASES["ordinary"] + HOLDOUT_CALM)
 def test_ordinary_self_criticism_and_idioms_do_not_interrupt(screen: Screen, text: str) -> None:
     assert screen.check_text(text) is None
