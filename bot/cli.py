@@ -558,9 +558,26 @@ def cmd_safety_build(args: argparse.Namespace) -> int:
     return 0
 
 
+# Options whose value may begin with "-": a key is url-safe base64, so one in 64 starts with
+# "-", which argparse would read as another option ("expected one argument").
+_VALUES_MAY_START_WITH_DASH = ("--new-key",)
+
+
+def _glued(argv: Sequence[str]) -> list[str]:
+    """`--new-key -abc…` as `--new-key=-abc…`, which argparse reads as the value it is."""
+    out: list[str] = []
+    words = list(argv)
+    while words:
+        word = words.pop(0)
+        if word in _VALUES_MAY_START_WITH_DASH and words and words[0].startswith("-"):
+            word = f"{word}={words.pop(0)}"
+        out.append(word)
+    return out
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one subcommand; a failure a person can fix is one line on stderr and exit 2."""
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(_glued(sys.argv[1:] if argv is None else argv))
     settings: Settings | None = None
     try:
         settings = _settings()
