@@ -69,6 +69,11 @@ def share(hits: int, total: int) -> str:
     return f"{hits:>4}/{total:<4} {pct:6.1%} [{low:5.1%}, {high:5.1%}]"
 
 
+# The gentler pauses: the check, someone else in danger, someone else's past. Each still puts
+# the helpline in the first reply.
+GENTLE = ("check", "worried", "concern")
+
+
 class Tally:
     """Outcomes of one group of lines: how many got the full response, the check, nothing."""
 
@@ -78,7 +83,7 @@ class Tally:
     def add(self, level: str | None) -> None:
         self.total += 1
         self.full += level == "crisis"
-        self.check += level in ("check", "worried", "concern")
+        self.check += level in GENTLE
 
     def crisis_line(self) -> str:
         return (

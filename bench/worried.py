@@ -23,10 +23,10 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from bench.safety import load_assessor, share
+from bench.safety import GENTLE, load_assessor, share
 
 ROOT = Path(__file__).resolve().parent / "worried"
-PAUSES = ("crisis", "check", "worried", "concern")
+PAUSES = ("crisis", *GENTLE)
 
 
 def read(path: Path) -> list[tuple[str, str]]:
