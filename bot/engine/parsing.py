@@ -157,6 +157,40 @@ def near_choice(text: str, options: tuple[Option, ...]) -> str | None:
     return str(near[0]) if len(near) == 1 else None
 
 
+def named_choice(text: str, options: tuple[Option, ...], filler: Iterable[str]) -> str | None:
+    """The one `numbered` option a short answer names by its words ("breathing pls", "the
+    senses one", "slow breath"): for questions answered only by a choice, where asking again
+    would only repeat the buttons to someone who already said which. At most six words;
+    every word that is not `filler` ("the", "one", "pls") must be a word of that option's
+    label, or share its first five letters ("breath", "breathing"), and of no other option's
+    label. A word of its own ("not breathing", "feel awful") or a word two labels share ("safe"
+    in "I'm safe" and "I'm not safe") picks nothing; numbers are `match_choice`'s."""
+    skip = {_plain(_APOSTROPHES.sub("", word)) for word in filler}
+    words = _plain(_APOSTROPHES.sub("", text)).split()
+    content = [word for word in words if word not in skip]
+    if not content or len(words) > 6 or not all(word.isalpha() for word in content):
+        return None
+    named: set[int] = set()
+    for word in content:
+        hits = {
+            i
+            for i, option in enumerate(options)
+            if any(_same_word(word, label) for label in _plain(option.label).split())
+        }
+        if not hits:
+            return None
+        named |= hits
+    if len(named) != 1:
+        return None
+    option = options[named.pop()]
+    return str(option.value) if option.numbered else None
+
+
+def _same_word(typed: str, label: str) -> bool:
+    """`typed` is `label`, or both are five letters or more and begin with the same five."""
+    return typed == label or (len(typed) >= 5 and len(label) >= 5 and typed[:5] == label[:5])
+
+
 def _within(a: str, b: str, limit: int) -> bool:
     """Whether `a` and `b` are at most `limit` edits apart (insert, delete, change, or two
     neighbours swapped), computed row by row and given up once every cell passes `limit`."""
@@ -193,6 +227,8 @@ def match_alias(text: str, state: StateSpec) -> str | None:
     """A typed answer listed among a choice's `aliases` ("no", "not really"); apostrophes
     are dropped first, so "I'm safe" matches the alias "im safe" and the other way round."""
     wanted = _plain(_APOSTROPHES.sub("", text))
+    if not wanted:
+        return None  # emoji or punctuation alone name no alias
     for choice in state.choices:
         if any(_plain(_APOSTROPHES.sub("", alias)) == wanted for alias in choice.aliases):
             return choice.value

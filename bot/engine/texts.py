@@ -34,6 +34,7 @@ REQUIRED_MESSAGES = frozenset(
         "scale_above",
         "split_added",
         "throwaway_words",
+        "choice_filler_words",
         "say_more",
         "say_more_examples_button",
         "examples_general",

@@ -19,7 +19,13 @@ from bot.engine.catalog import Catalog, Locale
 from bot.engine.events import DialogEnded, Message, Option, Output, Pause, Scale, UserRef
 from bot.engine.frame import EARLIER_RUNS, Frame
 from bot.engine.machine import DialogMachine
-from bot.engine.parsing import is_go_ahead, match_alias, match_choice, near_choice
+from bot.engine.parsing import (
+    is_go_ahead,
+    match_alias,
+    match_choice,
+    named_choice,
+    near_choice,
+)
 from bot.engine.schema import StateSpec
 from bot.engine.texts import fill, pick
 from storage import repo
@@ -230,12 +236,14 @@ class Turn:
 
     def typed_choice(self, frame: Frame, text: str) -> str | None:
         """The choice of the frame's current state that `text` names: its number in the list,
-        its label or value, one of its aliases, or its label with a slip; None if none."""
+        its label or value, one of its aliases, its label with a slip, or its label's own words
+        in a short answer ("breathing pls"); None if none."""
         options = self.render(frame).options
         found = (
             match_choice(text, options)
             or match_alias(text, self.spec(frame))
             or near_choice(text, options)
+            or named_choice(text, options, self.text("choice_filler_words").split(","))
         )
         single = len(options) == 1 and options[0].numbered
         if found is None and single and is_go_ahead(text, self.text("go_ahead_words")):

@@ -19,7 +19,7 @@ from bot.app import known_actions
 from bot.config import REPO_ROOT
 from bot.engine.catalog import Catalog
 from bot.engine.events import Option
-from bot.engine.parsing import match_choice, near_choice
+from bot.engine.parsing import match_choice, named_choice, near_choice
 from bot.engine.schema import ChoiceSpec, DialogSpec, StateSpec
 from bot.engine.turn import state_options
 
@@ -192,3 +192,60 @@ def test_a_typo_is_not_guessed_where_it_could_be_an_answer() -> None:
     feelings = (Option("numb", "Numb"), Option("alone", "Alone"))
     assert near_choice("dumb", feelings) is None
     assert near_choice("alnoe", feelings) == "alone"
+
+
+def _filler(catalog: Catalog, locale: str = "en") -> list[str]:
+    return catalog.locales[locale].message("choice_filler_words").split(",")
+
+
+def test_a_choice_is_named_by_its_own_words(catalog: Catalog) -> None:
+    """ "the breathing one pls" picks "Slow breathing"; a word of the person's own ("not"),
+    a word two buttons share ("safe"), a number or a long sentence picks nothing."""
+    filler = _filler(catalog)
+    grounding = (
+        Option("breathe", "Slow breathing"),
+        Option("senses", "Noticing my senses (5-4-3-2-1)"),
+    )
+    assert named_choice("the breathing one pls", grounding, filler) == "breathe"
+    assert named_choice("Slow breath", grounding, filler) == "breathe"
+    assert named_choice("senses i guess", grounding, filler) == "senses"
+    assert named_choice("I'd like the senses one", grounding, filler) == "senses"
+    assert named_choice("not breathing", grounding, filler) is None
+    assert named_choice("breathing or senses", grounding, filler) is None
+    assert named_choice("breathing senses", grounding, filler) is None
+    assert named_choice("5", grounding, filler) is None
+    assert named_choice("pls", grounding, filler) is None
+    assert named_choice("i think slow breathing would help me", grounding, filler) is None
+    pause = (
+        Option("not_safe", "I'm not safe right now"),
+        Option("safe", "I'm safe, continue where I was", numbered=False),
+    )
+    assert named_choice("safe", pause, filler) is None  # in both labels
+    assert named_choice("not safe", pause, filler) is None  # "safe" is in both
+    assert named_choice("continue", pause, filler) is None  # never picks an unnumbered one
+
+
+def test_words_never_pick_a_destructive_button_or_another_buttons_words(catalog: Catalog) -> None:
+    """Every word of every label of every shipped choice, typed alone or with filler around
+    it, picks that label's button or nothing; with "not" before it too, never a destructive
+    one."""
+    filler = _filler(catalog)
+    tried = 0
+    for locale, where, spec, state in choice_states(catalog):
+        made = [("e1", "an entry"), ("e2", "another")] if state.choices_from else []
+        options = state_options(state, _values(spec, state), made)
+        by_value = {c.value: c for c in state.choices}
+        for option in options:
+            for word in option.label.split():
+                for typed in (word, f"the {word} one pls", f"not {word}"):
+                    tried += 1
+                    picked = named_choice(typed, options, filler)
+                    if picked is None:
+                        continue
+                    if not typed.startswith("not "):  # "not now" may be a label of its own
+                        assert picked == option.value, f"{locale}/{where}: {typed!r} -> {picked!r}"
+                    if picked in by_value:
+                        assert not destructive(spec, by_value[picked]), (
+                            f"{locale}/{where}: typing {typed!r} picks {picked!r}"
+                        )
+    assert tried > 1000, tried
