@@ -192,6 +192,14 @@ def _check_dialog(
                 err([*base, "choices", i], f"choice {choice.value!r}: use next or start, not both")
         if state.start:
             check_dialog(state.start, [*base, "start"])
+        if state.typed:
+            check_target(state.typed, [*base, "typed"])
+            taker = states.get(state.typed)
+            if state.expect != "choice" or (taker is not None and taker.expect != "text"):
+                err(
+                    [*base, "typed"],
+                    f"state {sname!r}: 'typed' is for a choice, and names a text question",
+                )
         if state.call:
             check_dialog(state.call, [*base, "call"])
             if state.expect != "none" or state.end or state.next is None:

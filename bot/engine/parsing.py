@@ -165,9 +165,8 @@ def named_choice(text: str, options: tuple[Option, ...], filler: Iterable[str]) 
     label, or share its first five letters ("breath", "breathing"), and of no other option's
     label. A word of its own ("not breathing", "feel awful") or a word two labels share ("safe"
     in "I'm safe" and "I'm not safe") picks nothing; numbers are `match_choice`'s."""
-    skip = {_plain(_APOSTROPHES.sub("", word)) for word in filler}
     words = _plain(_APOSTROPHES.sub("", text)).split()
-    content = [word for word in words if word not in skip]
+    content = without_filler(text, filler).split()
     if not content or len(words) > 6 or not all(word.isalpha() for word in content):
         return None
     named: set[int] = set()
@@ -184,6 +183,13 @@ def named_choice(text: str, options: tuple[Option, ...], filler: Iterable[str]) 
         return None
     option = options[named.pop()]
     return str(option.value) if option.numbered else None
+
+
+def without_filler(text: str, filler: Iterable[str]) -> str:
+    """`text` without its `filler` words ("free pls" → "free"), to be read as an alias."""
+    skip = {_plain(_APOSTROPHES.sub("", word)) for word in filler}
+    words = _plain(_APOSTROPHES.sub("", text)).split()
+    return " ".join(word for word in words if word not in skip)
 
 
 def _same_word(typed: str, label: str) -> bool:

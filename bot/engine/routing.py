@@ -237,6 +237,25 @@ class Router(Flow):
         opening = " ".join(words[:2]).lower().strip(string.punctuation)
         return not any(opening == g or opening.startswith(g + " ") for g in greetings if g)
 
+    def _writing(self, turn: Turn, text: str) -> bool:
+        """Whether `text` is someone writing (three words or more, not a greeting), at any
+        length: a choice's `typed` question takes what is too long for first words."""
+        return self._first_words(turn, text[: self.max_text_chars])
+
+    async def _typed_instead(
+        self, turn: Turn, frame: Frame, target: str, text: str, at: datetime
+    ) -> None:
+        """Words written where a choice was asked: the answer to the choice's `typed` text
+        question, as if it had been picked and answered; its question is not shown too."""
+        mark = len(turn.outputs)
+        await self.jump(turn, frame, target)
+        shown = len(turn.outputs)
+        await self._text(turn, text, at)
+        if turn.top is not frame or frame.state != target:
+            said = [i for i in range(mark, shown) if isinstance(turn.outputs[i], Message)]
+            if said:
+                del turn.outputs[said[-1]]
+
     async def _stale_start(self, turn: Turn, event: ChoiceMade) -> bool:
         """A button from an earlier message that starts a dialog ("Work with a harsh
         thought" in an old menu) still does what it says, as its command would: starting a
@@ -330,6 +349,8 @@ class Router(Flow):
                 # what's on their mind, typed at the menu rather than picked: heard first
                 self.step_aside(turn)
                 await turn.start_dialog(self.heard, {"thought": text})
+            elif value is None and state.typed and self._writing(turn, text):
+                await self._typed_instead(turn, frame, state.typed, text, at)
             elif value is None and _names_unnumbered(turn, frame, text):
                 turn.reprompt(turn.text("not_by_number"))
             elif value is None:

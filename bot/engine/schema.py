@@ -132,6 +132,9 @@ class StateSpec(_Strict):
     # The longest answer this text question takes (a journal's free writing), in place of
     # the MAX_TEXT_CHARS setting; longer text is offered in part, as anywhere else.
     max_chars: int | None = Field(default=None, ge=1, le=20000)
+    # At a choice: the text question that words typed here answer, instead of a button (the
+    # journal's "guided, or write freely?": someone who starts writing is writing freely).
+    typed: str | None = None
 
     @field_validator("say", "retry", mode="before")
     @classmethod

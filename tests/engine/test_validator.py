@@ -105,6 +105,8 @@ def test_a_good_dialog_passes(tmp_path: Path) -> None:
             10,
             "a ready answer under a text question takes no aliases",
         ),
+        ("    next: rate\n", "    next: rate\n    typed: rate\n", 10, "'typed' is for a choice"),
+        ("    next: rate\n", "    next: rate\n    typed: rat\n", 10, "unknown state 'rat'"),
         ("dialog: demo", "dialog: other", 1, "must live in other.yaml"),
         ("    next: rate\n", "    next: rate\n  bad: [unclosed\n", 11, "invalid YAML"),
     ],
