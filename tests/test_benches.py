@@ -17,6 +17,7 @@ SMALL = {
     "bench.memory": ["--quick", "--idle", "0.5"],
     # two people, one round of 4 updates per bot, each way (and kindbot on the stock request)
     "bench.http": ["--quick", "--stock"],
+    "bench.long_messages": ["--limit", "2"],
     "bench.updates": [
         "--updates", "18", "--rounds", "1", "--people", "3", "--cycles", "1",
         "--latency", "0.001", "--throughput-runs", "1",
@@ -40,3 +41,17 @@ def test_the_benchmark_runs(module: str) -> None:
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip()
+
+
+def test_the_long_message_sets_load() -> None:
+    """bench/long_words/ (read by `bench.safety --split fresh --fresh DIR`): valid example
+    files, everyday lines safe and buried-risk lines crisis, every line long."""
+    from bot.safety.semantic import load_examples
+
+    root = REPO_ROOT / "bench" / "long_words"
+    wanted = {"everyday_en": "safe", "everyday_multi": "safe", "buried_en": "crisis"}
+    for folder, label in wanted.items():
+        examples = load_examples(root / folder)
+        assert len(examples) >= 200
+        assert {e.label for e in examples} == {label}
+        assert min(len(e.text) for e in examples) >= 250
