@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import re
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from bot.engine.events import Command, Edited, Event, Option, Scale, Text, Unsupported
 from bot.engine.schema import StateSpec
@@ -183,6 +183,24 @@ def named_choice(text: str, options: tuple[Option, ...], filler: Iterable[str]) 
         return None
     option = options[named.pop()]
     return str(option.value) if option.numbered else None
+
+
+def ordinal_choice(
+    text: str, options: tuple[Option, ...], ordinals: Sequence[str], filler: Iterable[str]
+) -> str | None:
+    """An option named by its place ("the second one", "first pls"), as its number would
+    name it. `ordinals` are the words for first, second, … in the person's language, then
+    the one word that may stand before them ("the"): "one second" or "just a sec" is a
+    pause, not the second option."""
+    *places, article = [_plain(word) for word in ordinals]
+    content = without_filler(text, filler).split()
+    if len(content) != 1 or content[0] not in places:
+        return None
+    words = _plain(_APOSTROPHES.sub("", text)).split()
+    at = words.index(content[0])
+    if at > 0 and words[at - 1] != article:
+        return None
+    return match_choice(str(places.index(content[0]) + 1), options)
 
 
 def without_filler(text: str, filler: Iterable[str]) -> str:

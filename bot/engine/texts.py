@@ -35,6 +35,7 @@ REQUIRED_MESSAGES = frozenset(
         "split_added",
         "throwaway_words",
         "choice_filler_words",
+        "ordinal_words",
         "say_more",
         "say_more_examples_button",
         "examples_general",

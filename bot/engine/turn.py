@@ -25,6 +25,7 @@ from bot.engine.parsing import (
     match_choice,
     named_choice,
     near_choice,
+    ordinal_choice,
     without_filler,
 )
 from bot.engine.schema import StateSpec
@@ -238,7 +239,8 @@ class Turn:
     def typed_choice(self, frame: Frame, text: str) -> str | None:
         """The choice of the frame's current state that `text` names: its number in the list,
         its label or value, one of its aliases, its label with a slip, or its label's own words
-        or an alias in a short answer ("breathing pls", "free pls"); None if none."""
+        or an alias in a short answer ("breathing pls", "free pls"), or its place ("the second
+        one"); None if none."""
         options = self.render(frame).options
         filler = self.text("choice_filler_words").split(",")
         found = (
@@ -246,6 +248,7 @@ class Turn:
             or match_alias(text, self.spec(frame))
             or near_choice(text, options)
             or named_choice(text, options, filler)
+            or ordinal_choice(text, options, self.text("ordinal_words").split(","), filler)
             or match_alias(without_filler(text, filler), self.spec(frame))
         )
         single = len(options) == 1 and options[0].numbered

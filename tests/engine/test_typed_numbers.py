@@ -19,7 +19,7 @@ from bot.app import known_actions
 from bot.config import REPO_ROOT
 from bot.engine.catalog import Catalog
 from bot.engine.events import Option
-from bot.engine.parsing import match_choice, named_choice, near_choice
+from bot.engine.parsing import match_choice, named_choice, near_choice, ordinal_choice
 from bot.engine.schema import ChoiceSpec, DialogSpec, StateSpec
 from bot.engine.turn import state_options
 
@@ -249,3 +249,20 @@ def test_words_never_pick_a_destructive_button_or_another_buttons_words(catalog:
                             f"{locale}/{where}: typing {typed!r} picks {picked!r}"
                         )
     assert tried > 1000, tried
+
+
+def test_a_choice_is_named_by_its_place(catalog: Catalog) -> None:
+    """ "the second one" is 2, as typed; "one second" and "just a sec" are not; an option a
+    number may not pick is not picked by its place either."""
+    filler = _filler(catalog)
+    ordinals = catalog.locales["en"].message("ordinal_words").split(",")
+    three = (Option("a", "Apples"), Option("b", "Pears"), Option("c", "Plums"))
+    assert ordinal_choice("the second one", three, ordinals, filler) == "b"
+    assert ordinal_choice("first pls", three, ordinals, filler) == "a"
+    assert ordinal_choice("I'd like the third one", three, ordinals, filler) == "c"
+    assert ordinal_choice("one second", three, ordinals, filler) is None
+    assert ordinal_choice("just a second", three, ordinals, filler) is None
+    assert ordinal_choice("the fourth one", three, ordinals, filler) is None
+    assert ordinal_choice("second thoughts", three, ordinals, filler) is None
+    unnumbered = (Option("x", "Keep it"), Option("delete", "Delete it", numbered=False))
+    assert ordinal_choice("the second one", unnumbered, ordinals, filler) is None
