@@ -77,6 +77,17 @@ def _values(spec: DialogSpec, state: StateSpec) -> dict[str, str]:
     return {p: "x" for p in spec.params}
 
 
+def offered(
+    catalog: Catalog,
+) -> Iterator[tuple[str, str, DialogSpec, tuple[Option, ...], dict[str, ChoiceSpec]]]:
+    """Every shipped choice state's options as the engine offers them (two made entries
+    where code makes them), with its choices by value."""
+    for locale, where, spec, state in choice_states(catalog):
+        made = [("e1", "an entry"), ("e2", "another")] if state.choices_from else []
+        options = state_options(state, _values(spec, state), made)
+        yield locale, where, spec, tuple(options), {c.value: c for c in state.choices}
+
+
 def test_no_typed_number_picks_a_destructive_button(catalog: Catalog) -> None:
     walked = 0
     guarded: set[str] = set()
@@ -150,10 +161,7 @@ def test_a_typo_never_picks_a_destructive_button(catalog: Catalog) -> None:
     """A label typed with a slip picks its button only if the button may be picked by number:
     "sundy" picks Sunday, a near miss of "Turn it off" or "I'm safe now" picks nothing."""
     tried = 0
-    for locale, where, spec, state in choice_states(catalog):
-        made = [("e1", "an entry"), ("e2", "another")] if state.choices_from else []
-        options = state_options(state, _values(spec, state), made)
-        by_value = {c.value: c for c in state.choices}
+    for locale, where, spec, options, by_value in offered(catalog):
         for option in options:
             for typo in set(_slips(option.label)) - {option.label}:
                 tried += 1
@@ -231,10 +239,7 @@ def test_words_never_pick_a_destructive_button_or_another_buttons_words(catalog:
     one."""
     filler = _filler(catalog)
     tried = 0
-    for locale, where, spec, state in choice_states(catalog):
-        made = [("e1", "an entry"), ("e2", "another")] if state.choices_from else []
-        options = state_options(state, _values(spec, state), made)
-        by_value = {c.value: c for c in state.choices}
+    for locale, where, spec, options, by_value in offered(catalog):
         for option in options:
             for word in option.label.split():
                 for typed in (word, f"the {word} one pls", f"not {word}"):
