@@ -26,7 +26,7 @@ import random
 import sys
 from collections.abc import Sequence
 
-from bench.safety import GENTLE, load_assessor, share
+from bench.safety import Tally, level_of, load_assessor, share
 from bot.safety.assess import Assessor
 from bot.safety.semantic import Example, load_examples
 
@@ -51,15 +51,12 @@ def filled(rng: random.Random, lines: Sequence[str], length: int, keep: str = ""
     return text[start : start + length].strip()
 
 
-def tally(screen: Assessor, texts: Sequence[str]) -> tuple[int, int, int]:
-    """(messages, full responses, any pause)."""
-    full = paused = 0
+def tally(screen: Assessor, texts: Sequence[str]) -> Tally:
+    """What both layers give each of `texts`."""
+    out = Tally()
     for text in texts:
-        found = screen.screen_alone("en", text)
-        level = found.level if found else None
-        full += level == "crisis"
-        paused += level == "crisis" or level in GENTLE
-    return len(texts), full, paused
+        out.add(level_of(screen.screen_alone("en", text)))
+    return out
 
 
 def messages(
@@ -90,11 +87,11 @@ def main(argv: list[str] | None = None) -> int:
     examples = [e for e in load_examples() if e.split == args.split]
     print(f"semantic layer: {'ON' if screen.semantic else 'OFF'}; {args.split} split, English")
     for (kind, length), texts in messages(examples, args.seed, args.limit).items():
-        total, full, paused = tally(screen, texts)
+        got = tally(screen, texts)
         what = "caught" if kind == "buried" else "false alarm"
         print(
-            f"{kind:<13} {length:>5} chars: full ({what}) {share(full, total)}   "
-            f"any pause {share(paused, total)}"
+            f"{kind:<13} {length:>5} chars: full ({what}) {share(got.full, got.total)}   "
+            f"any pause {share(got.full + got.check, got.total)}"
         )
     return 0
 
