@@ -354,8 +354,15 @@ class Router(Flow):
             elif value is None and _names_unnumbered(turn, frame, text):
                 turn.reprompt(turn.text("not_by_number"))
             elif value is None:
-                hint = _retry(turn, frame) or turn.text("pick_an_option")
-                habits.correct(turn, hint, turn.text("pick_above"), at, self.quiet_seconds)
+                # "typing its number works too" where most options have a number (a week's
+                # days beside "Back"), not at a deletion's "Yes" / "No, keep it"
+                options = turn.render(frame).options
+                by_number = 2 * sum(o.numbered for o in options) > len(options)
+                hint = _retry(turn, frame) or turn.text(
+                    "pick_an_option" if by_number else "pick_by_words"
+                )
+                brief = turn.text("pick_above" if by_number else "pick_above_by_words")
+                habits.correct(turn, hint, brief, at, self.quiet_seconds)
             else:
                 await self.answer(turn, value)
         elif state.expect == "scale":

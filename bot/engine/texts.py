@@ -30,6 +30,8 @@ REQUIRED_MESSAGES = frozenset(
         "too_long_shorter",
         "pick_an_option",
         "pick_above",
+        "pick_by_words",
+        "pick_above_by_words",
         "scale_hint",
         "scale_above",
         "split_added",
