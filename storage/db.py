@@ -295,6 +295,26 @@ class Database:
                     await self._drop_step_connection()  # a connection we cannot trust
                     raise
 
+    @asynccontextmanager
+    async def single(self) -> AsyncIterator[Step]:
+        """A `Step` for one write that stands alone (a reply's progress, its deletion).
+
+        On PostgreSQL its connection autocommits (SQLAlchemy's AUTOCOMMIT isolation level):
+        the statement is one round trip to the server, where a transaction's BEGIN, the
+        statement and COMMIT are three; `commit` then has nothing left to send. On SQLite a
+        step, whose commit is local."""
+        if self._sqlite_writer is not None:
+            async with self.step() as unit:
+                yield unit
+            return
+        async with self.engine.connect() as conn:
+            await conn.execution_options(isolation_level="AUTOCOMMIT")
+            step = Step(conn)
+            try:
+                yield step
+            finally:
+                await step.close()
+
     async def _sqlite_step_connection(self) -> tuple[AsyncConnection, Direct | None]:
         if self._step_conn is None:
             conn = await self.engine.connect()

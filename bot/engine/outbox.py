@@ -155,7 +155,7 @@ class Outbox:
         """`sent` outputs of `reply` are out: a restart resumes after them."""
         if reply.outbox_id is None:
             return
-        async with self.db.step() as unit:
+        async with self.db.single() as unit:
             await store.progress(
                 unit, reply_id=reply.outbox_id, sent=sent, now=now, lease=self.lease
             )
@@ -165,7 +165,7 @@ class Outbox:
         """Every output of `reply` is out (or can never be): forget it."""
         if reply.outbox_id is None:
             return
-        async with self.db.step() as unit:
+        async with self.db.single() as unit:
             await store.done(unit, reply_id=reply.outbox_id)
             await unit.commit()
 

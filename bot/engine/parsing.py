@@ -85,7 +85,7 @@ def is_throwaway(text: str, words: Iterable[str]) -> bool:
     """A throwaway answer to a question that wants words: one of `words` ("k", "idk"; case,
     apostrophes and punctuation aside), or emoji alone."""
     wanted = _plain(_APOSTROPHES.sub("", text))
-    if wanted and wanted in {_plain(_APOSTROPHES.sub("", w)) for w in words}:
+    if wanted and wanted in {_plain_word(w) for w in words}:
         return True
     kinds = {unicodedata.category(ch) for ch in text if not ch.isspace()}
     return "So" in kinds and not any(kind[0] in "LN" for kind in kinds)
@@ -104,7 +104,7 @@ def asks_what_i_am(text: str, openings: str) -> bool:
 @functools.lru_cache(maxsize=16)
 def _openings(openings: str) -> frozenset[str]:
     """The plain forms of a comma-separated list, once per list (it is read per message)."""
-    return frozenset(p for o in openings.split(",") if (p := _plain(_APOSTROPHES.sub("", o))))
+    return frozenset(p for o in openings.split(",") if (p := _plain_word(o)))
 
 
 def parse_scale(text: str, scale: Scale) -> int | None:
@@ -192,7 +192,7 @@ def ordinal_choice(
     name it. `ordinals` are the words for first, second, … in the person's language, then
     the one word that may stand before them ("the"): "one second" or "just a sec" is a
     pause, not the second option."""
-    *places, article = [_plain(word) for word in ordinals]
+    *places, article = [_plain_word(word) for word in ordinals]
     content = without_filler(text, filler).split()
     if len(content) != 1 or content[0] not in places:
         return None
@@ -205,7 +205,7 @@ def ordinal_choice(
 
 def without_filler(text: str, filler: Iterable[str]) -> str:
     """`text` without its `filler` words ("free pls" → "free"), to be read as an alias."""
-    skip = {_plain(_APOSTROPHES.sub("", word)) for word in filler}
+    skip = {_plain_word(word) for word in filler}
     words = _plain(_APOSTROPHES.sub("", text)).split()
     return " ".join(word for word in words if word not in skip)
 
@@ -254,7 +254,7 @@ def match_alias(text: str, state: StateSpec) -> str | None:
     if not wanted:
         return None  # emoji or punctuation alone name no alias
     for choice in state.choices:
-        if any(_plain(_APOSTROPHES.sub("", alias)) == wanted for alias in choice.aliases):
+        if any(_plain_word(alias) == wanted for alias in choice.aliases):
             return choice.value
     return None
 
@@ -263,3 +263,11 @@ def _plain(text: str) -> str:
     """Letters, digits and single spaces, case-folded: "Older ▶" and "older" match."""
     kept = "".join(ch if ch.isalnum() or ch.isspace() else " " for ch in text.casefold())
     return " ".join(kept.split())
+
+
+@functools.lru_cache(maxsize=4096)
+def _plain_word(word: str) -> str:
+    """`_plain` without apostrophes, for the dialog files' own words (aliases, filler, ordinal
+    and throwaway words), which every typed answer is compared with: each is worked out once
+    per process, not once per message. Never for what a person typed (a cache would keep it)."""
+    return _plain(_APOSTROPHES.sub("", word))
