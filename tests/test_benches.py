@@ -18,6 +18,7 @@ SMALL = {
     # two people, one round of 4 updates per bot, each way (and kindbot on the stock request)
     "bench.http": ["--quick", "--stock"],
     "bench.long_messages": ["--limit", "2"],
+    "bench.long_pieces": ["--limit", "2"],
     "bench.updates": [
         "--updates", "18", "--rounds", "1", "--people", "3", "--cycles", "1",
         "--latency", "0.001", "--throughput-runs", "1",
