@@ -29,7 +29,6 @@ to 277/291 (the plan asked for 279): two long buried lines the whole-text readin
 from __future__ import annotations
 
 import argparse
-import csv
 import re
 import sys
 from collections.abc import Callable, Sequence
@@ -72,11 +71,8 @@ def pieces(text: str) -> list[str]:
     return [text] if len(text.split()) <= WHOLE_WORDS else sentences(text)
 
 
-def everyday(name: str) -> list[str]:
-    with (LONG_WORDS / name).open(encoding="utf-8", newline="") as handle:
-        return [
-            row[3] for row in list(csv.reader(handle, delimiter="\t", quoting=csv.QUOTE_NONE))[1:]
-        ]
+def everyday(writer: str) -> list[str]:
+    return [e.text for e in S.load_examples(LONG_WORDS) if e.source == writer]
 
 
 class Vectors:
@@ -109,8 +105,8 @@ def main(argv: list[str] | None = None) -> int:
     dev_vectors = stored[[e.split == "dev" for e in examples]]
     dev_crisis = np.array([e.is_crisis for e in dev])
     limit = args.limit or None
-    extra = [s for text in everyday("long_a1.tsv")[:limit] for s in sentences(text)]
-    sets = {"long_a2 everyday": everyday("long_a2.tsv")[:limit]}
+    extra = [s for text in everyday("long_a1")[:limit] for s in sentences(text)]
+    sets = {"long_a2 everyday": everyday("long_a2")[:limit]}
     for (kind, length), texts in messages(dev, 7, args.limit).items():
         sets[f"{kind} {length}"] = texts[:limit]
     patterns = screen.pattern_screen("en")

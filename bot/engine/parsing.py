@@ -84,7 +84,7 @@ def has_words(text: str) -> bool:
 def is_throwaway(text: str, words: Iterable[str]) -> bool:
     """A throwaway answer to a question that wants words: one of `words` ("k", "idk"; case,
     apostrophes and punctuation aside), or emoji alone."""
-    wanted = _plain(_APOSTROPHES.sub("", text))
+    wanted = _bare(text)
     if wanted and wanted in {_plain_word(w) for w in words}:
         return True
     kinds = {unicodedata.category(ch) for ch in text if not ch.isspace()}
@@ -94,7 +94,7 @@ def is_throwaway(text: str, words: Iterable[str]) -> bool:
 def asks_what_i_am(text: str, openings: str) -> bool:
     """A short question about what kindbot is ("are you a real person?", "is this a bot"):
     one of `openings` (comma-separated) starting a message of at most ten words."""
-    words = _plain(_APOSTROPHES.sub("", text)).split()
+    words = _bare(text).split()
     if not words or len(words) > 10:
         return False
     starts = _openings(openings)
@@ -165,7 +165,7 @@ def named_choice(text: str, options: tuple[Option, ...], filler: Iterable[str]) 
     label, or share its first five letters ("breath", "breathing"), and of no other option's
     label. A word of its own ("not breathing", "feel awful") or a word two labels share ("safe"
     in "I'm safe" and "I'm not safe") picks nothing; numbers are `match_choice`'s."""
-    words = _plain(_APOSTROPHES.sub("", text)).split()
+    words = _bare(text).split()
     content = without_filler(text, filler).split()
     if not content or len(words) > 6 or not all(word.isalpha() for word in content):
         return None
@@ -196,7 +196,7 @@ def ordinal_choice(
     content = without_filler(text, filler).split()
     if len(content) != 1 or content[0] not in places:
         return None
-    words = _plain(_APOSTROPHES.sub("", text)).split()
+    words = _bare(text).split()
     at = words.index(content[0])
     if at > 0 and words[at - 1] != article:
         return None
@@ -206,7 +206,7 @@ def ordinal_choice(
 def without_filler(text: str, filler: Iterable[str]) -> str:
     """`text` without its `filler` words ("free pls" → "free"), to be read as an alias."""
     skip = {_plain_word(word) for word in filler}
-    words = _plain(_APOSTROPHES.sub("", text)).split()
+    words = _bare(text).split()
     return " ".join(word for word in words if word not in skip)
 
 
@@ -250,7 +250,7 @@ def _go_ahead(text: str) -> str:
 def match_alias(text: str, state: StateSpec) -> str | None:
     """A typed answer listed among a choice's `aliases` ("no", "not really"); apostrophes
     are dropped first, so "I'm safe" matches the alias "im safe" and the other way round."""
-    wanted = _plain(_APOSTROPHES.sub("", text))
+    wanted = _bare(text)
     if not wanted:
         return None  # emoji or punctuation alone name no alias
     for choice in state.choices:
@@ -265,9 +265,12 @@ def _plain(text: str) -> str:
     return " ".join(kept.split())
 
 
-@functools.lru_cache(maxsize=4096)
-def _plain_word(word: str) -> str:
-    """`_plain` without apostrophes, for the dialog files' own words (aliases, filler, ordinal
-    and throwaway words), which every typed answer is compared with: each is worked out once
-    per process, not once per message. Never for what a person typed (a cache would keep it)."""
-    return _plain(_APOSTROPHES.sub("", word))
+def _bare(text: str) -> str:
+    """`_plain` without apostrophes: "I'm safe" and "im safe" are the same answer."""
+    return _plain(_APOSTROPHES.sub("", text))
+
+
+# The dialog files' own words (aliases, filler, ordinal and throwaway words), which every typed
+# answer is compared with, made bare once per process, not once per message. Never what a
+# person typed: a cache would keep it.
+_plain_word = functools.lru_cache(maxsize=4096)(_bare)
