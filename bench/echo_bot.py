@@ -6,10 +6,15 @@ subprocess of its own, so that its CPU time is counted apart from the fake Bot A
 
 Run: python -m bench.echo_bot API_URL polling
      python -m bench.echo_bot API_URL webhook PORT SECRET
+
+With ECHO_IMPORTS set (module names, comma-separated) it imports them first and never uses
+them: bench/memory.py measures so what the libraries kindbot's stack fixes cost on their own.
 """
 
 from __future__ import annotations
 
+import importlib
+import os
 import sys
 from typing import Any
 
@@ -33,6 +38,8 @@ def build(api_url: str) -> Application[Any, Any, Any, Any, Any, Any]:
 
 def main(argv: list[str]) -> None:
     api_url, mode = argv[0], argv[1]
+    for name in filter(None, os.environ.get("ECHO_IMPORTS", "").split(",")):
+        importlib.import_module(name.strip())
     application = build(api_url)
     if mode == "polling":
         application.run_polling(timeout=10)

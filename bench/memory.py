@@ -5,7 +5,11 @@ idle for a few seconds after start, and measured by their resident set (VmRSS in
 /proc/<pid>/status). kindbot runs in polling mode on a current SQLite database (migrated first
 by `kindbot migrate`, so Alembic is not loaded), with the crisis-screen model off: the issue's
 target (≤ 75 MiB) leaves the model out, and the model's own share is printed apart (the same
-bot with SEMANTIC_SCREEN on).
+bot with SEMANTIC_SCREEN on). A third process, the echo bot with the stack's libraries imported
+and never used (`STACK`), shows the floor the stack itself sets: measured 2026-12-02, echo
+52.0 MiB, echo + the stack's libraries 81.6 MiB, kindbot 96.0 MiB. The target is below that
+floor: it cannot be met on this stack (import-only, without SQLModel: async SQLAlchemy,
+pydantic-settings and aiosqlite on top of PTB already take 76 MiB).
 
 Run: .venv/bin/python -m bench.memory [--idle 3]
 """
@@ -20,6 +24,10 @@ from pathlib import Path
 from bench.http import Bot
 
 TARGET_MIB = 75.0
+# The libraries the project's stack fixes for a running bot (async SQLAlchemy through SQLModel,
+# pydantic-settings, the SQLite driver), imported by the echo bot and never used: the floor any
+# kindbot on this stack starts from, before a line of its own code.
+STACK = "sqlmodel,sqlalchemy.ext.asyncio,pydantic_settings,aiosqlite"
 
 
 def rss_mib(pid: int) -> float:
@@ -44,10 +52,24 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         echo = idle_rss(Bot("echo", kindbot=False, webhook=False, folder=folder / "e"), args.idle)
+        floor = idle_rss(
+            Bot(
+                "echo-stack",
+                kindbot=False,
+                webhook=False,
+                folder=folder / "s",
+                extra_env={"ECHO_IMPORTS": STACK},
+            ),
+            args.idle,
+        )
         kindbot = idle_rss(
             Bot("kindbot", kindbot=True, webhook=False, folder=folder / "k"), args.idle
         )
         print(f"idle RSS, bare PTB echo bot:           {echo:6.1f} MiB")
+        print(
+            f"idle RSS, echo bot + the stack's libs: {floor:6.1f} MiB "
+            f"(imported, unused: {STACK.replace(',', ', ')})"
+        )
         print(
             f"idle RSS, kindbot run (model off):     {kindbot:6.1f} MiB "
             f"({kindbot / echo:.2f}x echo; target <= {TARGET_MIB:.0f} MiB)"
