@@ -50,6 +50,10 @@ from bot.engine.turn import Turn
 
 log = logging.getLogger(__name__)
 
+# Words from which a sentence typed at a list or the country question is someone telling how
+# they are, heard as such (the `heard` dialog) instead of "please pick one".
+HEARD_WORDS = 7
+
 
 class Router(Flow):
     """Turns one event into moves of the flow; the `Engine` runs it inside a step."""
@@ -237,6 +241,18 @@ class Router(Flow):
         opening = " ".join(words[:2]).lower().strip(string.punctuation)
         return not any(opening == g or opening.startswith(g + " ") for g in greetings if g)
 
+    def _unburdening(self, turn: Turn, frame: Frame, text: str) -> bool:
+        """Whether `text`, typed at a choice of a dialog that gives way, is someone telling
+        how they are ("I'm in so much pain right now"): first words of `HEARD_WORDS` words
+        or more. Shorter ones ("hmm not sure", "I don't know which one") are about the
+        question and get its hint."""
+        return (
+            frame.dialog in self.gives_way
+            and len(text.split()) >= HEARD_WORDS
+            and self._first_words(turn, text)
+            and self.catalog.dialog(self.heard) is not None
+        )
+
     def _writing(self, turn: Turn, text: str) -> bool:
         """Whether `text` is someone writing (three words or more, not a greeting), at any
         length: a choice's `typed` question takes what is too long for first words."""
@@ -351,6 +367,11 @@ class Router(Flow):
                 await turn.start_dialog(self.heard, {"thought": text})
             elif value is None and state.typed and self._writing(turn, text):
                 await self._typed_instead(turn, frame, state.typed, text, at)
+            elif value is None and self._unburdening(turn, frame, text):
+                # a sentence about how they are, where a dialog that gives way (the country
+                # question, a list) asked for a pick: heard, not "please pick one"
+                self.step_aside(turn)
+                await turn.start_dialog(self.heard, {"thought": text})
             elif value is None and _names_unnumbered(turn, frame, text):
                 turn.reprompt(turn.text("not_by_number"))
             elif value is None:

@@ -114,6 +114,7 @@ SAFETY_MESSAGES = frozenset(
         "pause_heard_worried",
         "sos_again_question",
         "country_skip_words",
+        "country_lead_words",
         *(f"plan_part_{part}" for part in PLAN_PARTS),
     }
 )
@@ -373,7 +374,7 @@ def safety_feature(safety: Safety, catalog: Catalog, *, checkin_params: dict[str
                 turn.say("country_reset", country=now.name)
             else:
                 turn.say("country_reset_none")
-        elif (found := safety.helplines.lookup(args)) is not None:
+        elif (found := _named_country(turn, safety.helplines, args)) is not None:
             turn.user.country = found
             if safety.helplines.known(found):
                 turn.say("country_set", country=safety.helplines.get(found).name)
@@ -459,7 +460,7 @@ def safety_feature(safety: Safety, catalog: Catalog, *, checkin_params: dict[str
         if _plain(typed) in _words(turn.text("country_skip_words").split(",")):
             frame.params["country_found"] = "skip"
             return
-        _choose(turn, frame, safety.helplines.lookup(typed))
+        _choose(turn, frame, _named_country(turn, safety.helplines, typed))
         if frame.params["country_found"] == "unknown":
             tries = int(frame.params.get("tries", 0)) + 1
             frame.params["tries"] = tries
@@ -468,12 +469,12 @@ def safety_feature(safety: Safety, catalog: Catalog, *, checkin_params: dict[str
                 frame.params["country_found"] = "gave_up"
 
     async def typed_country(turn: Turn, text: str) -> bool:
-        """A country's name typed where the question offers buttons ("Poland" instead of
-        tapping "Another country"): taken as the answer."""
+        """A country's name typed where the question offers buttons ("Poland", "I live in
+        Poland" instead of tapping "Another country"): taken as the answer."""
         top = turn.top
         if top is None or top.dialog != CHOOSE_COUNTRY or top.state not in COUNTRY_OFFERS:
             return False
-        if safety.helplines.lookup(text) is None:
+        if _named_country(turn, safety.helplines, text) is None:
             return False
         top.answers["typed_country"] = text
         await turn.engine.jump(turn, top, "check")
@@ -622,6 +623,26 @@ def _answers(turn: Turn, frame: Frame, text: str) -> bool:
 def _capitalized(name: str) -> str:
     """A country's name for a button: "the United Kingdom" → "United Kingdom"."""
     return name.removeprefix("the ")
+
+
+def _named_country(turn: Turn, helplines: Helplines, text: str) -> str | None:
+    """The country (ISO code) `text` names: the text itself ("Poland", "PL"), or what follows
+    an opening of `country_lead_words` ("I live in Poland", "im from the UK", "it's Germany").
+    None when it names none: "I'm in so much pain" is never read as a country."""
+    code = helplines.lookup(text)
+    if code is not None:
+        return code
+    words = text.split()
+    leads = sorted(
+        (lead.split() for lead in _words(turn.text("country_lead_words").split(","))),
+        key=len,
+        reverse=True,
+    )
+    for lead in leads:
+        opening, rest = words[: len(lead)], " ".join(words[len(lead) :])
+        if rest and _plain(" ".join(opening)).split() == lead:
+            return helplines.lookup(rest)  # the longest opening that fits decides
+    return None
 
 
 def _plain(text: str) -> str:
