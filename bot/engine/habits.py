@@ -158,7 +158,8 @@ def join_split(
     if (note["dialog"], note["run"]) != (frame.dialog, frame.run):
         return False
     state = turn.spec(frame)
-    if state.expect == "scale" and parse_scale(text, _scale(turn, frame)) is not None:
+    filler = turn.text("scale_filler_words").split(",")
+    if state.expect == "scale" and parse_scale(text, _scale(turn, frame), filler) is not None:
         return False
     if state.expect == "choice" and turn.typed_choice(frame, text) is not None:
         return False

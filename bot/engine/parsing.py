@@ -107,17 +107,40 @@ def _openings(openings: str) -> frozenset[str]:
     return frozenset(p for o in openings.split(",") if (p := _plain_word(o)))
 
 
-def parse_scale(text: str, scale: Scale) -> int | None:
-    """A rating typed as `7`, `7/10`, `7 out of 10` or `seven`; None if it is not one."""
+def parse_scale(text: str, scale: Scale, filler: Iterable[str] = ()) -> int | None:
+    """A rating typed as `7`, `7/10`, `7 out of 10` or `seven`, or hedged in a short answer
+    ("like a 7", "maybe 5 tbh", "7ish", "I'd say six"): one number, and every other word one
+    of `filler` (the dialog files' `scale_filler_words`); None if it is not one. "6 or 7",
+    "not 7", "7.5" and "-1" are none: the person is asked again."""
     word = text.strip().strip(".!").lower()
     if word in NUMBER_WORDS:
-        value = NUMBER_WORDS[word]
-    else:
-        match = _SCALE.match(text)
-        if not match:
-            return None
+        value: int | None = NUMBER_WORDS[word]
+    elif match := _SCALE.match(text):
         value = int(match.group(1))
-    return value if scale.low <= value <= scale.high else None
+    else:
+        value = _hedged_rating(text, filler)
+    return value if value is not None and scale.low <= value <= scale.high else None
+
+
+_OUT_OF = re.compile(r"\s*(?:/|\bout of\b)\s*10\b", re.IGNORECASE)
+_NEGATIVE = re.compile(r"-\s*\d")
+_TOKENS = re.compile(r"\d+|[^\W\d_]+")
+HEDGED_WORDS = 8
+
+
+def _hedged_rating(text: str, filler: Iterable[str]) -> int | None:
+    """The one number of a short answer whose other words are all `filler`."""
+    if _NEGATIVE.search(text):
+        return None
+    tokens = _TOKENS.findall(_bare(_OUT_OF.sub(" ", text)))
+    if not tokens or len(tokens) > HEDGED_WORDS:
+        return None
+    allowed = {_plain_word(w) for w in filler if w.strip()}
+    numbers = [t for t in tokens if t.isdigit() or t in NUMBER_WORDS]
+    if len(numbers) != 1 or any(t not in allowed for t in tokens if t not in numbers):
+        return None
+    number = numbers[0]
+    return int(number) if number.isdigit() and len(number) <= 2 else NUMBER_WORDS.get(number)
 
 
 def match_choice(text: str, options: tuple[Option, ...]) -> str | None:

@@ -388,7 +388,7 @@ class Router(Flow):
                 await self.answer(turn, value)
         elif state.expect == "scale":
             scale = Scale(state.scale.low, state.scale.high)
-            rating = parse_scale(text, scale)
+            rating = parse_scale(text, scale, turn.text("scale_filler_words").split(","))
             way_round = None if rating is not None else turn.typed_choice(frame, text)
             if way_round is not None:
                 await self._text_button(turn, frame, way_round)  # "skip", in words

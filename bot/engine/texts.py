@@ -37,6 +37,7 @@ REQUIRED_MESSAGES = frozenset(
         "split_added",
         "throwaway_words",
         "choice_filler_words",
+        "scale_filler_words",
         "ordinal_words",
         "say_more",
         "say_more_examples_button",

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 
 from bot.app import App
 from bot.config import REPO_ROOT
@@ -14,6 +15,15 @@ from bot.engine.machine import Position
 from bot.engine.parsing import clean_text, parse_scale
 from bot.engine.schema import Condition
 from bot.engine.texts import fill, pick
+
+
+def scale_filler_words() -> list[str]:
+    """The English dialog files' words around a rating (`scale_filler_words`)."""
+    data = yaml.safe_load((REPO_ROOT / "dialogs" / "en" / "messages.yaml").read_text())
+    return str(data["messages"]["scale_filler_words"]).split(",")
+
+
+FILLER = scale_filler_words()
 
 
 @pytest.mark.parametrize(
@@ -34,10 +44,30 @@ from bot.engine.texts import fill, pick
         ("٧", 7),
         ("🙂", None),
         ("1e1", None),
+        # hedged, with the dialog files' filler words
+        ("like a 7 maybe", 7),
+        ("maybe 5/10 tbh", 5),
+        ("7ish", 7),
+        ("I'd say six", 6),
+        ("idk like 4", 4),
+        ("at least an 8 right now", 8),
+        ("still 3 out of 10 i guess", 3),
+        ("6 or 7", None),
+        ("not a 7", None),
+        ("down to 4", None),
+        ("maybe 7.5", None),
+        ("like -1", None),
+        ("like a 12", None),
+        ("i think its 7 because everything went wrong today and i cant sleep", None),
+        ("100", None),
     ],
 )
 def test_parse_scale(text: str, value: int | None) -> None:
-    assert parse_scale(text, Scale(0, 10)) == value
+    assert parse_scale(text, Scale(0, 10), FILLER) == value
+    if value is not None and not text.strip().isdigit():
+        hedged = any(w in text.lower() for w in ("like", "maybe", "ish", "say", "idk", "least"))
+        if hedged:  # without the filler words, a hedged rating is none
+            assert parse_scale(text, Scale(0, 10)) is None
 
 
 def test_clean_text_removes_invisible_and_control_characters() -> None:
