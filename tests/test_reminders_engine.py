@@ -102,7 +102,12 @@ def test_time_and_days_parsing() -> None:
         "12:00:00",
         "00:00:00",
     ]
-    for bad in ("9", "25:00", "9:75", "13pm", "0am", "24:00", "", "nine", "9:5"):
+    assert [str(parse_time(t)) for t in ("around 9ish pm", "9pm-ish", "21:30ish")] == [
+        "21:00:00",
+        "21:00:00",
+        "21:30:00",
+    ]
+    for bad in ("9ish", "9", "25:00", "9:75", "13pm", "0am", "24:00", "", "nine", "9:5"):
         assert parse_time(bad) is None, bad
     assert parse_days("Monday and Thursday") == 0b1001
     assert parse_days("fri-mon") == 0b1110001

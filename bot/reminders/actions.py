@@ -32,7 +32,7 @@ from bot.reminders.schedule import (
 )
 from bot.reminders.texts import ReminderTexts
 from bot.reminders.weekly import WeekEntry, look_back, week_window
-from bot.reminders.zones import zone_choices, zone_from_location
+from bot.reminders.zones import zone_choices, zone_from_location, zone_of_country
 from storage import repo
 from storage.models import ReminderSchedule, as_utc
 
@@ -101,7 +101,15 @@ class ReminderTalk:
         return self.texts.get(key, turn.locale.code, **values)
 
     def zone_of(self, turn: Turn) -> str:
-        return turn.user.timezone or self.default_timezone
+        """The person's timezone; until they set one, their country's when it has one clock
+        (someone who said they are in Germany is offered Berlin time, and asked), else the
+        operator's default."""
+        country = turn.user.country
+        return (
+            turn.user.timezone
+            or (zone_of_country(country) if country else None)
+            or self.default_timezone
+        )
 
     def zone_words(self, turn: Turn, name: str) -> str:
         now = local_now(turn.now, name)

@@ -17,6 +17,7 @@ _COMPACT = re.compile(r"^(\d{1,2})(\d{2})\s*(am|pm)?$")
 _FILLER = re.compile(
     r"^(?:it'?s|it is|now|right now|at|about|around|maybe)\s+|\s+(?:o'?clock|now|here)$"
 )
+_ISH = re.compile(r"(?<=[\dm])\s*-?ish\b")
 _WORDS = {"noon": time(12, 0), "midday": time(12, 0), "midnight": time(0, 0)}
 
 
@@ -24,6 +25,7 @@ def _clean(text: str) -> str:
     text = text.casefold().strip().rstrip(".!?")
     text = text.replace("’", "'").replace("a.m.", "am").replace("p.m.", "pm")
     text = text.replace("a.m", "am").replace("p.m", "pm")
+    text = _ISH.sub("", text)  # "9ish pm", "9pm-ish": the time they gave
     return _SPACES.sub(" ", text).strip()
 
 

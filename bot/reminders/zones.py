@@ -303,6 +303,16 @@ def _probes() -> list[datetime]:
 
 
 @cache
+def zone_of_country(code: str) -> str | None:
+    """The zone of a country (ISO code) that has one clock ("DE" → Europe/Berlin, zone.tab's
+    first); None for a country with several ("US", "ES") or an unknown code."""
+    zones = [row[2] for row in _read_tab("zone.tab") if len(row) >= 3 and row[0] == code.upper()]
+    probes = _probes()
+    clocks = {tuple(p.astimezone(zone(z)).utcoffset() for p in probes) for z in zones}
+    return zones[0] if len(clocks) == 1 else None
+
+
+@cache
 def country_names() -> dict[str, str]:
     """Normalized country name (or alias) → the country's name as iso3166.tab spells it."""
     names = {row[0]: row[1] for row in _read_tab("iso3166.tab") if len(row) >= 2}
