@@ -299,13 +299,14 @@ def safety_feature(safety: Safety, catalog: Catalog, *, checkin_params: dict[str
             found = safety.assessor.screen(key, turn.locale.code, text)
         safety.country(turn)  # remembered for crisis help without the database
         top = turn.top
-        if (
-            found is not None
-            and found.source == "model"
-            and top is not None
-            and turn.machine(top).spec.screen == "patterns"
-        ):
-            found = None  # e.g. the safety plan: its answers are about the crisis itself
+        if found is not None and found.source == "model" and top is not None:
+            if turn.machine(top).spec.screen == "patterns":
+                found = None  # e.g. the safety plan: its answers are about the crisis itself
+            elif _answers(turn, top, text):
+                # the words of one of the question's own options ("yes delete everything"
+                # at /forget, p 0.63): the dialog's vocabulary, not the person's danger; the
+                # patterns still hear it
+                found = None
         if found is None:
             return False
         await record_event(turn, category=found.category, level=found.level)
