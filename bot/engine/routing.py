@@ -53,6 +53,8 @@ log = logging.getLogger(__name__)
 # Words from which a sentence typed at a list or the country question is someone telling how
 # they are, heard as such (the `heard` dialog) instead of "please pick one".
 HEARD_WORDS = 7
+# Joiners and variation selectors inside an emoji ("☹️" is ☹ + U+FE0F), and skin tones.
+_EMOJI_GLUE = frozenset("\u200d\ufe0f\ufe0e") | frozenset(map(chr, range(0x1F3FB, 0x1F400)))
 
 
 class Router(Flow):
@@ -253,6 +255,26 @@ class Router(Flow):
             and self.catalog.dialog(self.heard) is not None
         )
 
+    def _hard_feeling(self, turn: Turn, text: str) -> bool:
+        """Whether `text` is only emoji of a hard feeling ("😭😭😭", "💔"), from the dialog
+        files' `feeling_emoji`."""
+        shown = "".join(ch for ch in text if not ch.isspace() and ch not in _EMOJI_GLUE)
+        if not shown:
+            return False
+        signs = {
+            glued
+            for sign in turn.text("feeling_emoji").split(",")
+            if (glued := "".join(ch for ch in sign.strip() if ch not in _EMOJI_GLUE))
+        }
+        longest = max(map(len, signs), default=0)
+        i = 0
+        while i < len(shown):  # each emoji in turn, the longest sign first (😮‍💨 before 😮)
+            size = next((n for n in range(longest, 0, -1) if shown[i : i + n] in signs), 0)
+            if not size:
+                return False
+            i += size
+        return True
+
     def _writing(self, turn: Turn, text: str) -> bool:
         """Whether `text` is someone writing (three words or more, not a greeting), at any
         length: a choice's `typed` question takes what is too long for first words."""
@@ -327,6 +349,12 @@ class Router(Flow):
                 await turn.start_dialog(self.onboarding)
             elif self._first_words(turn, text) and self.catalog.dialog(self.heard):
                 await turn.start_dialog(self.heard, {"thought": text})
+            elif self._hard_feeling(turn, text) and self.catalog.dialog(self.menu):
+                mark = len(turn.outputs)
+                await turn.start_dialog(self.menu)
+                if len(turn.outputs) == mark + 1:  # the menu's question: asked with the hint
+                    del turn.outputs[mark]
+                    turn.reprompt(turn.text("feeling_heard"))
             else:
                 turn.say("idle")
                 await turn.start_dialog(self.menu)
@@ -372,6 +400,8 @@ class Router(Flow):
                 # question, a list) asked for a pick: heard, not "please pick one"
                 self.step_aside(turn)
                 await turn.start_dialog(self.heard, {"thought": text})
+            elif value is None and frame.dialog == self.menu and self._hard_feeling(turn, text):
+                turn.reprompt(turn.text("feeling_heard"))  # "😭😭" at the menu
             elif value is None and _names_unnumbered(turn, frame, text):
                 turn.reprompt(turn.text("not_by_number"))
             elif value is None:

@@ -38,6 +38,8 @@ REQUIRED_MESSAGES = frozenset(
         "throwaway_words",
         "choice_filler_words",
         "scale_filler_words",
+        "feeling_emoji",
+        "feeling_heard",
         "ordinal_words",
         "say_more",
         "say_more_examples_button",
