@@ -52,6 +52,8 @@ FILLER = scale_filler_words()
         ("idk like 4", 4),
         ("at least an 8 right now", 8),
         ("still 3 out of 10 i guess", 3),
+        ("pretty bad, like 8", 8),
+        ("not bad, 3", None),
         ("6 or 7", None),
         ("not a 7", None),
         ("down to 4", None),
