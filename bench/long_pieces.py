@@ -9,9 +9,10 @@ everyday paragraph sits near the training set's long crisis lines by its length 
 - **pieces**: a message of more than `WHOLE_WORDS` words is cut into sentences (at most
   `PIECE_WORDS` words; a piece under `SHORT_PIECE` words joins its neighbour) and the most
   worrying piece decides;
-- **+ long_a1**: the sentences of `bench/long_words/everyday_en/long_a1.tsv` are added to the
-  training lines as safe, so the model learns what an everyday sentence of a long message
-  sounds like. The thresholds are set on dev as `kindbot safety build` sets them.
+- **+ long_a1**: the sentences of `long_a1.tsv` (now in `bot/safety/examples/long/`, where
+  they train the shipped piece set) are added to the training lines as safe, so the model
+  learns what an everyday sentence of a long message sounds like. The thresholds are set on
+  dev as `kindbot safety build` sets them.
 
 Printed for the shipped windows and for pieces, each without and with long_a1: dev crisis and
 safe lines (the full response), and on long messages (`long_a2`, a writer never trained on,
@@ -29,7 +30,6 @@ to 277/291 (the plan asked for 279): two long buried lines the whole-text readin
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 from collections.abc import Callable, Sequence
 
@@ -40,31 +40,9 @@ from bench.safety import load_assessor, share
 from bot.config import REPO_ROOT
 from bot.safety import semantic as S
 
-WHOLE_WORDS = 40
-PIECE_WORDS = 40
-SHORT_PIECE = 4
-_SENTENCE_END = re.compile(r"(?<=[.!?…])\s+|\n+")
+WHOLE_WORDS = S.PIECES_FROM_WORDS
 LONG_WORDS = REPO_ROOT / "bench" / "long_words" / "everyday_en"
-
-
-def sentences(text: str) -> list[str]:
-    """`text` cut after each sentence's end and at line breaks, in pieces of `PIECE_WORDS`
-    words at most; a piece of fewer than `SHORT_PIECE` words joins its neighbour."""
-    out: list[str] = []
-    for sentence in _SENTENCE_END.split(text):
-        words = sentence.split()
-        while len(words) > PIECE_WORDS:
-            out.append(" ".join(words[:PIECE_WORDS]))
-            words = words[PIECE_WORDS:]
-        if not words:
-            continue
-        if out and len(words) < SHORT_PIECE:
-            out[-1] = f"{out[-1]} {' '.join(words)}"
-        else:
-            out.append(" ".join(words))
-    if len(out) > 1 and len(out[0].split()) < SHORT_PIECE:
-        out[:2] = [f"{out[0]} {out[1]}"]
-    return out or [text]
+sentences = S.sentences
 
 
 def pieces(text: str) -> list[str]:
@@ -72,7 +50,10 @@ def pieces(text: str) -> list[str]:
 
 
 def everyday(writer: str) -> list[str]:
-    return [e.text for e in S.load_examples(LONG_WORDS) if e.source == writer]
+    """A writer's everyday paragraphs: long_a1 now trains the shipped piece set
+    (`bot/safety/examples/long/`), long_a2 is a dev set here."""
+    folder = S.EXAMPLES / S.LONG_FOLDER if writer == "long_a1" else LONG_WORDS
+    return [e.text for e in S.load_examples(folder) if e.source == writer]
 
 
 class Vectors:

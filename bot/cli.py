@@ -519,26 +519,35 @@ def cmd_safety_build(args: argparse.Namespace) -> int:
     folder = Path(args.examples) if args.examples else semantic.EXAMPLES
     try:
         examples = semantic.load_examples(folder)
+        pieces = semantic.long_sentences(folder)
         embedder = semantic.E5Embedder()
     except (semantic.ExamplesInvalid, semantic.ModelUnavailable) as exc:
         print(f"kindbot: {exc}", file=sys.stderr)
         return 1
     path = folder / semantic.MODEL_FILE
+    piece_vectors: np.ndarray | None
     if args.thresholds_only:  # same examples, same vectors: only the thresholds again
-        semantic.load_model(path, examples, embedder.name)  # refuses a stale file
+        semantic.load_model(path, examples, embedder.name, pieces)  # refuses a stale file
         vectors = semantic.stored_vectors(path)
+        piece_vectors = semantic.stored_pieces(path)
     else:
         vectors = semantic.embed_examples(examples, embedder)
         vectors = vectors.astype(np.float16).astype(np.float32)
+        piece_vectors = embedder.embed(pieces).astype(np.float16).astype(np.float32)
     if args.check:
         # The stored vectors are the examples' (within the model's run-to-run noise), and the
         # shipped thresholds are what dev gives on those stored vectors.
         try:
-            moved = semantic.threshold_drift(path, examples, embedder.name)
+            moved = semantic.threshold_drift(path, examples, embedder.name, pieces)
+            stored_pieces = semantic.stored_pieces(path)
         except semantic.ModelUnavailable as exc:
             print(f"kindbot: {exc}", file=sys.stderr)
             return 1
         drift = float(np.abs(semantic.stored_vectors(path) - vectors).max())
+        if (stored_pieces is None) != (piece_vectors is None or not pieces):
+            drift = float("inf")
+        elif stored_pieces is not None and piece_vectors is not None:
+            drift = max(drift, float(np.abs(stored_pieces - piece_vectors).max()))
         if drift > 0.01 or moved > 1e-4:
             print(
                 f"kindbot: {path.name} does not match its examples (vectors differ by up to "
@@ -548,13 +557,18 @@ def cmd_safety_build(args: argparse.Namespace) -> int:
             return 1
         print(f"{path.name} matches its {len(examples)} examples and {embedder.name}")
         return 0
-    model = semantic.build(examples, vectors, embedder.name)
-    semantic.save(path, model, vectors)
+    model = semantic.build(examples, vectors, embedder.name, pieces, piece_vectors)
+    semantic.save(path, model, vectors, piece_vectors)
     splits = {s: sum(1 for e in examples if e.split == s) for s in ("train", "dev", "test")}
     print(
         f"wrote {path} from {len(examples)} examples ({splits}); "
         f"crisis at p >= {model.crisis_at:.3f}, gentle check at p >= {model.check_at:.3f}"
     )
+    if model.pieces is not None:
+        print(
+            f"long messages' sentences: {len(pieces)} everyday sentences added as safe; "
+            f"a sentence at p >= {model.pieces.check_at:.3f} counts"
+        )
     return 0
 
 

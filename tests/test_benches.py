@@ -19,6 +19,7 @@ SMALL = {
     "bench.http": ["--quick", "--stock"],
     "bench.long_messages": ["--limit", "2"],
     "bench.long_pieces": ["--limit", "2"],
+    "bench.long_combo": ["--limit", "2", "--no-ordinary"],
     "bench.updates": [
         "--updates", "18", "--rounds", "1", "--people", "3", "--cycles", "1",
         "--latency", "0.001", "--throughput-runs", "1",

@@ -23,8 +23,9 @@ from __future__ import annotations
 import csv
 import hashlib
 import logging
+import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal, Protocol
 
@@ -78,6 +79,17 @@ CHECK_DESERVED = frozenset({"negation", "past"})
 # model's cost grows with every token it reads: about 1 ms a token on a slow 2-core machine).
 WINDOW_WORDS = 64
 WINDOW_STEP = 56
+# Messages of more than this many words are also read sentence by sentence (`sentences`), by a
+# second neighbour set (`pieces`): the training lines plus the sentences of everyday paragraphs
+# in `examples/long/` as safe lines. A long message gets the full response only when a window
+# (read whole) and a sentence both say so; either alone gives the gentle check. Read whole, an
+# everyday paragraph sits near the long crisis lines by its length and tone (three in five got
+# the full response); a sentence of it does not.
+PIECES_FROM_WORDS = 40
+PIECE_WORDS = 40  # a sentence longer than this is cut
+SHORT_PIECE = 4  # a piece shorter than this joins its neighbour
+LONG_FOLDER = "long"
+_SENTENCE_END = re.compile(r"(?<=[.!?…])\s+|\n+")
 Split = Literal["train", "dev", "test"]
 Vector = npt.NDArray[np.float32]
 
@@ -203,6 +215,39 @@ def windows(text: str) -> list[str]:
     return out
 
 
+def sentences(text: str) -> list[str]:
+    """`text` cut after each sentence's end and at line breaks, in pieces of `PIECE_WORDS`
+    words at most; a piece of fewer than `SHORT_PIECE` words joins its neighbour."""
+    out: list[str] = []
+    for sentence in _SENTENCE_END.split(text):
+        words = sentence.split()
+        while len(words) > PIECE_WORDS:
+            out.append(" ".join(words[:PIECE_WORDS]))
+            words = words[PIECE_WORDS:]
+        if not words:
+            continue
+        if out and len(words) < SHORT_PIECE:
+            out[-1] = f"{out[-1]} {' '.join(words)}"
+        else:
+            out.append(" ".join(words))
+    if len(out) > 1 and len(out[0].split()) < SHORT_PIECE:
+        out[:2] = [f"{out[0]} {out[1]}"]
+    return out or [text]
+
+
+def is_long(text: str) -> bool:
+    return len(text.split()) > PIECES_FROM_WORDS
+
+
+def long_sentences(folder: Path = EXAMPLES) -> list[str]:
+    """The sentences of the everyday paragraphs in `folder/long/` (all safe): the piece set's
+    own training lines, read only for long messages."""
+    long = load_examples(folder / LONG_FOLDER) if (folder / LONG_FOLDER).is_dir() else []
+    if any(e.is_crisis for e in long):
+        raise ExamplesInvalid(f"{LONG_FOLDER}/: only safe everyday paragraphs belong here")
+    return [piece for e in long for piece in sentences(e.text)]
+
+
 # -- the classifier ----------------------------------------------------------------------------
 # Nearest neighbours, each weighted by exp(similarity / TEMPERATURE) relative to the nearest:
 # chosen on dev over logistic regression (AUC 0.90 there) and plain k-NN (0.96): 0.985. Softer
@@ -241,6 +286,8 @@ class SemanticModel:
     crisis_at: float
     check_at: float
     digest: str
+    # long messages' sentences: the training lines plus `long_sentences`, thresholds of its own
+    pieces: SemanticModel | None = None
 
     def probability(self, queries: Vector) -> npt.NDArray[np.float64]:
         """Per query: the similarity-weighted share of crisis among its nearest neighbours."""
@@ -270,10 +317,12 @@ class SemanticModel:
         return max(votes, key=lambda c: votes[c])
 
 
-def digest_of(examples: Iterable[Example], model_name: str) -> str:
+def digest_of(examples: Iterable[Example], model_name: str, pieces: Sequence[str] = ()) -> str:
     h = hashlib.sha256(model_name.encode())
     for e in examples:
         h.update(f"\n{e.source}\t{e.lang}\t{e.label}\t{e.category}\t{e.text}".encode())
+    for piece in pieces:
+        h.update(f"\npiece\t{piece}".encode())
     return h.hexdigest()
 
 
@@ -297,60 +346,94 @@ def vote_weights(
     return 1.0 / np.maximum(copies, 1.0)
 
 
-def build(examples: Sequence[Example], vectors: Vector, model_name: str) -> SemanticModel:
-    """Train on train, set both thresholds on dev. Test is not looked at."""
+def build(
+    examples: Sequence[Example],
+    vectors: Vector,
+    model_name: str,
+    pieces: Sequence[str] = (),
+    piece_vectors: Vector | None = None,
+) -> SemanticModel:
+    """Train on train, set both thresholds on dev. Test is not looked at. With `pieces` (the
+    sentences of everyday paragraphs, safe) and their vectors, also the piece set for long
+    messages: the training lines and those sentences, its thresholds set on dev alike."""
     split = np.array([e.split for e in examples])
     crisis = np.array([e.is_crisis for e in examples])
     train, dev = split == "train", split == "dev"
-    partial = SemanticModel(
-        vectors[train],
-        crisis[train],
-        vote_weights(vectors[train], crisis[train]),
-        tuple(e.category for e, t in zip(examples, train, strict=True) if t),
-        1.0,
-        1.0,
-        digest_of(examples, model_name),
-    )
-    scores = partial.probability(vectors[dev])
-    safe = ~crisis[dev]
-    ordinary = safe & np.array(
+    dev_ordinary = np.array(
         [e.category not in CHECK_DESERVED for e, d in zip(examples, dev, strict=True) if d]
     )
+    categories = tuple(e.category for e, t in zip(examples, train, strict=True) if t)
+    digest = digest_of(examples, model_name, pieces)
+    main = _fit(
+        vectors[train], crisis[train], categories, vectors[dev], crisis[dev], dev_ordinary, digest
+    )
+    if not pieces or piece_vectors is None:
+        return main
+    extra = np.zeros(len(piece_vectors), dtype=bool)
+    piece_set = _fit(
+        np.vstack([vectors[train], piece_vectors]),
+        np.concatenate([crisis[train], extra]),
+        categories + ("ordinary",) * len(piece_vectors),
+        vectors[dev],
+        crisis[dev],
+        dev_ordinary,
+        digest,
+    )
+    return replace(main, pieces=piece_set)
+
+
+def _fit(
+    vectors: Vector,
+    crisis: npt.NDArray[np.bool_],
+    categories: tuple[str, ...],
+    dev_vectors: Vector,
+    dev_crisis: npt.NDArray[np.bool_],
+    dev_ordinary: npt.NDArray[np.bool_],
+    digest: str,
+) -> SemanticModel:
+    """Neighbours `vectors`, thresholds from the dev lines' scores against them."""
+    partial = SemanticModel(
+        vectors, crisis, vote_weights(vectors, crisis), categories, 1.0, 1.0, digest
+    )
+    scores = partial.probability(dev_vectors)
+    safe = ~dev_crisis
     crisis_at = threshold_for_false_rate(scores[safe], MAX_DEV_FALSE_CRISIS)
-    check_at = min(crisis_at, threshold_for_false_rate(scores[ordinary], MAX_DEV_PAUSE))
-    return SemanticModel(
-        partial.vectors,
-        partial.crisis,
-        partial.weights,
-        partial.categories,
-        crisis_at,
-        check_at,
-        partial.digest,
-    )
+    check_at = min(crisis_at, threshold_for_false_rate(scores[safe & dev_ordinary], MAX_DEV_PAUSE))
+    return replace(partial, crisis_at=crisis_at, check_at=check_at)
 
 
-def save(path: Path, model: SemanticModel, vectors: Vector) -> None:
-    """All example vectors (for `build --check`) and the model's own arrays."""
-    np.savez_compressed(
-        path,
-        vectors=vectors.astype(np.float16),
-        train_vectors=model.vectors.astype(np.float16),
-        crisis=model.crisis,
-        weights=model.weights,
-        categories=np.array(model.categories),
-        thresholds=np.array([model.crisis_at, model.check_at]),
-        digest=np.array([model.digest]),
-    )
+def save(
+    path: Path, model: SemanticModel, vectors: Vector, piece_vectors: Vector | None = None
+) -> None:
+    """All example vectors (for `build --check`) and the model's own arrays; with a piece
+    set, its sentences' vectors, vote weights and thresholds (its other rows are the model's
+    training lines)."""
+    arrays: dict[str, npt.NDArray[np.generic]] = {
+        "vectors": vectors.astype(np.float16),
+        "train_vectors": model.vectors.astype(np.float16),
+        "crisis": model.crisis,
+        "weights": model.weights,
+        "categories": np.array(model.categories),
+        "thresholds": np.array([model.crisis_at, model.check_at]),
+        "digest": np.array([model.digest]),
+    }
+    if model.pieces is not None and piece_vectors is not None:
+        arrays["piece_vectors"] = piece_vectors.astype(np.float16)
+        arrays["piece_weights"] = model.pieces.weights
+        arrays["piece_thresholds"] = np.array([model.pieces.crisis_at, model.pieces.check_at])
+    np.savez_compressed(path, **arrays)  # type: ignore[arg-type]
 
 
-def load_model(path: Path, examples: Sequence[Example], model_name: str) -> SemanticModel:
+def load_model(
+    path: Path, examples: Sequence[Example], model_name: str, pieces: Sequence[str] = ()
+) -> SemanticModel:
     """The shipped classifier; ModelUnavailable if it is missing or was built from other
     examples (run `kindbot safety build`)."""
     if not path.exists():
         raise ModelUnavailable(f"{path.name} is missing: run `kindbot safety build`")
     with np.load(path, allow_pickle=False) as data:
         digest = str(data["digest"][0])
-        if digest != digest_of(examples, model_name):
+        if digest != digest_of(examples, model_name, pieces):
             raise ModelUnavailable(
                 f"{path.name} was built from other examples or another model version: "
                 "run `kindbot safety build`"
@@ -361,7 +444,7 @@ def load_model(path: Path, examples: Sequence[Example], model_name: str) -> Sema
                 "run `kindbot safety build`"
             )
         crisis_at, check_at = (float(v) for v in data["thresholds"])
-        return SemanticModel(
+        model = SemanticModel(
             vectors=data["train_vectors"].astype(np.float32),
             crisis=data["crisis"].astype(bool),
             weights=data["weights"].astype(np.float64),
@@ -370,22 +453,55 @@ def load_model(path: Path, examples: Sequence[Example], model_name: str) -> Sema
             check_at=check_at,
             digest=digest,
         )
+        if "piece_vectors" not in data.files:
+            return model
+        extra = data["piece_vectors"].astype(np.float32)
+        piece_crisis_at, piece_check_at = (float(v) for v in data["piece_thresholds"])
+        piece_set = SemanticModel(
+            vectors=np.vstack([model.vectors, extra]),
+            crisis=np.concatenate([model.crisis, np.zeros(len(extra), dtype=bool)]),
+            weights=data["piece_weights"].astype(np.float64),
+            categories=model.categories + ("ordinary",) * len(extra),
+            crisis_at=piece_crisis_at,
+            check_at=piece_check_at,
+            digest=digest,
+        )
+        return replace(model, pieces=piece_set)
 
 
-def threshold_drift(path: Path, examples: Sequence[Example], model_name: str) -> float:
+def threshold_drift(
+    path: Path, examples: Sequence[Example], model_name: str, pieces: Sequence[str] = ()
+) -> float:
     """How far the shipped thresholds (and vote weights) are from what dev (and the training
     lines) give on the shipped vectors.
 
     Compared on the stored vectors, not on freshly embedded ones: the model's output varies
     in the last digits from run to run (up to ~0.003), and a threshold is one dev line's
     score, which such a change can move by a few hundredths when neighbours are close."""
-    shipped = load_model(path, examples, model_name)
-    again = build(examples, stored_vectors(path), model_name)
+    shipped = load_model(path, examples, model_name, pieces)
+    again = build(examples, stored_vectors(path), model_name, pieces, stored_pieces(path))
+    pairs = [(shipped, again)]
+    if shipped.pieces is not None and again.pieces is not None:
+        pairs.append((shipped.pieces, again.pieces))
+    elif shipped.pieces is not again.pieces:
+        return float("inf")  # one has a piece set, the other not
     return max(
-        abs(shipped.crisis_at - again.crisis_at),
-        abs(shipped.check_at - again.check_at),
-        float(np.abs(shipped.weights - again.weights).max(initial=0.0)),
+        max(
+            abs(a.crisis_at - b.crisis_at),
+            abs(a.check_at - b.check_at),
+            float(np.abs(a.weights - b.weights).max(initial=0.0)),
+        )
+        for a, b in pairs
     )
+
+
+def stored_pieces(path: Path) -> Vector | None:
+    """The stored vectors of the piece set's own sentences (None without a piece set)."""
+    with np.load(path, allow_pickle=False) as data:
+        if "piece_vectors" not in data.files:
+            return None
+        out: Vector = data["piece_vectors"].astype(np.float32)
+        return out
 
 
 def stored_vectors(path: Path) -> Vector:
@@ -400,6 +516,7 @@ class Score:
 
     probability: float
     category: str
+    piece: float | None = None  # a long message: its most worrying sentence's probability
 
 
 class SemanticScreen:
@@ -413,9 +530,24 @@ class SemanticScreen:
         vectors = self.embedder.embed(windows(text))
         probs = self.model.probability(vectors)
         best = int(np.argmax(probs))
-        return Score(float(probs[best]), self.model.category(vectors[best]))
+        found = Score(float(probs[best]), self.model.category(vectors[best]))
+        if self.model.pieces is None or not is_long(text):
+            return found
+        piece_probs = self.model.pieces.probability(self.embedder.embed(sentences(text)))
+        return replace(found, piece=float(piece_probs.max()))
 
     def level(self, score: Score) -> Literal["crisis", "check"] | None:
+        pieces = self.model.pieces
+        if score.piece is not None and pieces is not None:
+            # A long message: the full response when read whole and a sentence of it both
+            # say so; either alone, the gentle check (so nothing the whole-text reading
+            # paused goes without the helpline first: reading by sentence only softens).
+            sentence = score.piece >= pieces.check_at
+            if sentence and score.probability >= self.model.crisis_at:
+                return "crisis"
+            if sentence or score.probability >= self.model.check_at:
+                return "check"
+            return None
         if score.probability >= self.model.crisis_at:
             return "crisis"
         if score.probability >= self.model.check_at:
@@ -427,5 +559,5 @@ def load_semantic(folder: Path = EXAMPLES) -> SemanticScreen:
     """The model and the shipped classifier, or ModelUnavailable saying why."""
     embedder = E5Embedder()
     examples = load_examples(folder)
-    model = load_model(folder / MODEL_FILE, examples, embedder.name)
+    model = load_model(folder / MODEL_FILE, examples, embedder.name, long_sentences(folder))
     return SemanticScreen(embedder, model)

@@ -28,18 +28,24 @@ from bot.safety.semantic import (
     E5Embedder,
     ExamplesInvalid,
     ModelUnavailable,
+    Score,
     SemanticModel,
     SemanticScreen,
     Vector,
     load_examples,
     load_model,
     load_semantic,
+    long_sentences,
+    sentences,
     threshold_drift,
     vote_weights,
     windows,
 )
 
 OTHER_LANGS = [lang for lang in LANGS if lang != "en"]
+
+
+PIECES = long_sentences()
 
 
 @pytest.fixture(scope="module")
@@ -111,15 +117,18 @@ def test_a_broken_example_file_names_file_and_line(tmp_path: Path) -> None:
 
 def test_the_shipped_model_file_matches_the_examples() -> None:
     """The cheap half of CI's `kindbot safety build --check` (which also re-embeds)."""
-    model = load_model(EXAMPLES / MODEL_FILE, load_examples(), E5Embedder().name)
+    model = load_model(EXAMPLES / MODEL_FILE, load_examples(), E5Embedder().name, PIECES)
     assert 0 < model.check_at <= model.crisis_at <= 1
     assert model.vectors.shape[1] == 384
+    assert model.pieces is not None  # long messages' sentences have their own set
+    assert len(model.pieces.vectors) == len(model.vectors) + len(PIECES)
+    assert not model.pieces.crisis[len(model.vectors) :].any()  # everyday sentences: safe
 
 
 def test_the_shipped_thresholds_are_what_dev_gives_on_the_shipped_vectors() -> None:
     """The other half of `kindbot safety build --check` without re-embedding: no threshold
     was set by hand or on anything but dev."""
-    drift = threshold_drift(EXAMPLES / MODEL_FILE, load_examples(), E5Embedder().name)
+    drift = threshold_drift(EXAMPLES / MODEL_FILE, load_examples(), E5Embedder().name, PIECES)
     assert drift <= 1e-4
 
 
@@ -127,7 +136,9 @@ def test_a_changed_example_makes_the_model_file_stale(tmp_path: Path) -> None:
     examples = load_examples()
     changed = [*examples[:-1], examples[-1].__class__(**{**_fields(examples[-1]), "text": "x"})]
     with pytest.raises(ModelUnavailable, match="kindbot safety build"):
-        load_model(EXAMPLES / MODEL_FILE, changed, E5Embedder().name)
+        load_model(EXAMPLES / MODEL_FILE, changed, E5Embedder().name, PIECES)
+    with pytest.raises(ModelUnavailable, match="kindbot safety build"):  # a sentence changed
+        load_model(EXAMPLES / MODEL_FILE, examples, E5Embedder().name, [*PIECES[:-1], "x"])
 
 
 def test_a_model_file_without_vote_weights_asks_for_a_rebuild(tmp_path: Path) -> None:
@@ -137,7 +148,7 @@ def test_a_model_file_without_vote_weights_asks_for_a_rebuild(tmp_path: Path) ->
     older = tmp_path / MODEL_FILE
     np.savez_compressed(older, **arrays)
     with pytest.raises(ModelUnavailable, match=r"older kindbot.*kindbot safety build"):
-        load_model(older, load_examples(), E5Embedder().name)
+        load_model(older, load_examples(), E5Embedder().name, PIECES)
 
 
 def _fields(example: object) -> dict[str, object]:
@@ -187,6 +198,44 @@ def test_long_messages_are_read_whole_in_windows() -> None:
     covered = {w for part in parts for w in part.split()}
     assert covered == set(words)
     assert windows("short message") == ["short message"]
+
+
+def test_long_messages_are_also_read_sentence_by_sentence() -> None:
+    text = "Work was long. " * 3 + "The train was late again and I missed dinner with everyone. ok."
+    assert sentences(text) == [
+        "Work was long. Work was long. Work was long.",
+        "The train was late again and I missed dinner with everyone. ok.",
+    ]
+    assert all(len(piece.split()) <= 40 for piece in sentences("word " * 200))
+
+
+@pytest.mark.parametrize(
+    ("window", "piece", "level"),
+    [
+        (0.9, None, "crisis"),  # a short message: as before
+        (0.9, 0.1, "check"),  # read whole it sounds dark, no sentence of it does: the check
+        (0.9, 0.99, "crisis"),  # both: the full response
+        (0.1, 0.99, "check"),  # a sentence alone: the gentle check
+        (0.1, 0.1, None),
+    ],
+)
+def test_a_long_message_needs_the_whole_and_a_sentence_for_the_full_response(
+    semantic: SemanticScreen, window: float, piece: float | None, level: str | None
+) -> None:
+    assert semantic.level(Score(window, "suicide", piece)) == level
+
+
+def test_everyday_paragraphs_get_no_crisis_response_and_buried_risk_does(
+    semantic: SemanticScreen,
+) -> None:
+    """Written for this test (not from any example or measured set)."""
+    assessor = Assessor({"en": Screen()}, "en", semantic)  # the model alone
+    for everyday in EVERYDAY_PARAGRAPHS:
+        found = assessor.screen_alone("en", everyday)
+        assert found is None or found.level != "crisis", everyday[:60]
+    for risky in BURIED_RISK:
+        found = assessor.screen_alone("en", risky)
+        assert found is not None and found.level == "crisis", risky[:60]
 
 
 def test_risk_buried_at_the_end_of_a_long_message_is_seen(
@@ -386,3 +435,31 @@ async def test_screening_runs_off_the_event_loop(semantic: SemanticScreen) -> No
 def test_vectors_are_normalised(semantic: SemanticScreen) -> None:
     vectors = semantic.embedder.embed(["hello there", "quiero morir"])
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-3)
+
+
+# Long messages written for the tests above, never in any example or measured set.
+EVERYDAY_PARAGRAPHS = [
+    "Long day. I had back to back meetings from nine until four and then my landlord called "
+    "about the boiler again, apparently someone is coming on Thursday between eight and six, "
+    "which is useless because I have to be at the office. I got home, made pasta, watched two "
+    "episodes of that baking show and now I am trying to convince myself to go to bed before "
+    "midnight for once.",
+    "My sister's wedding is in three weeks and I still haven't finished my speech. Every time I "
+    "sit down to write it I end up scrolling through old photos instead. Mum keeps asking "
+    "whether I've booked the train tickets, and I haven't, and the prices keep going up. I know "
+    "it will all be fine, I just wish I were more organised about these things.",
+    "I've been thinking about how I talk to myself when I make mistakes at work. Yesterday I "
+    "sent an email to the wrong client and I spent the whole evening replaying it, calling "
+    "myself careless and stupid. My manager didn't even seem bothered. I'd never speak to a "
+    "colleague like that, so I'm trying to notice it and be a bit gentler, even if it feels "
+    "awkward.",
+]
+BURIED_RISK = [
+    "Work was the usual chaos and the printer jammed twice, and I ate lunch at my desk again. "
+    "My brother called about Christmas plans and I said I'd think about it. Honestly I don't "
+    "think I'll be here for Christmas. I've been reading about how many of my pills it would "
+    "take and I think I have enough saved now.",
+    "The kids were fine at school, the car needs new tyres, and my mum wants me to call her "
+    "more. Everyone thinks I'm coping. I'm not. Last night I sat in the bathroom with a razor "
+    "for an hour and I keep thinking it would be easier if I just ended it all this weekend.",
+]
