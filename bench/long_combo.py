@@ -56,8 +56,8 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")  # one thread: the machine is shared
 
 import argparse  # noqa: E402
-import pickle  # noqa: E402
 import sys  # noqa: E402
+import tempfile  # noqa: E402
 import time  # noqa: E402
 from collections.abc import Callable, Sequence  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
@@ -72,26 +72,29 @@ from bench.safety import load_assessor, share  # noqa: E402
 from bot.safety import semantic as S  # noqa: E402
 from bot.safety.screen import Screen  # noqa: E402
 
-CACHE = Path("/tmp/kindbot_long_combo_vectors.pkl")
+CACHE = Path(tempfile.gettempdir()) / "kindbot_long_combo_vectors.npz"
 LONG_CHARS = 150  # training lines this long or longer are V3's neighbours
 V2_FULL, V2_PAUSE = 0.02, 0.04  # long_a1 paragraphs (safe) allowed per level, V2
 V3_FULL, V3_PAUSE = 0.02, 0.05  # synthetic dev everyday messages allowed per level, V3
 
 
 class CachedVectors(Vectors):
-    """bench.long_pieces.Vectors, kept on disk between runs (texts from dev data only)."""
+    """bench.long_pieces.Vectors, kept on disk between runs (texts from dev data only), as
+    plain arrays (never unpickled)."""
 
     def load(self, name: str) -> None:
-        if CACHE.exists():
-            with CACHE.open("rb") as handle:
-                saved = pickle.load(handle)
-            if saved.get("model") == name:
-                self.known.update(saved["vectors"])
+        if not CACHE.exists():
+            return
+        with np.load(CACHE, allow_pickle=False) as saved:
+            if str(saved["model"][0]) == name:
+                texts = [str(t) for t in saved["texts"]]
+                self.known.update(zip(texts, saved["vectors"], strict=True))
 
     def save(self, name: str) -> None:
-        tmp = CACHE.with_suffix(".tmp")
-        with tmp.open("wb") as handle:
-            pickle.dump({"model": name, "vectors": self.known}, handle)
+        tmp = CACHE.with_suffix(".tmp.npz")
+        texts = list(self.known)
+        vectors = np.array([self.known[t] for t in texts], dtype=np.float32).reshape(-1, 384)
+        np.savez(tmp, model=np.array([name]), texts=np.array(texts), vectors=vectors)
         tmp.replace(CACHE)
 
 
