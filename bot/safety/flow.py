@@ -382,7 +382,7 @@ def safety_feature(safety: Safety, catalog: Catalog, *, checkin_params: dict[str
             else:  # a real country without a list of ours yet
                 turn.say("country_set_unknown", country=safety.helplines.name_of(found))
         else:
-            turn.say("country_bad_code", code=args.strip()[:16])
+            turn.say("country_bad_code", code=_shortened(args.strip(), 24))
         if code:
             _refresh_contacts(turn)
             safety.country(turn)  # remembered for crisis help without the database
@@ -624,6 +624,14 @@ def _answers(turn: Turn, frame: Frame, text: str) -> bool:
 def _capitalized(name: str) -> str:
     """A country's name for a button: "the United Kingdom" → "United Kingdom"."""
     return name.removeprefix("the ")
+
+
+def _shortened(text: str, limit: int) -> str:
+    """`text`, or its words up to `limit` characters and "…" (never cut mid-word)."""
+    if len(text) <= limit:
+        return text
+    cut = text[: limit + 1].rsplit(" ", 1)[0] if " " in text[:limit] else text[:limit]
+    return cut.rstrip(" ,.;:") + "…"
 
 
 def _named_country(turn: Turn, helplines: Helplines, text: str) -> str | None:
