@@ -444,8 +444,13 @@ def load_model(
                 "run `kindbot safety build`"
             )
         crisis_at, check_at = (float(v) for v in data["thresholds"])
+        train = data["train_vectors"]
+        extra = data["piece_vectors"] if "piece_vectors" in data.files else train[:0]
+        # one array for both sets: the model's rows are the first rows of the piece set's
+        # (a view, not a second copy of some 20 MB of training vectors)
+        rows = np.vstack([train, extra]).astype(np.float32)
         model = SemanticModel(
-            vectors=data["train_vectors"].astype(np.float32),
+            vectors=rows[: len(train)],
             crisis=data["crisis"].astype(bool),
             weights=data["weights"].astype(np.float64),
             categories=tuple(str(c) for c in data["categories"]),
@@ -455,10 +460,9 @@ def load_model(
         )
         if "piece_vectors" not in data.files:
             return model
-        extra = data["piece_vectors"].astype(np.float32)
         piece_crisis_at, piece_check_at = (float(v) for v in data["piece_thresholds"])
         piece_set = SemanticModel(
-            vectors=np.vstack([model.vectors, extra]),
+            vectors=rows,
             crisis=np.concatenate([model.crisis, np.zeros(len(extra), dtype=bool)]),
             weights=data["piece_weights"].astype(np.float64),
             categories=model.categories + ("ordinary",) * len(extra),

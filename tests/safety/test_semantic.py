@@ -123,6 +123,7 @@ def test_the_shipped_model_file_matches_the_examples() -> None:
     assert model.pieces is not None  # long messages' sentences have their own set
     assert len(model.pieces.vectors) == len(model.vectors) + len(PIECES)
     assert not model.pieces.crisis[len(model.vectors) :].any()  # everyday sentences: safe
+    assert np.shares_memory(model.vectors, model.pieces.vectors)  # one copy of the rows
 
 
 def test_the_shipped_thresholds_are_what_dev_gives_on_the_shipped_vectors() -> None:
