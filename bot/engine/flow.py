@@ -123,6 +123,16 @@ class Flow:
         await turn.stop_through(frame)
         return frame.dialog in turn.paused
 
+    async def hear(self, turn: Turn, text: str) -> bool:
+        """`text`, someone telling how they are where something else was asked (the menu, a
+        list, `/country`), heard: the `heard` dialog with their words, which offers to look at
+        them together. False when the dialogs have no `heard`."""
+        if self.catalog.dialog(self.heard) is None:
+            return False
+        self.step_aside(turn)
+        await turn.start_dialog(self.heard, {"thought": text})
+        return True
+
     def step_aside(self, turn: Turn) -> None:
         """Close a menu-like dialog on top (menu, resume offer, history) for what comes next."""
         top = turn.top

@@ -389,17 +389,20 @@ class Router(Flow):
                 habits.remember_answer(turn, frame, state.store, at)
         elif state.expect == "choice":
             value = turn.typed_choice(frame, text)
-            if value is None and frame.dialog == self.menu and self._first_words(turn, text):
+            if (
+                value is None
+                and frame.dialog == self.menu
+                and self._first_words(turn, text)
+                and self.catalog.dialog(self.heard)
+            ):
                 # what's on their mind, typed at the menu rather than picked: heard first
-                self.step_aside(turn)
-                await turn.start_dialog(self.heard, {"thought": text})
+                await self.hear(turn, text)
             elif value is None and state.typed and self._writing(turn, text):
                 await self._typed_instead(turn, frame, state.typed, text, at)
             elif value is None and self._unburdening(turn, frame, text):
                 # a sentence about how they are, where a dialog that gives way (the country
                 # question, a list) asked for a pick: heard, not "please pick one"
-                self.step_aside(turn)
-                await turn.start_dialog(self.heard, {"thought": text})
+                await self.hear(turn, text)
             elif value is None and frame.dialog == self.menu and self._hard_feeling(turn, text):
                 turn.reprompt(turn.text("feeling_heard"))  # "😭😭" at the menu
             elif value is None and _names_unnumbered(turn, frame, text):

@@ -80,6 +80,8 @@ class Moves(Protocol):
 
     async def start_with(self, turn: Turn, dialog: str, text: str = "") -> None: ...
 
+    async def hear(self, turn: Turn, text: str) -> bool: ...
+
 
 class Turn:
     """Everything one event works on; saved as a whole when the event is done."""

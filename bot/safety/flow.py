@@ -32,6 +32,7 @@ from bot.engine.events import Command, Event, Message, Output, Text, UserRef
 from bot.engine.feature import Feature
 from bot.engine.frame import Frame
 from bot.engine.parsing import clean_text, parse_command, screenable
+from bot.engine.routing import HEARD_WORDS
 from bot.engine.texts import fill
 from bot.engine.turn import Turn
 from bot.engine.yamlsource import LineDict, SourceError, line_of, load_yaml
@@ -381,6 +382,9 @@ def safety_feature(safety: Safety, catalog: Catalog, *, checkin_params: dict[str
                 turn.say("country_set", country=safety.helplines.get(found).name)
             else:  # a real country without a list of ours yet
                 turn.say("country_set_unknown", country=safety.helplines.name_of(found))
+        elif len(args.split()) >= HEARD_WORDS and await turn.engine.hear(turn, args.strip()):
+            # "/country I'm in a bad place and I don't know": how they are, not a country
+            return
         else:
             turn.say("country_bad_code", code=_shortened(args.strip(), 24))
         if code:
