@@ -82,6 +82,8 @@ class Moves(Protocol):
 
     async def hear(self, turn: Turn, text: str) -> bool: ...
 
+    async def take_text(self, turn: Turn, text: str) -> None: ...
+
 
 class Turn:
     """Everything one event works on; saved as a whole when the event is done."""

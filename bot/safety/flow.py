@@ -64,7 +64,8 @@ CHOOSE_COUNTRY = "choose_country"
 # the person then writes about a crisis of their own; any pause does for immediate danger.
 CRISIS_LEVEL = "crisis"
 WORRIED = "worried"  # someone else in danger: what to do for them, then the person
-GENTLE_LEVELS = frozenset({"check", WORRIED, "concern"})
+CHECK = "check"  # unsure: "are you safe right now?"
+GENTLE_LEVELS = frozenset({CHECK, WORRIED, "concern"})
 IMMEDIATE_DANGER = "immediate_danger"
 # Commands that run at once in a crisis pause: they help, or say where help is, or leave it.
 # Any other dialog's command waits until the person says they are safe (`pause_first`).
@@ -335,7 +336,18 @@ def safety_feature(safety: Safety, catalog: Catalog, *, checkin_params: dict[str
             heard = "pause_heard_worried" if found.level == WORRIED else "pause_heard"
             turn.reprompt(_rotating(turn, top, heard, emergency=params["emergency"]))
             return True
-        await turn.start_dialog(CRISIS, safety.crisis_params(turn, found.category, found.level))
+        params = safety.crisis_params(turn, found.category, found.level)
+        if found.level == CHECK and _would_be_heard(turn, text):
+            # a gentle check on words written with nothing open or at the menu ("this week
+            # was awful… I feel like such a failure"): once they say they are safe, their
+            # words are heard, not dropped for the menu
+            params["heard_text"] = text
+        elif found.level == CHECK and top is not None and turn.spec(top).expect == "text":
+            # a gentle check on an answer (a thought, a journal entry): once they say they
+            # are safe, it answers the question it was written for, not typed again
+            params["answer_text"] = text
+            params["answer_to"] = f"{top.dialog}.{top.state}"
+        await turn.start_dialog(CRISIS, params)
         return True
 
     async def sos(turn: Turn, args: str) -> None:
@@ -422,10 +434,24 @@ def safety_feature(safety: Safety, catalog: Catalog, *, checkin_params: dict[str
         return True
 
     async def go_on_after_safe(turn: Turn, frame: Frame) -> None:
-        """ "I'm safe": open what they asked for during the pause, if anything."""
+        """ "I'm safe": open what they asked for during the pause, if anything; else go on
+        with the words the gentle check paused: heard (`heard_text`), or the answer to the
+        question they were written for (`answer_text`), if that question is still open."""
         dialog = frame.params.get("then")
+        words = frame.params.get("heard_text")
+        answer = frame.params.get("answer_text")
+        below = turn.top
         if isinstance(dialog, str) and dialog:
             await turn.engine.open_dialog(turn, dialog, str(frame.params.get("then_text") or ""))
+        elif isinstance(words, str) and words:
+            await turn.engine.hear(turn, words)
+        elif (
+            isinstance(answer, str)
+            and answer
+            and below is not None
+            and frame.params.get("answer_to") == f"{below.dialog}.{below.state}"
+        ):
+            await turn.engine.take_text(turn, answer)
 
     def _rotating(turn: Turn, frame: Frame, key: str, **values: Any) -> str:
         """The next phrasing of `key` in this pause: two messages in a row get different ones."""
@@ -636,6 +662,17 @@ def _shortened(text: str, limit: int) -> str:
         return text
     cut = text[: limit + 1].rsplit(" ", 1)[0] if " " in text[:limit] else text[:limit]
     return cut.rstrip(" ,.;:") + "…"
+
+
+def _would_be_heard(turn: Turn, text: str) -> bool:
+    """Whether `text` came where words about how a person is are heard (nothing open, or the
+    menu, for someone who agreed to storage) and says something (three words or more)."""
+    top = turn.top
+    return (
+        turn.consented
+        and (top is None or top.dialog == turn.engine.menu)
+        and len(text.split()) >= 3
+    )
 
 
 def _named_country(turn: Turn, helplines: Helplines, text: str) -> str | None:
