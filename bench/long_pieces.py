@@ -37,11 +37,9 @@ import numpy as np
 
 from bench.long_messages import messages
 from bench.safety import load_assessor, share
-from bot.config import REPO_ROOT
 from bot.safety import semantic as S
 
 WHOLE_WORDS = S.PIECES_FROM_WORDS
-LONG_WORDS = REPO_ROOT / "bench" / "long_words" / "everyday_en"
 sentences = S.sentences
 
 
@@ -50,10 +48,10 @@ def pieces(text: str) -> list[str]:
 
 
 def everyday(writer: str) -> list[str]:
-    """A writer's everyday paragraphs: long_a1 now trains the shipped piece set
-    (`bot/safety/examples/long/`), long_a2 is a dev set here."""
-    folder = S.EXAMPLES / S.LONG_FOLDER if writer == "long_a1" else LONG_WORDS
-    return [e.text for e in S.load_examples(folder) if e.source == writer]
+    """A writer's everyday paragraphs. Since round 2 (2026-12-02) every one of these sets
+    trains the shipped piece set (`bot/safety/examples/long/`): long_a2 was this script's
+    dev set, so what it prints now is in-sample, a record of how the reading was chosen."""
+    return [e.text for e in S.load_examples(S.EXAMPLES / S.LONG_FOLDER) if e.source == writer]
 
 
 class Vectors:

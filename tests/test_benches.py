@@ -19,6 +19,7 @@ SMALL = {
     "bench.http": ["--quick", "--stock"],
     "bench.long_messages": ["--limit", "2"],
     "bench.long_pieces": ["--limit", "2"],
+    "bench.long_sets": ["--limit", "2", "--half", "all"],
     "bench.long_combo": ["--limit", "2", "--no-ordinary"],
     "bench.updates": [
         "--updates", "18", "--rounds", "1", "--people", "3", "--cycles", "1",
@@ -46,14 +47,14 @@ def test_the_benchmark_runs(module: str) -> None:
 
 
 def test_the_long_message_sets_load() -> None:
-    """bench/long_words/ (read by `bench.safety --split fresh --fresh DIR`): valid example
-    files, everyday lines safe and buried-risk lines crisis, every line long."""
+    """bench/long_words/ (read by `bench.long_sets`, and `bench.safety --fresh DIR`): valid
+    example files, everyday lines safe and buried-risk lines crisis, every line long."""
     from bot.safety.semantic import load_examples
 
     root = REPO_ROOT / "bench" / "long_words"
-    wanted = {"everyday_en": "safe", "everyday_multi": "safe", "buried_en": "crisis"}
-    for folder, label in wanted.items():
+    for folder in ("buried_en", "round2"):
         examples = load_examples(root / folder)
         assert len(examples) >= 200
-        assert {e.label for e in examples} == {label}
-        assert min(len(e.text) for e in examples) >= 250
+        for e in examples:
+            assert e.label == ("crisis" if e.source.startswith("buried") else "safe"), e
+            assert len(e.text.split()) > 40, e
