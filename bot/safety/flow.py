@@ -342,9 +342,15 @@ def safety_feature(safety: Safety, catalog: Catalog, *, checkin_params: dict[str
             # was awful… I feel like such a failure"): once they say they are safe, their
             # words are heard, not dropped for the menu
             params["heard_text"] = text
-        elif found.level == CHECK and top is not None and turn.spec(top).expect == "text":
+        elif (
+            found.level == CHECK
+            and turn.consented
+            and top is not None
+            and turn.spec(top).expect == "text"
+        ):
             # a gentle check on an answer (a thought, a journal entry): once they say they
-            # are safe, it answers the question it was written for, not typed again
+            # are safe, it answers the question it was written for, not typed again (kept,
+            # encrypted with the conversation, only for someone who agreed to storage)
             params["answer_text"] = text
             params["answer_to"] = f"{top.dialog}.{top.state}"
         await turn.start_dialog(CRISIS, params)
