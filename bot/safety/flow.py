@@ -400,7 +400,11 @@ def safety_feature(safety: Safety, catalog: Catalog, *, checkin_params: dict[str
                 turn.say("country_set", country=safety.helplines.get(found).name)
             else:  # a real country without a list of ours yet
                 turn.say("country_set_unknown", country=safety.helplines.name_of(found))
-        elif len(args.split()) >= HEARD_WORDS and await turn.engine.hear(turn, args.strip()):
+        elif (
+            len(args.split()) >= HEARD_WORDS
+            and not (turn.top and turn.top.dialog == CRISIS)  # the pause's buttons stay
+            and await turn.engine.hear(turn, args.strip())
+        ):
             # "/country I'm in a bad place and I don't know": how they are, not a country
             return
         else:
